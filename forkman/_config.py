@@ -1,0 +1,255 @@
+"""`[tool.forkman]` in the consumer's pyproject.toml.
+
+Reading uses :mod:`tomllib` (fast, strict); every edit goes through
+:mod:`tomlkit` so the user's comments, ordering and formatting survive, and is
+written atomically.
+
+Subsystems keep their own tables (``[tool.forkman.sandbox]``,
+``[tool.forkman.audit]``, ...) and read them from :attr:`Config.raw`.
+"""
+
+from __future__ import annotations
+
+import enum
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from tomlkit.items import Table
+
+from ._errors import ConfigError
+from ._fsutil import atomic_write_text
+
+DEFAULT_INDEX_URL = "https://pypi.org/simple/"
+
+
+class DistPreference(enum.Enum):
+    """Which kind of distribution a fork is made from."""
+
+    SDIST = "sdist"
+    WHEEL = "wheel"
+
+
+class Layout(enum.Enum):
+    """How a fork is wired into the consumer (see docs/wiring.md)."""
+
+    PROJECT = "project"
+    """The fork's whole project tree under the vendor directory, installed by path."""
+    NAMESPACE = "namespace"
+    """Importable packages vendored privately, imports rewritten."""
+
+
+@dataclass(frozen=True)
+class ForkPolicy:
+    """Per-fork settings from ``[tool.forkman.forks.NAME]``."""
+
+    constraint: SpecifierSet | None = None
+    """Versions sync may move to; None: any."""
+    prereleases: bool = False
+    """Whether pre-releases may be selected."""
+    pinned: bool = False
+    """Never sync this fork."""
+    raw: Mapping[str, Any] = field(default_factory=dict)
+    """The whole table, for subsystems' own keys (``test``, ``audit``, ...)."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """The parsed ``[tool.forkman]`` table."""
+
+    vendor_dir: str = "vendor"
+    """Where vendored trees live, relative to the project root."""
+    patches_dir: str = "patches"
+    """Where patch series live, relative to the project root."""
+    index_urls: tuple[str, ...] = (DEFAULT_INDEX_URL,)
+    """Simple-API index URLs, searched in order."""
+    prefer: DistPreference = DistPreference.SDIST
+    """sdist (default) or wheel; a wheel is used when no sdist exists."""
+    prereleases: bool = False
+    """Default for forks that do not say."""
+    forks: Mapping[str, ForkPolicy] = field(default_factory=dict)
+    """Per-fork policies by canonical name."""
+    raw: Mapping[str, Any] = field(default_factory=dict)
+    """The whole table, for subsystems."""
+
+    def policy(self, name: str) -> ForkPolicy:
+        """The policy of fork `name` (defaults when it has no table)."""
+        return self.forks.get(name) or ForkPolicy(prereleases=self.prereleases)
+
+    def section(self, key: str) -> Mapping[str, Any]:
+        """A subsystem's table, e.g. ``section("sandbox")``; empty when absent."""
+        value = self.raw.get(key, {})
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"[tool.forkman.{key}] must be a table")
+        return value
+
+
+def _bool(table: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}.{key} must be true or false, not {value!r}")
+    return value
+
+
+def _str(table: Mapping[str, Any], key: str, default: str, where: str) -> str:
+    value = table.get(key, default)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}.{key} must be a non-empty string, not {value!r}")
+    return value
+
+
+def parse_config(table: Mapping[str, Any]) -> Config:
+    """Validate a ``[tool.forkman]`` table."""
+    where = "[tool.forkman]"
+    index_urls: tuple[str, ...]
+    raw_index = table.get("index-url", DEFAULT_INDEX_URL)
+    if isinstance(raw_index, str):
+        index_urls = (raw_index,)
+    else:
+        raise ConfigError(f"{where}.index-url must be a string")
+    extra = table.get("extra-index-urls", [])
+    if not isinstance(extra, list) or not all(isinstance(u, str) for u in extra):
+        raise ConfigError(f"{where}.extra-index-urls must be a list of strings")
+    index_urls += tuple(extra)
+    try:
+        prefer = DistPreference(table.get("prefer", "sdist"))
+    except ValueError:
+        raise ConfigError(
+            f"{where}.prefer must be one of: " + ", ".join(p.value for p in DistPreference)
+        ) from None
+    prereleases = _bool(table, "prereleases", False, where)
+    forks_raw = table.get("forks", {})
+    if not isinstance(forks_raw, Mapping):
+        raise ConfigError(f"{where}.forks must be a table")
+    forks: dict[str, ForkPolicy] = {}
+    for name, ftable in forks_raw.items():
+        fwhere = f"[tool.forkman.forks.{name}]"
+        if not isinstance(ftable, Mapping):
+            raise ConfigError(f"{fwhere} must be a table")
+        constraint = None
+        if "constraint" in ftable:
+            try:
+                constraint = SpecifierSet(str(ftable["constraint"]))
+            except InvalidSpecifier:
+                raise ConfigError(
+                    f"{fwhere}.constraint is not a version specifier: {ftable['constraint']!r}"
+                ) from None
+        forks[name] = ForkPolicy(
+            constraint=constraint,
+            prereleases=_bool(ftable, "prereleases", prereleases, fwhere),
+            pinned=_bool(ftable, "pinned", False, fwhere),
+            raw=dict(ftable),
+        )
+    return Config(
+        vendor_dir=_str(table, "vendor-dir", "vendor", where),
+        patches_dir=_str(table, "patches-dir", "patches", where),
+        index_urls=index_urls,
+        prefer=prefer,
+        prereleases=prereleases,
+        forks=forks,
+        raw=dict(table),
+    )
+
+
+def load_config(pyproject: Path) -> Config:
+    """Read ``[tool.forkman]`` from `pyproject` (defaults when the table is absent)."""
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{pyproject} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{pyproject} is not valid TOML: {exc}") from None
+    table = data.get("tool", {}).get("forkman", {})
+    if not isinstance(table, Mapping):
+        raise ConfigError("[tool.forkman] must be a table")
+    return parse_config(table)
+
+
+def has_config(pyproject: Path) -> bool:
+    """Whether `pyproject` has a ``[tool.forkman]`` table."""
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    return "forkman" in data.get("tool", {})
+
+
+def edit_pyproject(pyproject: Path, change: Callable[[tomlkit.TOMLDocument], None]) -> None:
+    """Apply `change` to the pyproject document and write it back atomically.
+
+    The document is re-validated before it is written, so an edit never
+    leaves an invalid configuration behind.
+    """
+    try:
+        doc = tomlkit.parse(pyproject.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{pyproject} does not exist") from None
+    except Exception as exc:  # tomlkit raises several parse error types
+        raise ConfigError(f"{pyproject} is not valid TOML: {exc}") from None
+    change(doc)
+    text = tomlkit.dumps(doc)
+    parse_config(tomllib.loads(text).get("tool", {}).get("forkman", {}))
+    atomic_write_text(pyproject, text)
+
+
+def forkman_table(doc: tomlkit.TOMLDocument) -> Table:
+    """``[tool.forkman]`` of `doc`, created (as a super-table chain) when absent."""
+    tool = doc.get("tool")
+    if tool is None:
+        tool = tomlkit.table(is_super_table=True)
+        doc["tool"] = tool
+    table = tool.get("forkman")
+    if table is None:
+        table = tomlkit.table()
+        tool["forkman"] = table
+    assert isinstance(table, Table)
+    return table
+
+
+def fork_table(doc: tomlkit.TOMLDocument, name: str, *, create: bool = True) -> Table | None:
+    """``[tool.forkman.forks.NAME]`` of `doc`."""
+    table = forkman_table(doc)
+    forks = table.get("forks")
+    if forks is None:
+        if not create:
+            return None
+        forks = tomlkit.table(is_super_table=True)
+        table["forks"] = forks
+    ftable = forks.get(name)
+    if ftable is None:
+        if not create:
+            return None
+        ftable = tomlkit.table()
+        forks[name] = ftable
+    assert isinstance(ftable, Table)
+    return ftable
+
+
+def remove_fork_table(doc: tomlkit.TOMLDocument, name: str) -> None:
+    """Delete ``[tool.forkman.forks.NAME]`` if present."""
+    table = forkman_table(doc)
+    forks = table.get("forks")
+    if forks is not None and name in forks:
+        del forks[name]
+        if not forks:
+            del table["forks"]
+
+
+def init_table(doc: tomlkit.TOMLDocument, *, index_url: str | None = None) -> bool:
+    """Add a commented default ``[tool.forkman]`` table; False when one exists already."""
+    tool = doc.get("tool")
+    if tool is not None and "forkman" in tool:
+        return False
+    table = forkman_table(doc)
+    table.add(tomlkit.comment("Where vendored forks live, and their patch series."))
+    table.add("vendor-dir", "vendor")
+    table.add("patches-dir", "patches")
+    table.add(tomlkit.comment("The package index (simple API) forks are fetched from."))
+    table.add("index-url", index_url or DEFAULT_INDEX_URL)
+    table.add(tomlkit.comment('Make forks from "sdist" (default) or "wheel".'))
+    table.add("prefer", "sdist")
+    return True

@@ -1,0 +1,310 @@
+"""forkman.lock: what every fork is, exactly (see docs/lock-format.md).
+
+The lock is TOML written by forkman only. It is written atomically, forks are
+sorted by name and keys appear in a fixed order, so diffs stay small and
+merge conflicts rare. Subsystems that add results (provenance, audit, test,
+review) keep them in per-fork tables named after them; the core preserves
+tables it does not know.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+
+from ._errors import LockError
+from ._fsutil import atomic_write_text
+
+LOCK_VERSION = 1
+LOCK_NAME = "forkman.lock"
+_HEADER = "This file is written by forkman. Do not edit it by hand: see `forkman --help`."
+
+
+@dataclass(frozen=True)
+class IndexSource:
+    """A release file downloaded from a package index."""
+
+    index_url: str
+    """The simple-API URL the file was found on."""
+    url: str
+    """The file's download URL (without fragment)."""
+    filename: str
+    """The file's name (an sdist or a wheel)."""
+    sha256: str
+    """The sha256 hex digest of the file, checked before unpacking."""
+    requirement: str
+    """What the user asked for, e.g. ``attrs==23.1.0`` or ``packaging>=24,<25``."""
+
+    kind = "index"
+
+
+@dataclass(frozen=True)
+class GitSource:
+    """A tree exported from a git repository at a pinned commit."""
+
+    url: str
+    """The repository URL as given."""
+    ref: str
+    """The ref the user asked for (tag, branch or commit)."""
+    commit: str
+    """The full commit id the ref resolved to."""
+    subdirectory: str = ""
+    """A subdirectory of the repository that holds the project, if any."""
+
+    kind = "git"
+
+
+Source = IndexSource | GitSource
+
+
+@dataclass(frozen=True)
+class PatchRecord:
+    """One patch of a fork's series."""
+
+    file: str
+    """The patch file, relative to the project root."""
+    sha256: str
+    """The sha256 hex digest of the patch file."""
+    fixes: tuple[str, ...] = ()
+    """Vulnerability ids the patch declares it fixes."""
+
+
+@dataclass(frozen=True)
+class LockEntry:
+    """One fork."""
+
+    name: str
+    """The fork's name (PEP 503 normalized for index packages)."""
+    version: str
+    """The upstream version (for git sources, the version in its metadata or the ref)."""
+    path: str
+    """The vendored tree, relative to the project root."""
+    source: Source
+    """Where the upstream release came from."""
+    upstream_tree: str
+    """Tree hash of the pristine upstream tree."""
+    vendored_tree: str
+    """Tree hash of the vendored tree (upstream + transformations + patches)."""
+    fetched: str
+    """When the upstream release was fetched (UTC, RFC 3339)."""
+    patches: tuple[PatchRecord, ...] = ()
+    """The patch series, in order."""
+    layout: str = "project"
+    """How the fork is wired into the project (`project` or `namespace`)."""
+    sections: Mapping[str, Any] = field(default_factory=dict)
+    """Results added by subsystems: ``provenance``, ``audit``, ``test``, ``review``, ..."""
+
+    def with_section(self, key: str, value: Mapping[str, Any] | None) -> LockEntry:
+        """A copy with subsystem table `key` replaced (removed when None)."""
+        sections = dict(self.sections)
+        if value is None:
+            sections.pop(key, None)
+        else:
+            sections[key] = dict(value)
+        return replace(self, sections=sections)
+
+
+@dataclass(frozen=True)
+class Lock:
+    """All forks of a project."""
+
+    forks: Mapping[str, LockEntry] = field(default_factory=dict)
+    """Entries by fork name."""
+
+    def __iter__(self) -> Iterator[LockEntry]:
+        return iter(self.forks[name] for name in sorted(self.forks))
+
+    def __len__(self) -> int:
+        return len(self.forks)
+
+    def get(self, name: str) -> LockEntry | None:
+        """The entry for fork `name`, or None."""
+        return self.forks.get(name)
+
+    def with_entry(self, entry: LockEntry) -> Lock:
+        """A copy with `entry` added or replaced."""
+        return Lock({**self.forks, entry.name: entry})
+
+    def without(self, name: str) -> Lock:
+        """A copy without fork `name`."""
+        return Lock({k: v for k, v in self.forks.items() if k != name})
+
+
+_CORE_KEYS = {
+    "version",
+    "path",
+    "layout",
+    "fetched",
+    "upstream-tree",
+    "vendored-tree",
+    "source",
+    "patches",
+}
+
+
+def _need(table: Mapping[str, Any], key: str, where: str) -> str:
+    value = table.get(key)
+    if not isinstance(value, str) or not value:
+        raise LockError(f"{where}: missing or invalid {key!r}")
+    return value
+
+
+def _parse_source(table: Any, where: str) -> Source:
+    if not isinstance(table, Mapping):
+        raise LockError(f"{where}: missing [source] table")
+    kind = table.get("type")
+    if kind == "index":
+        return IndexSource(
+            index_url=_need(table, "index-url", where),
+            url=_need(table, "url", where),
+            filename=_need(table, "filename", where),
+            sha256=_need(table, "sha256", where),
+            requirement=_need(table, "requirement", where),
+        )
+    if kind == "git":
+        commit = _need(table, "commit", where)
+        if len(commit) not in (40, 64) or any(c not in "0123456789abcdef" for c in commit):
+            raise LockError(f"{where}: commit must be a full hex commit id, not {commit!r}")
+        return GitSource(
+            url=_need(table, "url", where),
+            ref=_need(table, "ref", where),
+            commit=commit,
+            subdirectory=str(table.get("subdirectory", "")),
+        )
+    raise LockError(f"{where}: unknown source type {kind!r}")
+
+
+def parse_lock(text: str, *, origin: str = LOCK_NAME) -> Lock:
+    """Parse and validate lock text."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise LockError(
+            f"{origin} is not valid TOML: {exc}",
+            hint="restore it from version control (git checkout -- forkman.lock)",
+        ) from None
+    version = data.get("version")
+    if not isinstance(version, int):
+        raise LockError(f"{origin}: missing lock format version")
+    if version > LOCK_VERSION:
+        raise LockError(
+            f"{origin} uses lock format {version}; this forkman reads up to {LOCK_VERSION}",
+            hint="upgrade forkman",
+        )
+    forks_raw = data.get("forks", {})
+    if not isinstance(forks_raw, Mapping):
+        raise LockError(f"{origin}: [forks] must be a table")
+    forks: dict[str, LockEntry] = {}
+    for name, table in forks_raw.items():
+        where = f"{origin}: [forks.{name}]"
+        if not isinstance(table, Mapping):
+            raise LockError(f"{where} must be a table")
+        patches = []
+        for i, p in enumerate(table.get("patches", [])):
+            if not isinstance(p, Mapping):
+                raise LockError(f"{where}: patch {i + 1} must be a table")
+            fixes = p.get("fixes", [])
+            if not isinstance(fixes, list) or not all(isinstance(f, str) for f in fixes):
+                raise LockError(f"{where}: patch {i + 1}: fixes must be a list of ids")
+            patches.append(
+                PatchRecord(
+                    file=_need(p, "file", f"{where} patch {i + 1}"),
+                    sha256=_need(p, "sha256", f"{where} patch {i + 1}"),
+                    fixes=tuple(fixes),
+                )
+            )
+        layout = table.get("layout", "project")
+        if layout not in ("project", "namespace"):
+            raise LockError(f"{where}: unknown layout {layout!r}")
+        path = _need(table, "path", where)
+        if path.startswith("/") or ".." in path.split("/"):
+            raise LockError(f"{where}: path must stay inside the project, not {path!r}")
+        forks[name] = LockEntry(
+            name=name,
+            version=_need(table, "version", where),
+            path=path,
+            source=_parse_source(table.get("source"), where),
+            upstream_tree=_need(table, "upstream-tree", where),
+            vendored_tree=_need(table, "vendored-tree", where),
+            fetched=str(_need(table, "fetched", where)),
+            patches=tuple(patches),
+            layout=layout,
+            sections={k: v for k, v in table.items() if k not in _CORE_KEYS},
+        )
+    return Lock(forks)
+
+
+def load_lock(path: Path) -> Lock:
+    """Read `path`; an absent lock is an empty one."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Lock()
+    return parse_lock(text, origin=path.name)
+
+
+def _source_table(source: Source) -> dict[str, str]:
+    if isinstance(source, IndexSource):
+        return {
+            "type": "index",
+            "requirement": source.requirement,
+            "index-url": source.index_url,
+            "url": source.url,
+            "filename": source.filename,
+            "sha256": source.sha256,
+        }
+    table = {"type": "git", "url": source.url, "ref": source.ref, "commit": source.commit}
+    if source.subdirectory:
+        table["subdirectory"] = source.subdirectory
+    return table
+
+
+def _sorted_deep(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _sorted_deep(value[k]) for k in sorted(value)}
+    if isinstance(value, list | tuple):
+        return [_sorted_deep(v) for v in value]
+    return value
+
+
+def dump_lock(lock: Lock) -> str:
+    """Serialize `lock` deterministically."""
+    doc = tomlkit.document()
+    doc.add(tomlkit.comment(_HEADER))
+    doc.add("version", LOCK_VERSION)
+    forks = tomlkit.table(is_super_table=True)
+    for entry in lock:
+        t = tomlkit.table()
+        t.add("version", entry.version)
+        t.add("path", entry.path)
+        t.add("layout", entry.layout)
+        t.add("fetched", entry.fetched)
+        t.add("upstream-tree", entry.upstream_tree)
+        t.add("vendored-tree", entry.vendored_tree)
+        t.add("source", _source_table(entry.source))
+        if entry.patches:
+            aot = tomlkit.aot()
+            for p in entry.patches:
+                pt = tomlkit.table()
+                pt.add("file", p.file)
+                pt.add("sha256", p.sha256)
+                if p.fixes:
+                    pt.add("fixes", list(p.fixes))
+                aot.append(pt)
+            t.add("patches", aot)
+        for key in sorted(entry.sections):
+            t.add(key, _sorted_deep(entry.sections[key]))
+        forks.add(entry.name, t)
+    doc.add(tomlkit.nl())
+    doc.add("forks", forks)
+    return tomlkit.dumps(doc)
+
+
+def write_lock(path: Path, lock: Lock) -> None:
+    """Write `lock` to `path` atomically."""
+    atomic_write_text(path, dump_lock(lock))

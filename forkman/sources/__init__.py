@@ -1,0 +1,1 @@
+"""Upstream sources: package indexes and git repositories."""
