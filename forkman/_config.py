@@ -178,12 +178,8 @@ def has_config(pyproject: Path) -> bool:
     return "forkman" in data.get("tool", {})
 
 
-def edit_pyproject(pyproject: Path, change: Callable[[tomlkit.TOMLDocument], None]) -> None:
-    """Apply `change` to the pyproject document and write it back atomically.
-
-    The document is re-validated before it is written, so an edit never
-    leaves an invalid configuration behind.
-    """
+def render_pyproject_edit(pyproject: Path, change: Callable[[tomlkit.TOMLDocument], None]) -> str:
+    """The text of `pyproject` after `change`, validated, without writing it."""
     try:
         doc = tomlkit.parse(pyproject.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -193,7 +189,16 @@ def edit_pyproject(pyproject: Path, change: Callable[[tomlkit.TOMLDocument], Non
     change(doc)
     text = tomlkit.dumps(doc)
     parse_config(tomllib.loads(text).get("tool", {}).get("forkman", {}))
-    atomic_write_text(pyproject, text)
+    return text
+
+
+def edit_pyproject(pyproject: Path, change: Callable[[tomlkit.TOMLDocument], None]) -> None:
+    """Apply `change` to the pyproject document and write it back atomically.
+
+    The document is re-validated before it is written, so an edit never
+    leaves an invalid configuration behind.
+    """
+    atomic_write_text(pyproject, render_pyproject_edit(pyproject, change))
 
 
 def forkman_table(doc: tomlkit.TOMLDocument) -> Table:

@@ -9,13 +9,13 @@ tables it does not know.
 
 from __future__ import annotations
 
+import datetime as _dt
+import json
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-import tomlkit
 
 from ._errors import LockError
 from ._fsutil import atomic_write_text
@@ -264,45 +264,80 @@ def _source_table(source: Source) -> dict[str, str]:
     return table
 
 
+_BARE_KEY = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def _key(key: str) -> str:
+    return key if key and set(key) <= _BARE_KEY else json.dumps(key, ensure_ascii=False)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        inner = ", ".join(f"{_key(k)} = {_value(value[k])}" for k in sorted(value))
+        return "{" + inner + "}" if inner else "{}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    raise TypeError(f"cannot store {type(value).__name__} in the lock")
+
+
+def _table(lines: list[str], header: str, table: Mapping[str, Any]) -> None:
+    """Emit `table`: scalars and lists first, then sub-tables, keys sorted unless ordered."""
+    lines.append("")
+    lines.append(f"[{header}]")
+    subtables = []
+    for key, value in table.items():
+        if isinstance(value, Mapping) and value:
+            subtables.append((key, value))
+        else:
+            lines.append(f"{_key(key)} = {_value(value)}")
+    for key, value in subtables:
+        _table(lines, f"{header}.{_key(key)}", value)
+
+
+def dump_lock(lock: Lock) -> str:
+    """Serialize `lock` deterministically (forks sorted, keys in a fixed order)."""
+    lines = [f"# {_HEADER}", f"version = {LOCK_VERSION}"]
+    for entry in lock:
+        base = f"forks.{_key(entry.name)}"
+        _table(
+            lines,
+            base,
+            {
+                "version": entry.version,
+                "path": entry.path,
+                "layout": entry.layout,
+                "fetched": entry.fetched,
+                "upstream-tree": entry.upstream_tree,
+                "vendored-tree": entry.vendored_tree,
+            },
+        )
+        _table(lines, f"{base}.source", _source_table(entry.source))
+        for p in entry.patches:
+            lines.append("")
+            lines.append(f"[[{base}.patches]]")
+            lines.append(f"file = {_value(p.file)}")
+            lines.append(f"sha256 = {_value(p.sha256)}")
+            if p.fixes:
+                lines.append(f"fixes = {_value(list(p.fixes))}")
+        for key in sorted(entry.sections):
+            _table(lines, f"{base}.{_key(key)}", _sorted_deep(entry.sections[key]))
+    return "\n".join(lines) + "\n"
+
+
 def _sorted_deep(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _sorted_deep(value[k]) for k in sorted(value)}
     if isinstance(value, list | tuple):
         return [_sorted_deep(v) for v in value]
     return value
-
-
-def dump_lock(lock: Lock) -> str:
-    """Serialize `lock` deterministically."""
-    doc = tomlkit.document()
-    doc.add(tomlkit.comment(_HEADER))
-    doc.add("version", LOCK_VERSION)
-    forks = tomlkit.table(is_super_table=True)
-    for entry in lock:
-        t = tomlkit.table()
-        t.add("version", entry.version)
-        t.add("path", entry.path)
-        t.add("layout", entry.layout)
-        t.add("fetched", entry.fetched)
-        t.add("upstream-tree", entry.upstream_tree)
-        t.add("vendored-tree", entry.vendored_tree)
-        t.add("source", _source_table(entry.source))
-        if entry.patches:
-            aot = tomlkit.aot()
-            for p in entry.patches:
-                pt = tomlkit.table()
-                pt.add("file", p.file)
-                pt.add("sha256", p.sha256)
-                if p.fixes:
-                    pt.add("fixes", list(p.fixes))
-                aot.append(pt)
-            t.add("patches", aot)
-        for key in sorted(entry.sections):
-            t.add(key, _sorted_deep(entry.sections[key]))
-        forks.add(entry.name, t)
-    doc.add(tomlkit.nl())
-    doc.add("forks", forks)
-    return tomlkit.dumps(doc)
 
 
 def write_lock(path: Path, lock: Lock) -> None:

@@ -1,0 +1,357 @@
+"""`forkman check`: do the vendored trees still match the lock? (fast, offline)
+
+For each fork the vendored tree is hashed (re-reading only files whose stat
+signature changed, see :class:`forkman._treehash.StatCache`) and compared with
+the lock. A fork that differs is explained file by file against the cached
+manifest of its last recorded state: modified, added, deleted, renamed,
+mode changed, symlink changed. Patch files are checked against their recorded
+hashes, the lock against its canonical form (a hand edit shows), and the
+vendor directory for trees that no lock entry claims.
+
+This module imports only the standard library and forkman's lock/tree code,
+so that a pre-commit hook pays no start-up cost for the rest of forkman.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import marshal
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ._errors import LockError
+from ._lock import LOCK_NAME, Lock, LockEntry, dump_lock, parse_lock
+from ._treehash import (
+    StatCache,
+    TreeEntry,
+    bytes_digest,
+    file_digest,
+    hash_manifest,
+    scan_tree,
+)
+
+
+class FindingKind(enum.Enum):
+    """What kind of unrecorded difference a finding is."""
+
+    MODIFIED = "modified"
+    ADDED = "added"
+    DELETED = "deleted"
+    RENAMED = "renamed"
+    MODE = "mode changed"
+    SYMLINK = "symlink changed"
+    SPECIAL = "special file"
+    TREE_CHANGED = "tree changed"
+    MISSING_FORK = "missing fork"
+    UNTRACKED_FORK = "untracked fork"
+    PATCH_EDITED = "patch edited"
+    PATCH_MISSING = "patch missing"
+    PATCH_UNRECORDED = "patch unrecorded"
+    LOCK_EDITED = "lock edited"
+    LOCK_INVALID = "lock invalid"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One unrecorded difference."""
+
+    kind: FindingKind
+    """What is wrong."""
+    fork: str | None
+    """The fork concerned (None for project-wide findings)."""
+    path: str
+    """The file concerned, relative to the project root."""
+    detail: str = ""
+    """Extra detail (e.g. the new name of a renamed file)."""
+
+    def message(self) -> str:
+        """One line for humans."""
+        text = f"{self.kind.value}: {self.path}"
+        if self.detail:
+            text += f" ({self.detail})"
+        return text
+
+
+@dataclass
+class CheckReport:
+    """The outcome of a check."""
+
+    findings: list[Finding] = field(default_factory=list)
+    """Everything that differs from the lock."""
+    forks_checked: int = 0
+    """How many forks were looked at."""
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing differs."""
+        return not self.findings
+
+    def hints(self) -> list[str]:
+        """What to run to record or undo the findings."""
+        hints: list[str] = []
+        forks = sorted({f.fork for f in self.findings if f.fork and f.kind in _TREE_KINDS})
+        for name in forks:
+            hints.append(
+                f"{name}: record the edits as a patch with `forkman patch {name} -m MESSAGE`, "
+                f"or discard them with `forkman restore {name}`"
+            )
+        kinds = {f.kind for f in self.findings}
+        if kinds & {
+            FindingKind.PATCH_EDITED,
+            FindingKind.PATCH_MISSING,
+            FindingKind.PATCH_UNRECORDED,
+        }:
+            hints.append(
+                "patch files must change through forkman: `forkman patches NAME` shows the "
+                "series; restore the file from git, or import it with `forkman patch NAME --import`"
+            )
+        if kinds & {FindingKind.LOCK_EDITED, FindingKind.LOCK_INVALID}:
+            hints.append(
+                "forkman.lock is written by forkman only: restore it with "
+                "`git checkout -- forkman.lock`"
+            )
+        if FindingKind.MISSING_FORK in kinds:
+            hints.append("restore the tree from git, or remove the fork with `forkman unfork NAME`")
+        if FindingKind.UNTRACKED_FORK in kinds:
+            hints.append("fork it with `forkman fork`, or move the directory out of the vendor dir")
+        return hints
+
+    def to_json(self) -> str:
+        """The report as JSON (for `--format json`)."""
+        return json.dumps(
+            {
+                "ok": self.ok,
+                "forks_checked": self.forks_checked,
+                "findings": [
+                    {**asdict(f), "kind": f.kind.value, "message": f.message()}
+                    for f in self.findings
+                ],
+                "hints": self.hints(),
+            },
+            indent=2,
+        )
+
+
+_TREE_KINDS = frozenset(
+    {
+        FindingKind.MODIFIED,
+        FindingKind.ADDED,
+        FindingKind.DELETED,
+        FindingKind.RENAMED,
+        FindingKind.MODE,
+        FindingKind.SYMLINK,
+        FindingKind.SPECIAL,
+        FindingKind.TREE_CHANGED,
+    }
+)
+
+
+def members_of(entry: LockEntry) -> list[str] | None:
+    """For a namespace-layout fork, the top-level names it owns under its path."""
+    ns = entry.sections.get("namespace")
+    if isinstance(ns, dict) and isinstance(ns.get("members"), list):
+        return [str(m) for m in ns["members"]]
+    return None
+
+
+def scan_fork(
+    root: Path, entry: LockEntry, cache: StatCache | None
+) -> tuple[dict[str, TreeEntry], list[str]]:
+    """Manifest of a fork's vendored tree (only its members for the namespace layout)."""
+    base = root / entry.path
+    members = members_of(entry)
+    if members is None:
+        manifest, special = scan_tree(base, cache)
+        return manifest, [s.path for s in special]
+    manifest = {}
+    special_paths: list[str] = []
+    for member in members:
+        path = base / member
+        if path.is_dir() and not path.is_symlink():
+            sub, special = scan_tree(path, cache)
+            for rel, e in sub.items():
+                manifest[f"{member}/{rel}"] = TreeEntry(f"{member}/{rel}", e.kind, e.digest)
+            special_paths += [f"{member}/{s.path}" for s in special]
+        elif path.is_symlink():
+            target = os.fsencode(os.readlink(path))
+            manifest[member] = TreeEntry(member, "l", bytes_digest(target))
+        elif path.exists():
+            st = path.stat()
+            digest = cache.digest(str(path), st) if cache else file_digest(path)
+            manifest[member] = TreeEntry(member, "x" if st.st_mode & 0o111 else "f", digest)
+    return manifest, special_paths
+
+
+def manifest_path(state_dir: Path, name: str) -> Path:
+    """Where the manifest of fork `name`'s last recorded vendored tree is cached."""
+    return state_dir / "forks" / f"{name}.manifest"
+
+
+def save_manifest(state_dir: Path, name: str, manifest: dict[str, TreeEntry]) -> None:
+    """Cache the manifest of fork `name`'s recorded vendored tree (for per-file reports)."""
+    from ._fsutil import atomic_write_bytes
+
+    data = {p: (e.kind, e.digest) for p, e in manifest.items()}
+    atomic_write_bytes(manifest_path(state_dir, name), marshal.dumps(data))
+
+
+def load_manifest(state_dir: Path, name: str) -> dict[str, tuple[str, str]] | None:
+    """The cached manifest of fork `name`, or None."""
+    try:
+        data = marshal.loads(manifest_path(state_dir, name).read_bytes())
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _diff(
+    name: str, prefix: str, expected: dict[str, tuple[str, str]], actual: dict[str, TreeEntry]
+) -> list[Finding]:
+    findings: list[Finding] = []
+    added = {p: e for p, e in actual.items() if p not in expected}
+    deleted = {p: v for p, v in expected.items() if p not in actual}
+    by_digest: dict[str, str] = {}
+    for p, e in added.items():
+        by_digest.setdefault(e.digest, p)
+    for p, (_kind, digest) in sorted(deleted.items()):
+        new = by_digest.pop(digest, None)
+        if new is not None:
+            added.pop(new)
+            findings.append(Finding(FindingKind.RENAMED, name, prefix + p, f"now {prefix + new}"))
+        else:
+            findings.append(Finding(FindingKind.DELETED, name, prefix + p))
+    for p in sorted(added):
+        findings.append(Finding(FindingKind.ADDED, name, prefix + p))
+    for p, e in sorted(actual.items()):
+        want = expected.get(p)
+        if want is None:
+            continue
+        kind, digest = want
+        if (kind == "l") != (e.kind == "l"):
+            findings.append(Finding(FindingKind.SYMLINK, name, prefix + p, "file <-> symlink"))
+        elif digest != e.digest:
+            what = FindingKind.SYMLINK if e.kind == "l" else FindingKind.MODIFIED
+            findings.append(Finding(what, name, prefix + p))
+        elif kind != e.kind:
+            findings.append(
+                Finding(
+                    FindingKind.MODE,
+                    name,
+                    prefix + p,
+                    "executable bit " + ("added" if e.kind == "x" else "removed"),
+                )
+            )
+    return findings
+
+
+def check_fork(
+    root: Path, state_dir: Path, entry: LockEntry, cache: StatCache | None, patches_dir: str
+) -> list[Finding]:
+    """Findings for one fork."""
+    findings: list[Finding] = []
+    base = root / entry.path
+    if not base.is_dir():
+        findings.append(
+            Finding(
+                FindingKind.MISSING_FORK,
+                entry.name,
+                entry.path,
+                "the lock has an entry but the tree is gone",
+            )
+        )
+    else:
+        manifest, special = scan_fork(root, entry, cache)
+        for path in special:
+            findings.append(Finding(FindingKind.SPECIAL, entry.name, f"{entry.path}/{path}"))
+        if hash_manifest(manifest.values()) != entry.vendored_tree:
+            expected = load_manifest(state_dir, entry.name)
+            if (
+                expected is not None
+                and hash_manifest(TreeEntry(p, k, d) for p, (k, d) in expected.items())
+                == entry.vendored_tree
+            ):
+                findings += _diff(entry.name, entry.path + "/", expected, manifest)
+            if not any(f.kind in _TREE_KINDS for f in findings):
+                findings.append(
+                    Finding(
+                        FindingKind.TREE_CHANGED,
+                        entry.name,
+                        entry.path,
+                        "differs from the lock; run `forkman verify` for details",
+                    )
+                )
+    recorded = set()
+    for patch in entry.patches:
+        recorded.add(patch.file)
+        path = root / patch.file
+        if not path.is_file():
+            findings.append(Finding(FindingKind.PATCH_MISSING, entry.name, patch.file))
+        elif file_digest(path) != patch.sha256:
+            findings.append(Finding(FindingKind.PATCH_EDITED, entry.name, patch.file))
+    series_dir = root / patches_dir / entry.name
+    if series_dir.is_dir():
+        for path in sorted(series_dir.glob("*.patch")):
+            rel = path.relative_to(root).as_posix()
+            if rel not in recorded:
+                findings.append(Finding(FindingKind.PATCH_UNRECORDED, entry.name, rel))
+    return findings
+
+
+def check(
+    root: Path,
+    *,
+    vendor_dir: str = "vendor",
+    patches_dir: str = "patches",
+    names: Sequence[str] = (),
+    use_cache: bool = True,
+) -> CheckReport:
+    """Compare every fork (or `names`) with forkman.lock under project `root`."""
+    report = CheckReport()
+    lock_path = root / LOCK_NAME
+    try:
+        text = lock_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = None
+    lock = Lock()
+    if text is not None:
+        try:
+            lock = parse_lock(text)
+        except LockError as exc:
+            report.findings.append(Finding(FindingKind.LOCK_INVALID, None, LOCK_NAME, exc.message))
+            return report
+        if dump_lock(lock) != text:
+            report.findings.append(
+                Finding(FindingKind.LOCK_EDITED, None, LOCK_NAME, "not as forkman wrote it")
+            )
+    state_dir = root / ".forkman"
+    cache = StatCache(state_dir / "statcache") if use_cache and state_dir.is_dir() else None
+    wanted = set(names)
+    unknown = wanted - set(lock.forks)
+    if unknown:
+        from ._errors import NotFound
+
+        raise NotFound(f"no fork named {', '.join(sorted(unknown))} in forkman.lock")
+    for entry in lock:
+        if wanted and entry.name not in wanted:
+            continue
+        report.forks_checked += 1
+        report.findings += check_fork(root, state_dir, entry, cache, patches_dir)
+    if not wanted:
+        claimed = {entry.path for entry in lock}
+        vendor = root / vendor_dir
+        if vendor.is_dir():
+            for child in sorted(vendor.iterdir()):
+                rel = child.relative_to(root).as_posix()
+                if (
+                    child.is_dir()
+                    and not child.name.startswith(".")
+                    and rel not in claimed
+                    and not any(c.startswith(rel + "/") for c in claimed)
+                ):
+                    report.findings.append(Finding(FindingKind.UNTRACKED_FORK, None, rel))
+    if cache is not None:
+        cache.save()
+    return report

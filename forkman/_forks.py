@@ -1,0 +1,310 @@
+"""Fork and unfork: the core operations, as small steps an actor can call one at a time.
+
+fetch_upstream   spec -> FetchedUpstream (verified download or pinned git commit,
+                 unpacked safely into a pristine tree in a staging folder)
+build_vendored   pristine tree -> vendored tree (the namespace layout transforms it)
+fork             the whole thing, committed with the lock in one transaction
+unfork           the reverse, in one transaction
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+
+from ._check import manifest_path, save_manifest
+from ._config import (
+    DistPreference,
+    fork_table,
+    has_config,
+    remove_fork_table,
+    render_pyproject_edit,
+)
+from ._errors import BadInput, NotFound, ProjectError
+from ._history import ForkHistory
+from ._lock import GitSource, IndexSource, LockEntry, Source
+from ._observer import NullObserver, Observer
+from ._project import Project
+from ._treehash import hash_manifest, scan_tree
+from ._txn import ForkTransaction, fault_point, recover
+
+
+@dataclass(frozen=True)
+class FetchedUpstream:
+    """An upstream release unpacked into a pristine tree (in a staging folder)."""
+
+    name: str
+    """The fork's name."""
+    version: str
+    """The upstream version."""
+    source: Source
+    """Where it came from, pinned (sha256 or full commit)."""
+    tree: Path
+    """The pristine tree."""
+    sections: Mapping[str, Any] = field(default_factory=dict)
+    """Lock sections gathered while fetching (e.g. ``provenance``)."""
+
+
+def now_utc() -> str:
+    """The current time as RFC 3339 UTC with second precision."""
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def require_initialized(project: Project) -> None:
+    """Refuse to work in a project without ``[tool.forkman]``."""
+    if not has_config(project.pyproject):
+        raise ProjectError(
+            f"{project.pyproject} has no [tool.forkman] table",
+            hint="run `forkman init` first",
+        )
+
+
+def is_git_spec(spec: str) -> bool:
+    """Whether `spec` names a git upstream (``git+...``)."""
+    return spec.startswith("git+")
+
+
+def fork_name_for(spec: str, name: str | None) -> str:
+    """The fork's name: --name, else the package name, else the repository name."""
+    if name:
+        canonical = canonicalize_name(name)
+        if not canonical or "/" in canonical:
+            raise BadInput(f"invalid fork name {name!r}")
+        return canonical
+    if is_git_spec(spec):
+        from .sources.git import parse_git_spec
+
+        url = parse_git_spec(spec).url.rstrip("/")
+        base = url.rsplit("/", 1)[-1].removesuffix(".git")
+        return canonicalize_name(base)
+    from .sources.index import parse_requirement
+
+    return parse_requirement(spec)[0]
+
+
+def fetch_upstream(
+    project: Project,
+    spec: str,
+    name: str,
+    staging: Path,
+    *,
+    index_url: str | None = None,
+    prefer: DistPreference | None = None,
+    prereleases: bool | None = None,
+    observer: Observer = NullObserver(),
+) -> FetchedUpstream:
+    """Download (or clone) and unpack the upstream release `spec` into ``staging/upstream``."""
+    config = project.config
+    tree = staging / "upstream"
+    if is_git_spec(spec):
+        from .sources import git as gitsrc
+
+        gspec = gitsrc.parse_git_spec(spec)
+        observer.step(name, f"resolving {gspec.url} @ {gspec.ref or 'HEAD'}")
+        commit = gitsrc.resolve(gspec.url, gspec.ref, observer=observer)
+        observer.step(name, f"exporting {commit[:12]}")
+        gitsrc.export(gspec.url, commit, tree, subdirectory=gspec.subdirectory, observer=observer)
+        version = gitsrc.guess_version(tree, gspec.ref or commit[:12])
+        source: Source = GitSource(
+            url=gspec.url, ref=gspec.ref or "HEAD", commit=commit, subdirectory=gspec.subdirectory
+        )
+        return FetchedUpstream(name, version, source, tree)
+
+    from ._unpack import unpack_archive
+    from .sources.index import fetch_release
+    from .sources.interface import DistKind
+
+    policy = config.policy(name)
+    urls = (index_url,) if index_url else config.index_urls
+    kind = DistKind((prefer or config.prefer).value)
+    observer.step(name, f"looking up {spec}")
+    release = fetch_release(
+        spec,
+        index_urls=urls,
+        prefer=kind,
+        prereleases=policy.prereleases if prereleases is None else prereleases,
+        observer=observer,
+    )
+    observer.step(name, f"unpacking {release.file.filename}")
+    unpack_archive(release.path, tree)
+    sections: dict[str, Any] = {}
+    source = IndexSource(
+        index_url=release.index_url,
+        url=release.file.url,
+        filename=release.file.filename,
+        sha256=release.sha256,
+        requirement=spec,
+    )
+    return FetchedUpstream(name, str(release.version), source, tree, sections)
+
+
+def build_vendored(
+    project: Project, fetched: FetchedUpstream, staging: Path, *, layout: str = "project"
+) -> Path:
+    """The vendored tree for `fetched` (for the project layout, the pristine tree itself)."""
+    if layout == "project":
+        return fetched.tree
+    raise BadInput(f"layout {layout!r} is not available for {fetched.name}")
+
+
+def fork(
+    project: Project,
+    spec: str,
+    *,
+    name: str | None = None,
+    index_url: str | None = None,
+    prefer: DistPreference | None = None,
+    prereleases: bool | None = None,
+    observer: Observer = NullObserver(),
+) -> LockEntry:
+    """Make a new fork of `spec` (``attrs==23.1.0``, ``pkg>=1,<2`` or ``git+URL@REF``)."""
+    project.require_git()
+    require_initialized(project)
+    for line in recover(project):
+        observer.warning(line)
+    fork_name = fork_name_for(spec, name)
+    if project.load_lock().get(fork_name) is not None:
+        raise BadInput(
+            f"fork {fork_name!r} already exists",
+            hint=f"`forkman sync {fork_name}` moves it to another release; "
+            f"`forkman unfork {fork_name}` removes it",
+        )
+    dest = project.vendor_path(fork_name)
+    if dest.exists() or dest.is_symlink():
+        raise BadInput(
+            f"{project.relpath(dest)} already exists and is not a fork in forkman.lock",
+            hint="move it away, or pass --name to fork under another name",
+        )
+    project.ensure_state_dir()
+    tmp_parent = project.state_dir / "tmp"
+    tmp_parent.mkdir(exist_ok=True)
+    import tempfile
+
+    staging = Path(tempfile.mkdtemp(prefix=f"fork-{fork_name}-", dir=tmp_parent))
+    try:
+        fetched = fetch_upstream(
+            project,
+            spec,
+            fork_name,
+            staging,
+            index_url=index_url,
+            prefer=prefer,
+            prereleases=prereleases,
+            observer=observer,
+        )
+        observer.step(fork_name, "recording history")
+        upstream_manifest, special = scan_tree(fetched.tree)
+        if special:
+            raise BadInput(f"{fetched.name}: {special[0].path} is a {special[0].what}")
+        upstream_tree = hash_manifest(upstream_manifest.values())
+        history_dir = staging / "history.git"
+        history = ForkHistory.create(history_dir)
+        description = _describe_source(fetched.source)
+        upstream_commit = history.import_upstream(fetched.tree, fetched.version, description)
+        vendored = build_vendored(project, fetched, staging)
+        if vendored == fetched.tree:
+            base = upstream_commit
+            vendored_manifest = upstream_manifest
+        else:
+            tree_id = history.snapshot(vendored)
+            base = history.commit(tree_id, [upstream_commit], f"Vendor {fetched.version}\n")
+            vendored_manifest, _ = scan_tree(vendored)
+        history.update_ref("refs/heads/patched", base)
+        vendored_tree = hash_manifest(vendored_manifest.values())
+        entry = LockEntry(
+            name=fork_name,
+            version=fetched.version,
+            path=project.relpath(dest),
+            source=fetched.source,
+            upstream_tree=upstream_tree,
+            vendored_tree=vendored_tree,
+            fetched=now_utc(),
+            sections=dict(fetched.sections),
+        )
+        pyproject_text = _constraint_edit(project, fork_name, spec)
+        with ForkTransaction(project, fork_name, "fork") as txn:
+            txn.replace_path(project.fork_git_dir(fork_name), history_dir)
+            fault_point("fork-history")
+            txn.replace_path(dest, vendored)
+            fault_point("fork-tree")
+            if pyproject_text is not None:
+                txn.write_file(project.pyproject, pyproject_text.encode())
+            txn.commit(lambda lock: lock.with_entry(entry))
+        save_manifest(project.state_dir, fork_name, vendored_manifest)
+        observer.step(fork_name, f"forked {fork_name} {fetched.version}")
+        return entry
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _constraint_edit(project: Project, name: str, spec: str) -> str | None:
+    """New pyproject text recording a version range as the fork's sync constraint."""
+    if is_git_spec(spec):
+        return None
+    from .sources.index import parse_requirement
+
+    specifier = parse_requirement(spec)[1]
+    if not specifier or _is_exact_pin(specifier):
+        return None
+
+    def change(doc: Any) -> None:
+        table = fork_table(doc, name)
+        assert table is not None
+        table["constraint"] = str(specifier)
+
+    return render_pyproject_edit(project.pyproject, change)
+
+
+def _is_exact_pin(specifier: SpecifierSet) -> bool:
+    specs = list(specifier)
+    return len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version
+
+
+def _describe_source(source: Source) -> str:
+    if isinstance(source, IndexSource):
+        return f"From {source.url}\nsha256: {source.sha256}"
+    return f"From {source.url} at {source.commit}"
+
+
+def unfork(project: Project, name: str, *, observer: Observer = NullObserver()) -> LockEntry:
+    """Remove fork `name`: vendored tree, patches, history, config and lock entry, at once."""
+    project.require_git()
+    for line in recover(project):
+        observer.warning(line)
+    entry = require_fork(project, name)
+    with ForkTransaction(project, name, "unfork") as txn:
+        txn.replace_path(project.root / entry.path, None)
+        patches = project.patches_path(name)
+        if patches.exists():
+            txn.replace_path(patches, None)
+        if project.fork_git_dir(name).exists():
+            txn.replace_path(project.fork_git_dir(name), None)
+        if name in project.config.forks:
+            text = render_pyproject_edit(
+                project.pyproject, lambda doc: remove_fork_table(doc, name)
+            )
+            txn.write_file(project.pyproject, text.encode())
+        txn.commit(lambda lock: lock.without(name))
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(manifest_path(project.state_dir, name))
+    observer.step(name, f"removed fork {name}")
+    return entry
+
+
+def require_fork(project: Project, name: str) -> LockEntry:
+    """The lock entry of fork `name`, or a NotFound error listing the forks."""
+    lock = project.load_lock()
+    entry = lock.get(canonicalize_name(name))
+    if entry is None:
+        known = ", ".join(sorted(lock.forks)) or "none"
+        raise NotFound(f"no fork named {name!r} (forks: {known})", hint="see `forkman status`")
+    return entry

@@ -1,0 +1,246 @@
+"""Crash-safe changes to one fork: its files and its lock entry commit together.
+
+A write command changes several things: the vendored tree, patch files,
+pyproject.toml, the fork's history refs, and forkman.lock. A
+:class:`ForkTransaction` makes them one unit:
+
+1. a journal (``.forkman/txn/<fork>.json``) is written and fsynced before each
+   destructive step, naming the backup of what the step replaces;
+2. replaced trees and files are *renamed* into the transaction's backup folder
+   (cheap, and atomic on one filesystem), never deleted;
+3. the lock is the commit point: the journal records a digest of the fork's
+   new lock entry, then the lock is written atomically;
+4. afterwards the backups and the journal are removed.
+
+If the process dies anywhere, :func:`recover` (run at the start of every
+write command) finds the journal: when the lock already holds the new entry
+the change committed and only the clean-up is finished; otherwise every step
+is undone from the backups, in reverse order. Either way the fork is entirely
+old or entirely new.
+
+Lock writes from concurrent transactions (different forks in parallel) are
+serialized by a process-wide mutex plus an ``fcntl`` lock on
+``.forkman/lock.mutex``, and are read-modify-write of only the fork's own
+entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ._fsutil import atomic_write_bytes, fsync_dir
+from ._lock import Lock, LockEntry, dump_lock, load_lock, write_lock
+from ._project import Project
+
+_LOCK_MUTEX = threading.Lock()
+_ABSENT = "absent"
+
+# Fault injection for tests: FORKMAN_FAULT=<step name> raises at that step.
+_FAULT_ENV = "FORKMAN_FAULT"
+
+
+class InjectedFault(RuntimeError):
+    """Raised by :func:`fault_point` when a test asks for it."""
+
+
+def fault_point(step: str) -> None:
+    """Die here if the test environment asks for it (``FORKMAN_FAULT=step`` or ``step:kill``)."""
+    want = os.environ.get(_FAULT_ENV)
+    if not want:
+        return
+    name, _, how = want.partition(":")
+    if name != step:
+        return
+    if how == "kill":
+        os.kill(os.getpid(), 9)
+    raise InjectedFault(f"injected fault at {step}")
+
+
+def entry_digest(entry: LockEntry | None) -> str:
+    """A digest of one lock entry's serialization ('absent' for no entry)."""
+    if entry is None:
+        return _ABSENT
+    return hashlib.sha256(dump_lock(Lock({entry.name: entry})).encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def lock_file_mutex(project: Project) -> Iterator[None]:
+    """Serialize read-modify-write of forkman.lock across threads and processes."""
+    project.ensure_state_dir()
+    with _LOCK_MUTEX, open(project.state_dir / "lock.mutex", "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def update_lock(project: Project, change: Callable[[Lock], Lock]) -> Lock:
+    """Apply `change` to the current lock under the mutex and write it atomically."""
+    with lock_file_mutex(project):
+        lock = change(load_lock(project.lock_path))
+        write_lock(project.lock_path, lock)
+        return lock
+
+
+class ForkTransaction:
+    """One atomic change to one fork (see the module docstring)."""
+
+    def __init__(self, project: Project, fork: str, operation: str) -> None:
+        self.project = project
+        self.fork = fork
+        self.operation = operation
+        self.id = uuid.uuid4().hex[:12]
+        self.dir = project.state_dir / "txn" / f"{fork}.{self.id}"
+        self.journal_path = project.state_dir / "txn" / f"{fork}.json"
+        self.steps: list[dict[str, Any]] = []
+        self.after: str | None = None
+        self._done = False
+
+    # -- journal ------------------------------------------------------------------
+    def _write_journal(self) -> None:
+        data = {
+            "fork": self.fork,
+            "operation": self.operation,
+            "id": self.id,
+            "dir": self.project.relpath(self.dir),
+            "steps": self.steps,
+            "after": self.after,
+        }
+        atomic_write_bytes(self.journal_path, json.dumps(data, indent=1).encode())
+
+    def __enter__(self) -> ForkTransaction:
+        self.project.ensure_state_dir()
+        if self.journal_path.exists():
+            recover(self.project)
+        self.dir.mkdir(parents=True)
+        self._write_journal()
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if not self._done:
+            _rollback(self.project, self.steps)
+            self._cleanup()
+
+    def _cleanup(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.journal_path.unlink()
+        self._done = True
+
+    # -- steps ---------------------------------------------------------------------
+    def _backup(self, target: Path) -> str | None:
+        """Move `target` into the backup folder; its backup path (None if absent)."""
+        if not (target.exists() or target.is_symlink()):
+            return None
+        backup = self.dir / f"b{len(self.steps)}"
+        return self.project.relpath(backup)
+
+    def replace_path(self, target: Path, new: Path | None) -> None:
+        """Put `new` (a file or directory, moved) at `target`; None removes `target`."""
+        backup = self._backup(target)
+        step = {"target": self.project.relpath(target), "backup": backup}
+        self.steps.append(step)
+        self._write_journal()
+        if backup is not None:
+            os.replace(target, self.project.root / backup)
+        if new is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(new, target)
+        fsync_dir(target.parent)
+
+    def write_file(self, target: Path, data: bytes) -> None:
+        """Replace the file `target` with `data`."""
+        tmp = self.dir / f"n{len(self.steps)}"
+        tmp.write_bytes(data)
+        if target.exists():
+            os.chmod(tmp, os.stat(target).st_mode & 0o777)
+        self.replace_path(target, tmp)
+
+    def set_ref(self, git_dir: Path, ref: str, new: str | None) -> None:
+        """Move a ref of the fork's history; rolled back with the rest."""
+        from ._history import ForkHistory
+
+        history = ForkHistory(git_dir)
+        old = history.rev(ref) if history.exists() else None
+        self.steps.append({"ref": ref, "git_dir": self.project.relpath(git_dir), "old": old})
+        self._write_journal()
+        history.update_ref(ref, new)
+
+    def commit(self, change: Callable[[Lock], Lock]) -> Lock:
+        """Write the lock (the commit point) and finish; returns the new lock."""
+        with lock_file_mutex(self.project):
+            lock = change(load_lock(self.project.lock_path))
+            self.after = entry_digest(lock.get(self.fork))
+            self._write_journal()
+            fault_point("before-lock-write")
+            write_lock(self.project.lock_path, lock)
+        fault_point("after-lock-write")
+        self._cleanup()
+        return lock
+
+
+def _rollback(project: Project, steps: list[dict[str, Any]]) -> None:
+    from ._history import ForkHistory
+
+    for step in reversed(steps):
+        if "ref" in step:
+            history = ForkHistory(project.root / step["git_dir"])
+            if history.exists():
+                history.update_ref(step["ref"], step["old"])
+            continue
+        target = project.root / step["target"]
+        backup = step.get("backup")
+        if (
+            backup is not None
+            and not (project.root / backup).exists()
+            and (target.exists() or target.is_symlink())
+        ):
+            # The backup was never taken (crash before the rename): nothing to undo.
+            continue
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+        if backup is not None and (project.root / backup).exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(project.root / backup, target)
+        fsync_dir(target.parent)
+
+
+def recover(project: Project) -> list[str]:
+    """Finish or undo interrupted transactions; a line per fork recovered."""
+    txn_dir = project.state_dir / "txn"
+    if not txn_dir.is_dir():
+        return []
+    done: list[str] = []
+    for journal in sorted(txn_dir.glob("*.json")):
+        try:
+            data = json.loads(journal.read_text())
+        except (OSError, ValueError):
+            journal.unlink()
+            continue
+        fork = data["fork"]
+        with lock_file_mutex(project):
+            current = entry_digest(load_lock(project.lock_path).get(fork))
+        if data.get("after") is not None and current == data["after"]:
+            done.append(f"{fork}: completed the interrupted {data['operation']}")
+        else:
+            _rollback(project, data["steps"])
+            done.append(f"{fork}: rolled back the interrupted {data['operation']}")
+        shutil.rmtree(project.root / data["dir"], ignore_errors=True)
+        journal.unlink()
+    for leftover in txn_dir.iterdir():
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+    return done

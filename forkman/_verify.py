@@ -1,0 +1,188 @@
+"""`forkman verify`: rebuild each fork from its recorded source and compare.
+
+The proof that a vendored tree is exactly upstream plus what the lock
+records: the recorded file is taken from the verified download cache or
+downloaded again (its sha256 checked), or the recorded git commit exported;
+it is unpacked with the same safety rules, its tree hash compared with the
+lock's upstream tree; the recorded transformation and patches are applied
+in order and the result compared with the lock's vendored tree and with the
+tree actually in the project.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._check import scan_fork
+from ._errors import ForkmanError, IntegrityError
+from ._lock import GitSource, LockEntry
+from ._observer import NullObserver, Observer
+from ._project import Project
+from ._treehash import file_digest, hash_manifest, scan_tree
+
+
+class VerifyStage(enum.Enum):
+    """Where a rebuild stopped agreeing with the lock."""
+
+    SOURCE = "source"
+    """The recorded file or commit could not be fetched or did not match its pin."""
+    UPSTREAM = "upstream"
+    """The unpacked upstream tree does not hash to the lock's upstream tree."""
+    PATCHES = "patches"
+    """A patch file is missing, edited, or does not apply."""
+    REBUILD = "rebuild"
+    """Upstream + transformation + patches does not hash to the lock's vendored tree."""
+    WORKTREE = "worktree"
+    """The tree in the project differs from the lock (see `forkman check`)."""
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The outcome of rebuilding one fork."""
+
+    name: str
+    """The fork."""
+    ok: bool
+    """Whether everything matched."""
+    stage: VerifyStage | None = None
+    """Where it failed (None when ok)."""
+    message: str = ""
+    """What failed, for humans."""
+
+
+def apply_patch_file(tree: Path, patch: Path) -> None:
+    """Apply a patch file (DEP-3 header + git diff) to `tree`; IntegrityError if it fails."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env["GIT_CEILING_DIRECTORIES"] = str(tree.parent)
+    env["GIT_CONFIG_NOSYSTEM"] = "1"
+    env["GIT_CONFIG_GLOBAL"] = os.devnull
+    proc = subprocess.run(
+        ["git", "apply", "--binary", "--whitespace=nowarn", str(patch.resolve())],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise IntegrityError(f"{patch.name} does not apply: {proc.stderr.strip()}")
+
+
+def fetch_pristine(
+    project: Project, entry: LockEntry, dest: Path, observer: Observer = NullObserver()
+) -> None:
+    """Recreate the pristine upstream tree of `entry` at `dest` from its pinned source."""
+    from ._unpack import unpack_archive
+
+    if isinstance(entry.source, GitSource):
+        from .sources.git import export
+
+        export(
+            entry.source.url,
+            entry.source.commit,
+            dest,
+            subdirectory=entry.source.subdirectory,
+            observer=observer,
+        )
+        return
+    from .sources.index import fetch_exact
+
+    archive = fetch_exact(entry.source, observer=observer)
+    unpack_archive(archive, dest)
+
+
+def rebuild(
+    project: Project, entry: LockEntry, workdir: Path, observer: Observer = NullObserver()
+) -> VerifyResult:
+    """Rebuild `entry` inside `workdir` and compare every stage with the lock."""
+    name = entry.name
+    pristine = workdir / "upstream"
+    try:
+        fetch_pristine(project, entry, pristine, observer)
+    except ForkmanError as exc:
+        return VerifyResult(name, False, VerifyStage.SOURCE, exc.message)
+    manifest, _special = scan_tree(pristine)
+    got = hash_manifest(manifest.values())
+    if got != entry.upstream_tree:
+        return VerifyResult(
+            name,
+            False,
+            VerifyStage.UPSTREAM,
+            f"upstream tree is {got}, the lock records {entry.upstream_tree}",
+        )
+    from ._forks import FetchedUpstream, build_vendored
+
+    fetched = FetchedUpstream(name, entry.version, entry.source, pristine)
+    try:
+        vendored = build_vendored(project, fetched, workdir, layout=entry.layout)
+    except ForkmanError as exc:
+        return VerifyResult(name, False, VerifyStage.REBUILD, exc.message)
+    for patch in entry.patches:
+        path = project.root / patch.file
+        if not path.is_file():
+            return VerifyResult(name, False, VerifyStage.PATCHES, f"{patch.file} is missing")
+        if file_digest(path) != patch.sha256:
+            return VerifyResult(
+                name, False, VerifyStage.PATCHES, f"{patch.file} differs from its recorded hash"
+            )
+        try:
+            apply_patch_file(vendored, path)
+        except IntegrityError as exc:
+            return VerifyResult(name, False, VerifyStage.PATCHES, exc.message)
+    rebuilt = _tree_hash_like(vendored, entry)
+    if rebuilt != entry.vendored_tree:
+        return VerifyResult(
+            name,
+            False,
+            VerifyStage.REBUILD,
+            f"upstream + patches gives {rebuilt}, the lock records {entry.vendored_tree}",
+        )
+    actual = project.root / entry.path
+    if not actual.is_dir():
+        return VerifyResult(name, False, VerifyStage.WORKTREE, f"{entry.path} is missing")
+    manifest, _ = scan_fork(project.root, entry, None)
+    if hash_manifest(manifest.values()) != entry.vendored_tree:
+        return VerifyResult(
+            name,
+            False,
+            VerifyStage.WORKTREE,
+            f"{entry.path} differs from the lock: see `forkman check {name}`",
+        )
+    return VerifyResult(name, True)
+
+
+def _tree_hash_like(tree: Path, entry: LockEntry) -> str:
+    """Hash a rebuilt tree the way the lock hashes `entry`'s tree."""
+    from dataclasses import replace
+
+    probe = replace(entry, path=tree.name)
+    manifest, _ = scan_fork(tree.parent, probe, None)
+    return hash_manifest(manifest.values())
+
+
+def verify(
+    project: Project, names: Sequence[str] = (), observer: Observer = NullObserver()
+) -> list[VerifyResult]:
+    """Rebuild and compare every fork (or `names`); a result per fork."""
+    from ._forks import require_fork
+
+    lock = project.load_lock()
+    entries = [require_fork(project, n) for n in names] if names else list(lock)
+    results = []
+    for entry in entries:
+        observer.step(entry.name, "rebuilding from upstream")
+        workdir = Path(tempfile.mkdtemp(prefix=f"forkman-verify-{entry.name}-"))
+        try:
+            result = rebuild(project, entry, workdir, observer)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        observer.step(entry.name, "verified" if result.ok else f"FAILED: {result.message}")
+        results.append(result)
+    return results

@@ -1,0 +1,167 @@
+"""Core commands: init, fork, unfork, status, verify."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from ._output import StderrObserver, table
+
+
+@click.command("init")
+@click.option("--index-url", default=None, help="The package index to fork from.")
+@click.pass_obj
+def init_cmd(obj: Any, index_url: str | None) -> int:
+    """Add [tool.forkman] to pyproject.toml and create forkman.lock.
+
+    \b
+    Example:
+      forkman init --index-url https://pypi.org/simple/
+    """
+    from .._config import edit_pyproject, init_table
+    from .._lock import Lock, write_lock
+
+    project = obj.project()
+    project.require_git()
+    added = False
+
+    def change(doc: Any) -> None:
+        nonlocal added
+        added = init_table(doc, index_url=index_url)
+
+    edit_pyproject(project.pyproject, change)
+    if not project.lock_path.exists():
+        write_lock(project.lock_path, Lock())
+    project.ensure_state_dir()
+    click.echo(
+        "added [tool.forkman] to pyproject.toml" if added else "[tool.forkman] already present"
+    )
+    click.echo(f"lock: {project.lock_path.name}")
+    return 0
+
+
+@click.command("fork")
+@click.argument("spec")
+@click.option("--name", default=None, help="Name of the fork (default: the package name).")
+@click.option("--index-url", default=None, help="Fetch from this simple-API index instead.")
+@click.option("--wheel", "prefer_wheel", is_flag=True, help="Fork the wheel, not the sdist.")
+@click.option("--pre", "prereleases", is_flag=True, default=None, help="Allow pre-releases.")
+@click.pass_obj
+def fork_cmd(
+    obj: Any,
+    spec: str,
+    name: str | None,
+    index_url: str | None,
+    prefer_wheel: bool,
+    prereleases: bool | None,
+) -> int:
+    """Fork SPEC: a requirement from the index, or git+URL@REF.
+
+    \b
+    Examples:
+      forkman fork attrs==23.1.0
+      forkman fork 'packaging>=24,<25'
+      forkman fork git+https://github.com/org/repo@v1.2.0 --name foo
+    """
+    from .._config import DistPreference
+    from .._forks import fork
+
+    project = obj.project()
+    entry = fork(
+        project,
+        spec,
+        name=name,
+        index_url=index_url,
+        prefer=DistPreference.WHEEL if prefer_wheel else None,
+        prereleases=prereleases,
+        observer=StderrObserver(),
+    )
+    click.echo(f"forked {entry.name} {entry.version} into {entry.path}")
+    return 0
+
+
+@click.command("unfork")
+@click.argument("name")
+@click.pass_obj
+def unfork_cmd(obj: Any, name: str) -> int:
+    """Remove fork NAME: its vendored tree, patches, history and lock entry.
+
+    \b
+    Example:
+      forkman unfork attrs
+    """
+    from .._forks import unfork
+
+    entry = unfork(obj.project(), name, observer=StderrObserver(quiet=True))
+    click.echo(f"removed {entry.name} ({entry.path})")
+    return 0
+
+
+@click.command("status")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_obj
+def status_cmd(obj: Any, fmt: str) -> int:
+    """Show every fork: version, source, patches, state, last test and audit.
+
+    \b
+    Example:
+      forkman status --format json
+    """
+    from .._status import status
+
+    rows = status(obj.project())
+    if fmt == "json":
+        click.echo(json.dumps([r.as_dict() for r in rows], indent=2))
+    elif not rows:
+        click.echo("no forks yet: `forkman fork NAME==VERSION` makes one")
+    else:
+        click.echo(
+            table(
+                ["fork", "version", "source", "patches", "state", "tests", "audit"],
+                [[r.name, r.version, r.source, r.patches, r.state, r.tests, r.audit] for r in rows],
+            )
+        )
+    return 0
+
+
+@click.command("verify")
+@click.argument("names", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_obj
+def verify_cmd(obj: Any, names: tuple[str, ...], fmt: str) -> int:
+    """Rebuild forks from their recorded sources and patches, and compare (slow).
+
+    Exit 0 when every fork rebuilds bit for bit, 1 otherwise.
+
+    \b
+    Example:
+      forkman verify attrs
+    """
+    from .._verify import verify
+
+    results = verify(obj.project(), names, observer=StderrObserver(quiet=fmt == "json"))
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "name": r.name,
+                        "ok": r.ok,
+                        "stage": r.stage.value if r.stage else None,
+                        "message": r.message,
+                    }
+                    for r in results
+                ],
+                indent=2,
+            )
+        )
+    else:
+        for r in results:
+            click.echo(
+                f"{r.name}: ok"
+                if r.ok
+                else f"{r.name}: FAILED ({r.stage.value if r.stage else '?'}): {r.message}"
+            )
+    return 0 if all(r.ok for r in results) else 1
