@@ -36,6 +36,8 @@ class ReleaseFile:
     """The file's Requires-Python, if announced."""
     provenance_url: str | None = None
     """PEP 740 provenance URL, if announced."""
+    yanked_reason: str | None = None
+    """Why the file was yanked, when the index says."""
 
 
 @dataclass(frozen=True)
