@@ -14,6 +14,7 @@ so that a pre-commit hook pays no start-up cost for the rest of forkman.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import marshal
@@ -23,7 +24,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ._errors import LockError
-from ._lock import LOCK_NAME, Lock, LockEntry, dump_lock, parse_lock
+from ._lock import (
+    LOCK_NAME,
+    Lock,
+    LockEntry,
+    dump_lock,
+    load_lock_data,
+    lock_from_data,
+    parse_lock,
+)
 from ._treehash import (
     StatCache,
     TreeEntry,
@@ -248,41 +257,46 @@ def _diff(
 
 
 def check_fork(
-    root: Path, state_dir: Path, entry: LockEntry, cache: StatCache | None, patches_dir: str
+    root: Path, state_dir: Path, entry: LockEntry, cache: StatCache | None
 ) -> list[Finding]:
-    """Findings for one fork."""
+    """Findings for one fork's vendored tree."""
     findings: list[Finding] = []
     base = root / entry.path
     if not base.is_dir():
-        findings.append(
+        return [
             Finding(
                 FindingKind.MISSING_FORK,
                 entry.name,
                 entry.path,
                 "the lock has an entry but the tree is gone",
             )
-        )
-    else:
-        manifest, special = scan_fork(root, entry, cache)
-        for path in special:
-            findings.append(Finding(FindingKind.SPECIAL, entry.name, f"{entry.path}/{path}"))
-        if hash_manifest(manifest.values()) != entry.vendored_tree:
-            expected = load_manifest(state_dir, entry.name)
-            if (
-                expected is not None
-                and hash_manifest(TreeEntry(p, k, d) for p, (k, d) in expected.items())
-                == entry.vendored_tree
-            ):
-                findings += _diff(entry.name, entry.path + "/", expected, manifest)
-            if not any(f.kind in _TREE_KINDS for f in findings):
-                findings.append(
-                    Finding(
-                        FindingKind.TREE_CHANGED,
-                        entry.name,
-                        entry.path,
-                        "differs from the lock; run `forkman verify` for details",
-                    )
+        ]
+    manifest, special = scan_fork(root, entry, cache)
+    for path in special:
+        findings.append(Finding(FindingKind.SPECIAL, entry.name, f"{entry.path}/{path}"))
+    if hash_manifest(manifest.values()) != entry.vendored_tree:
+        expected = load_manifest(state_dir, entry.name)
+        if (
+            expected is not None
+            and hash_manifest(TreeEntry(p, k, d) for p, (k, d) in expected.items())
+            == entry.vendored_tree
+        ):
+            findings += _diff(entry.name, entry.path + "/", expected, manifest)
+        if not any(f.kind in _TREE_KINDS for f in findings):
+            findings.append(
+                Finding(
+                    FindingKind.TREE_CHANGED,
+                    entry.name,
+                    entry.path,
+                    "differs from the lock; run `forkman verify` for details",
                 )
+            )
+    return findings
+
+
+def _check_patches(root: Path, entry: LockEntry, patches_dir: str) -> list[Finding]:
+    """Findings for one fork's patch files."""
+    findings: list[Finding] = []
     recorded = set()
     for patch in entry.patches:
         recorded.add(patch.file)
@@ -298,6 +312,106 @@ def check_fork(
             if rel not in recorded:
                 findings.append(Finding(FindingKind.PATCH_UNRECORDED, entry.name, rel))
     return findings
+
+
+def _load_lock_cached(root: Path, text: str) -> tuple[Lock, bool]:
+    """Parse lock `text` (cached by content hash); the lock and whether it is canonical."""
+    import hashlib
+
+    digest = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+    cache_path = root / ".forkman" / "lock.cache"
+    try:
+        cached = marshal.loads(cache_path.read_bytes())
+        if isinstance(cached, tuple) and len(cached) == 3 and cached[0] == digest:
+            return lock_from_data(cached[1]), bool(cached[2])
+    except (OSError, EOFError, ValueError, TypeError):
+        pass
+    data = load_lock_data(text)
+    lock = lock_from_data(data)
+    canonical = dump_lock(lock) == text
+    if cache_path.parent.is_dir():
+        try:
+            from ._fsutil import atomic_write_bytes
+
+            atomic_write_bytes(cache_path, marshal.dumps((digest, data, canonical)))
+        except (OSError, ValueError):
+            pass  # data marshal cannot store (e.g. datetimes): just parse next time
+    return lock, canonical
+
+
+class _GitView:
+    """What the consumer's git knows about the fork paths, asked concurrently.
+
+    ``git status`` (limited to the fork paths) says which paths differ from
+    HEAD in the index or the work tree, or hold untracked files; ``git
+    ls-tree HEAD`` gives the committed tree id of each fork directory. A fork
+    whose path git reports clean and whose committed tree id is the one
+    already proven (by a full hash) to match its lock entry needs no hashing.
+    """
+
+    def __init__(self, root: Path, paths: list[str]) -> None:
+        import subprocess
+
+        self.ok = False
+        self.dirty: list[str] = []
+        self.trees: dict[str, str] = {}
+        if not paths or not (root / ".git").exists():
+            self._procs: list[subprocess.Popen[bytes]] = []
+            return
+        env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE")}
+        env["GIT_OPTIONAL_LOCKS"] = "0"
+        # One pathspec per top-level folder: git matches every index entry against
+        # every pathspec, so a pathspec per fork would cost more than the status itself.
+        spec = ["--", *sorted({p.split("/", 1)[0] for p in paths})]
+        self._procs = [
+            subprocess.Popen(
+                ["git", "status", "--porcelain=v1", "-z", "--untracked-files=all", *spec],
+                cwd=root,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            ),
+            subprocess.Popen(
+                ["git", "ls-tree", "-z", "HEAD", "--", *paths],
+                cwd=root,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            ),
+        ]
+
+    def wait(self) -> None:
+        if not self._procs:
+            return
+        status_out, _ = self._procs[0].communicate()
+        tree_out, _ = self._procs[1].communicate()
+        if self._procs[0].returncode != 0 or self._procs[1].returncode != 0:
+            return
+        records = status_out.split(b"\0")
+        i = 0
+        while i < len(records):
+            rec = records[i]
+            i += 1
+            if len(rec) < 4:
+                continue
+            self.dirty.append(os.fsdecode(rec[3:]))
+            if rec[:1] in (b"R", b"C"):
+                i += 1  # the original name of a rename or copy follows
+        for rec in tree_out.split(b"\0"):
+            meta, _, path = rec.partition(b"\t")
+            parts = meta.split()
+            if len(parts) == 3 and parts[1] == b"tree":
+                self.trees[os.fsdecode(path)] = parts[2].decode()
+        self.ok = True
+
+    def clean_tree(self, path: str) -> str | None:
+        """The committed tree id of `path` when git reports nothing changed under it."""
+        if not self.ok:
+            return None
+        prefix = path.rstrip("/") + "/"
+        if any(d == path or d.startswith(prefix) for d in self.dirty):
+            return None
+        return self.trees.get(path)
 
 
 def check(
@@ -318,40 +432,78 @@ def check(
     lock = Lock()
     if text is not None:
         try:
-            lock = parse_lock(text)
+            lock, canonical = (
+                _load_lock_cached(root, text) if use_cache else (parse_lock(text), None)
+            )
+            if canonical is None:
+                canonical = dump_lock(lock) == text
         except LockError as exc:
             report.findings.append(Finding(FindingKind.LOCK_INVALID, None, LOCK_NAME, exc.message))
             return report
-        if dump_lock(lock) != text:
+        if not canonical:
             report.findings.append(
                 Finding(FindingKind.LOCK_EDITED, None, LOCK_NAME, "not as forkman wrote it")
             )
     state_dir = root / ".forkman"
-    cache = StatCache(state_dir / "statcache") if use_cache and state_dir.is_dir() else None
+    warm = use_cache and state_dir.is_dir()
     wanted = set(names)
     unknown = wanted - set(lock.forks)
     if unknown:
         from ._errors import NotFound
 
         raise NotFound(f"no fork named {', '.join(sorted(unknown))} in forkman.lock")
-    for entry in lock:
-        if wanted and entry.name not in wanted:
-            continue
-        report.forks_checked += 1
-        report.findings += check_fork(root, state_dir, entry, cache, patches_dir)
+    entries = [e for e in lock if not wanted or e.name in wanted]
+    known_trees: dict[str, str] = {}
+    if warm:
+        try:
+            loaded = marshal.loads((state_dir / "gittrees").read_bytes())
+            known_trees = loaded if isinstance(loaded, dict) else {}
+        except (OSError, EOFError, ValueError, TypeError):
+            known_trees = {}
+    fast_paths = [e.path for e in entries if members_of(e) is None]
+    view = _GitView(root, fast_paths if warm else [])
+    report.forks_checked = len(entries)
     if not wanted:
-        claimed = {entry.path for entry in lock}
-        vendor = root / vendor_dir
-        if vendor.is_dir():
-            for child in sorted(vendor.iterdir()):
-                rel = child.relative_to(root).as_posix()
-                if (
-                    child.is_dir()
-                    and not child.name.startswith(".")
-                    and rel not in claimed
-                    and not any(c.startswith(rel + "/") for c in claimed)
-                ):
-                    report.findings.append(Finding(FindingKind.UNTRACKED_FORK, None, rel))
+        report.findings += _untracked_forks(root, lock, vendor_dir)
+    for entry in entries:
+        report.findings += _check_patches(root, entry, patches_dir)
+    view.wait()
+    cache: StatCache | None = None
+    learned = False
+    for entry in entries:
+        committed = view.clean_tree(entry.path) if members_of(entry) is None else None
+        if committed is not None and known_trees.get(entry.vendored_tree) == committed:
+            continue
+        if cache is None and warm:
+            cache = StatCache(state_dir / "statcache")
+        found = check_fork(root, state_dir, entry, cache)
+        report.findings += found
+        if committed is not None and not found:
+            known_trees[entry.vendored_tree] = committed
+            learned = True
     if cache is not None:
         cache.save()
+    if learned:
+        from ._fsutil import atomic_write_bytes
+
+        with contextlib.suppress(OSError):
+            atomic_write_bytes(state_dir / "gittrees", marshal.dumps(known_trees))
+    report.findings.sort(key=lambda f: (f.fork or "", f.path, f.kind.value))
     return report
+
+
+def _untracked_forks(root: Path, lock: Lock, vendor_dir: str) -> list[Finding]:
+    findings = []
+    claimed = {entry.path for entry in lock}
+    vendor = root / vendor_dir
+    if vendor.is_dir():
+        for child in sorted(vendor.iterdir()):
+            rel = child.relative_to(root).as_posix()
+            if (
+                child.is_dir()
+                and not child.name.startswith(".")
+                and rel not in claimed
+                and not any(c.startswith(rel + "/") for c in claimed)
+            ):
+                findings.append(Finding(FindingKind.UNTRACKED_FORK, None, rel))
+    return findings

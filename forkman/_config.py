@@ -15,11 +15,13 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import tomlkit
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from tomlkit.items import Table
+
+if TYPE_CHECKING:
+    import tomlkit
+    from tomlkit.items import Table
 
 from ._errors import ConfigError
 from ._fsutil import atomic_write_text
@@ -180,14 +182,20 @@ def has_config(pyproject: Path) -> bool:
 
 def render_pyproject_edit(pyproject: Path, change: Callable[[tomlkit.TOMLDocument], None]) -> str:
     """The text of `pyproject` after `change`, validated, without writing it."""
+    import tomlkit
+
     try:
-        doc = tomlkit.parse(pyproject.read_text(encoding="utf-8"))
+        original = pyproject.read_text(encoding="utf-8")
+        doc = tomlkit.parse(original)
     except FileNotFoundError:
         raise ConfigError(f"{pyproject} does not exist") from None
     except Exception as exc:  # tomlkit raises several parse error types
         raise ConfigError(f"{pyproject} is not valid TOML: {exc}") from None
     change(doc)
     text = tomlkit.dumps(doc)
+    # Keep the file's own ending: tables tomlkit removes can leave blank lines behind.
+    ending = original[len(original.rstrip("\n")) :]
+    text = text.rstrip("\n") + (ending or "\n")
     parse_config(tomllib.loads(text).get("tool", {}).get("forkman", {}))
     return text
 
@@ -203,6 +211,9 @@ def edit_pyproject(pyproject: Path, change: Callable[[tomlkit.TOMLDocument], Non
 
 def forkman_table(doc: tomlkit.TOMLDocument) -> Table:
     """``[tool.forkman]`` of `doc`, created (as a super-table chain) when absent."""
+    import tomlkit
+    from tomlkit.items import Table
+
     tool = doc.get("tool")
     if tool is None:
         tool = tomlkit.table(is_super_table=True)
@@ -217,6 +228,9 @@ def forkman_table(doc: tomlkit.TOMLDocument) -> Table:
 
 def fork_table(doc: tomlkit.TOMLDocument, name: str, *, create: bool = True) -> Table | None:
     """``[tool.forkman.forks.NAME]`` of `doc`."""
+    import tomlkit
+    from tomlkit.items import Table
+
     table = forkman_table(doc)
     forks = table.get("forks")
     if forks is None:
@@ -246,6 +260,8 @@ def remove_fork_table(doc: tomlkit.TOMLDocument, name: str) -> None:
 
 def init_table(doc: tomlkit.TOMLDocument, *, index_url: str | None = None) -> bool:
     """Add a commented default ``[tool.forkman]`` table; False when one exists already."""
+    import tomlkit
+
     tool = doc.get("tool")
     if tool is not None and "forkman" in tool:
         return False

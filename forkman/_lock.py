@@ -181,13 +181,22 @@ def _parse_source(table: Any, where: str) -> Source:
 
 def parse_lock(text: str, *, origin: str = LOCK_NAME) -> Lock:
     """Parse and validate lock text."""
+    return lock_from_data(load_lock_data(text, origin=origin), origin=origin)
+
+
+def load_lock_data(text: str, *, origin: str = LOCK_NAME) -> dict[str, Any]:
+    """The raw TOML data of lock text (not yet validated)."""
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise LockError(
             f"{origin} is not valid TOML: {exc}",
             hint="restore it from version control (git checkout -- forkman.lock)",
         ) from None
+
+
+def lock_from_data(data: Mapping[str, Any], *, origin: str = LOCK_NAME) -> Lock:
+    """Validate raw lock data."""
     version = data.get("version")
     if not isinstance(version, int):
         raise LockError(f"{origin}: missing lock format version")

@@ -11,6 +11,9 @@ the same. Unlike git's object ids it is sha256 throughout.
 
 with kind one of ``f`` (regular file), ``x`` (executable file), ``l`` (symlink).
 
+Python bytecode caches (``__pycache__`` directories) are never part of a
+tree: running the code would otherwise "modify" it.
+
 Hashing every file on every `forkman check` would be slow on large trees, so
 :class:`StatCache` remembers each file's digest together with its stat
 signature and only re-reads files whose signature changed (the same idea as
@@ -157,7 +160,8 @@ def scan_tree(
                     target = os.readlink(entry.path)
                     manifest[rel] = TreeEntry(rel, "l", bytes_digest(os.fsencode(target)))
                 elif entry.is_dir(follow_symlinks=False):
-                    stack.append((entry.path, rel + "/"))
+                    if entry.name != "__pycache__":
+                        stack.append((entry.path, rel + "/"))
                 elif entry.is_file(follow_symlinks=False):
                     st = entry.stat(follow_symlinks=False)
                     kind = "x" if st.st_mode & 0o111 else "f"

@@ -106,6 +106,7 @@ class ForkTransaction:
         self.steps: list[dict[str, Any]] = []
         self.after: str | None = None
         self._done = False
+        self._committed = False
 
     # -- journal ------------------------------------------------------------------
     def _write_journal(self) -> None:
@@ -129,7 +130,8 @@ class ForkTransaction:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if not self._done:
-            _rollback(self.project, self.steps)
+            if not self._committed:  # past the commit point, only clean-up is left
+                _rollback(self.project, self.steps)
             self._cleanup()
 
     def _cleanup(self) -> None:
@@ -185,6 +187,7 @@ class ForkTransaction:
             self._write_journal()
             fault_point("before-lock-write")
             write_lock(self.project.lock_path, lock)
+            self._committed = True
         fault_point("after-lock-write")
         self._cleanup()
         return lock

@@ -20,9 +20,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
 from ._check import scan_fork
 from ._errors import ForkmanError, IntegrityError
-from ._lock import GitSource, LockEntry
+from ._lock import GitSource, IndexSource, LockEntry
 from ._observer import NullObserver, Observer
 from ._project import Project
 from ._treehash import file_digest, hash_manifest, scan_tree
@@ -104,6 +112,15 @@ def rebuild(
     """Rebuild `entry` inside `workdir` and compare every stage with the lock."""
     name = entry.name
     pristine = workdir / "upstream"
+    if isinstance(entry.source, IndexSource):
+        recorded = _filename_version(entry.source.filename)
+        if recorded is not None and recorded != Version(entry.version):
+            return VerifyResult(
+                name,
+                False,
+                VerifyStage.SOURCE,
+                f"the lock says version {entry.version} but the file is {entry.source.filename}",
+            )
     try:
         fetch_pristine(project, entry, pristine, observer)
     except ForkmanError as exc:
@@ -156,6 +173,16 @@ def rebuild(
             f"{entry.path} differs from the lock: see `forkman check {name}`",
         )
     return VerifyResult(name, True)
+
+
+def _filename_version(filename: str) -> Version | None:
+    """The version a release file's name declares, if it parses."""
+    try:
+        if filename.endswith(".whl"):
+            return parse_wheel_filename(filename)[1]
+        return parse_sdist_filename(filename)[1]
+    except (InvalidSdistFilename, InvalidWheelFilename, InvalidVersion):
+        return None
 
 
 def _tree_hash_like(tree: Path, entry: LockEntry) -> str:

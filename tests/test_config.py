@@ -52,7 +52,9 @@ def test_full_table() -> None:
             "index-url": "http://127.0.0.1:1/simple/",
             "extra-index-urls": ["http://127.0.0.1:2/simple/"],
             "prefer": "wheel",
-            "forks": {"attrs": {"constraint": ">=23,<24", "pinned": True, "test": {"command": "x"}}},
+            "forks": {
+                "attrs": {"constraint": ">=23,<24", "pinned": True, "test": {"command": "x"}}
+            },
             "sandbox": {"min-tier": "namespaces"},
         }
     )

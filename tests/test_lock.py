@@ -39,18 +39,20 @@ def entry(name: str, **kw: object) -> LockEntry:
 
 
 def test_roundtrip_with_everything() -> None:
-    lock = Lock().with_entry(
-        entry(
-            "attrs",
-            patches=(PatchRecord("patches/attrs/0001-a.patch", "b" * 64, ("PYSEC-2024-1",)),),
-            sections={
-                "test": {"passed": 3, "failed": 0, "tier": "namespaces"},
-                "provenance": {"publisher": {"kind": "github", "repository": "o/r"}},
-                "audit": {"vulnerabilities": [{"id": "X", "fixed": ["1.1"]}]},
-            },
+    lock = (
+        Lock()
+        .with_entry(
+            entry(
+                "attrs",
+                patches=(PatchRecord("patches/attrs/0001-a.patch", "b" * 64, ("PYSEC-2024-1",)),),
+                sections={
+                    "test": {"passed": 3, "failed": 0, "tier": "namespaces"},
+                    "provenance": {"publisher": {"kind": "github", "repository": "o/r"}},
+                    "audit": {"vulnerabilities": [{"id": "X", "fixed": ["1.1"]}]},
+                },
+            )
         )
-    ).with_entry(
-        entry("from-git", source=GitSource("https://h/o/r.git", "v1", "c" * 40, "sub"))
+        .with_entry(entry("from-git", source=GitSource("https://h/o/r.git", "v1", "c" * 40, "sub")))
     )
     text = dump_lock(lock)
     assert parse_lock(text) == lock

@@ -1,112 +1,43 @@
 """The `forkman` command line: parse, call one core function, render, pick the exit code.
 
 Commands are loaded lazily (only the module of the command being run is
-imported), which keeps `forkman check` fast enough for a pre-commit hook.
-Each command module lives beside this one and registers nothing globally:
-add a line to :data:`COMMANDS` to expose a new one.
+imported). `forkman check`, which pre-commit hooks run on every commit, is
+dispatched before click is even imported (see :mod:`forkman.cli._check`).
+Add a line to :data:`COMMANDS` to expose a new command.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
-from pathlib import Path
+import sys
 from typing import Any
 
-import click
-
-from .. import __version__
-from .._errors import ForkmanError
-
-# command name -> "module:attribute" (relative to forkman.cli)
+# command name -> "module:attribute" (module relative to forkman.cli)
 COMMANDS: dict[str, str] = {
     "init": "_core:init_cmd",
     "fork": "_core:fork_cmd",
     "unfork": "_core:unfork_cmd",
     "status": "_core:status_cmd",
-    "check": "_check:check_cmd",
+    "check": "_check_cmd:check_cmd",
     "verify": "_core:verify_cmd",
 }
 
 
-class LazyGroup(click.Group):
-    """A click group whose commands are imported on first use."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        module_name, attr = target.split(":")
-        module = importlib.import_module(f"{__name__}.{module_name}")
-        command = getattr(module, attr)
-        assert isinstance(command, click.Command)
-        return command
-
-    def invoke(self, ctx: click.Context) -> Any:
-        """Run the command; map :class:`ForkmanError` and int results to exit codes."""
-        try:
-            rv = super().invoke(ctx)
-        except ForkmanError as exc:
-            if ctx.obj is not None and ctx.obj.verbose:
-                import traceback
-
-                traceback.print_exc()
-            click.echo(exc.diagnostics(), err=True)
-            ctx.exit(exc.exit_code)
-        if isinstance(rv, int) and not isinstance(rv, bool):
-            ctx.exit(rv)
-        return rv
-
-
-class Context:
-    """What every command gets: where the project is, how verbose to be."""
-
-    def __init__(self, project_dir: Path | None, verbose: bool, engine: str) -> None:
-        self.project_dir = project_dir
-        self.verbose = verbose
-        self.engine = engine
-
-    def project(self) -> Any:
-        """The consumer project (found upward from --project or the cwd)."""
-        from .._project import find_project
-
-        return find_project(self.project_dir)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="forkman")
-@click.option(
-    "--project",
-    "project_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="The consumer project (default: found upward from the current directory).",
-)
-@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks for errors.")
-@click.option(
-    "--engine",
-    type=click.Choice(["embedded", "ray"]),
-    default=lambda: os.environ.get("FORKMAN_ENGINE", "embedded"),
-    show_default="embedded",
-    help="Where fork actors run: in this process (SQLite) or on a Ray cluster.",
-)
-@click.pass_context
-def cli(ctx: click.Context, project_dir: Path | None, verbose: bool, engine: str) -> None:
-    """forkman: own your dependencies as forks.
-
-    \b
-    Example:
-      forkman init
-      forkman fork attrs==23.1.0
-      forkman status
-      forkman check
-    """
-    ctx.obj = Context(project_dir, verbose, engine)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `forkman` console script and `python -m forkman`."""
-    cli.main(args=argv, prog_name="forkman")
+    args = sys.argv[1:] if argv is None else list(argv)
+    from ._check import fast_check
+
+    code = fast_check(args)
+    if code is not None:
+        sys.exit(code)
+    from ._app import cli
+
+    cli.main(args=args, prog_name="forkman")
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("cli", "LazyGroup", "Context"):
+        from . import _app
+
+        return getattr(_app, name)
+    raise AttributeError(name)

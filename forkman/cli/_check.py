@@ -1,46 +1,112 @@
-"""`forkman check` (kept light: it runs in pre-commit hooks)."""
+"""`forkman check` without click: it runs in pre-commit hooks, so start-up matters.
+
+:func:`fast_check` handles the plain forms (``check [NAME...] [--format
+text|json]``) with nothing but the standard library and forkman's lock and
+tree code; anything else (``--help``, ``--project``) falls through to click,
+whose command (:mod:`forkman.cli._check_cmd`) calls the same :func:`run_check`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
 
-import click
 
+def _find_root(start: Path) -> Path:
+    here = start.resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "pyproject.toml").is_file():
+            return candidate
+    from .._errors import ProjectError
 
-@click.command("check")
-@click.argument("names", nargs=-1)
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-@click.pass_obj
-def check_cmd(obj: Any, names: tuple[str, ...], fmt: str) -> int:
-    """Do the vendored trees still match forkman.lock? (fast, offline)
-
-    Exit 0 when clean, 1 when something changed without being recorded.
-
-    \b
-    Example:
-      forkman check
-      forkman check attrs --format json
-    """
-    from .._check import check
-    from .._config import load_config
-
-    project = obj.project()
-    config = load_config(project.pyproject)
-    report = check(
-        project.root,
-        vendor_dir=config.vendor_dir,
-        patches_dir=config.patches_dir,
-        names=names,
+    raise ProjectError(
+        f"no pyproject.toml in {here} or any parent directory",
+        hint="run forkman inside your project, or pass --project DIR",
     )
+
+
+def _dirs(root: Path) -> tuple[str, str]:
+    try:
+        data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        from .._errors import ConfigError
+
+        raise ConfigError(f"{root / 'pyproject.toml'} is not valid TOML: {exc}") from None
+    table = data.get("tool", {}).get("forkman", {})
+    vendor = table.get("vendor-dir", "vendor")
+    patches = table.get("patches-dir", "patches")
+    if not isinstance(vendor, str) or not isinstance(patches, str):
+        from .._config import load_config
+
+        load_config(root / "pyproject.toml")  # raises the precise configuration error
+    return str(vendor), str(patches)
+
+
+def run_check(root: Path, names: Sequence[str], fmt: str) -> int:
+    """Check the project at `root`, print the report, return the exit code."""
+    vendor_dir, patches_dir = _dirs(root)
+    if not (root / ".forkman" / "txn").is_dir():
+        from .._quickcheck import quick_clean
+
+        count = quick_clean(root, vendor_dir, patches_dir, list(names))
+        if count is not None:
+            if fmt == "json":
+                import json
+
+                print(
+                    json.dumps(
+                        {"ok": True, "forks_checked": count, "findings": [], "hints": []}, indent=2
+                    )
+                )
+            else:
+                print(f"ok: {count} fork(s) match forkman.lock")
+            return 0
+    from .._check import check
+
+    if (root / ".forkman" / "txn").is_dir():
+        from .._project import Project
+        from .._txn import recover
+
+        for line in recover(Project(root)):
+            print(f"recovered: {line}", file=sys.stderr)
+    report = check(root, vendor_dir=vendor_dir, patches_dir=patches_dir, names=names)
     if fmt == "json":
-        click.echo(report.to_json())
+        print(report.to_json())
         return 0 if report.ok else 1
     if report.ok:
-        click.echo(f"ok: {report.forks_checked} fork(s) match forkman.lock")
+        print(f"ok: {report.forks_checked} fork(s) match forkman.lock")
         return 0
     for finding in report.findings:
         where = f"{finding.fork}: " if finding.fork else ""
-        click.echo(f"{where}{finding.message()}")
+        print(f"{where}{finding.message()}")
     for hint in report.hints():
-        click.echo(f"hint: {hint}", err=True)
+        print(f"hint: {hint}", file=sys.stderr)
     return 1
+
+
+def fast_check(args: Sequence[str]) -> int | None:
+    """Run `check` if `args` is a plain check invocation; None to let click handle it."""
+    if not args or args[0] != "check":
+        return None
+    fmt = "text"
+    names: list[str] = []
+    rest = list(args[1:])
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--format" and rest and rest[0] in ("text", "json"):
+            fmt = rest.pop(0)
+        elif arg in ("--format=text", "--format=json"):
+            fmt = arg.split("=", 1)[1]
+        elif arg.startswith("-"):
+            return None
+        else:
+            names.append(arg)
+    from .._errors import ForkmanError
+
+    try:
+        return run_check(_find_root(Path.cwd()), names, fmt)
+    except ForkmanError as exc:
+        print(exc.diagnostics(), file=sys.stderr)
+        return exc.exit_code

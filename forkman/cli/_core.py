@@ -110,8 +110,12 @@ def status_cmd(obj: Any, fmt: str) -> int:
       forkman status --format json
     """
     from .._status import status
+    from .._txn import recover
 
-    rows = status(obj.project())
+    project = obj.project()
+    for line in recover(project):
+        click.echo(f"recovered: {line}", err=True)
+    rows = status(project)
     if fmt == "json":
         click.echo(json.dumps([r.as_dict() for r in rows], indent=2))
     elif not rows:

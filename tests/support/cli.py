@@ -9,7 +9,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from forkman.cli import cli
+from forkman.cli._app import cli
 
 
 @dataclass

@@ -61,9 +61,7 @@ def build_sdist(
     """Write ``<name>-<version>.tar.gz`` with a single top-level directory."""
     files = dict(files if files is not None else default_project_files(name, version))
     stem = f"{_norm_filename_part(name)}-{version}"
-    files.setdefault(
-        "PKG-INFO", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-    )
+    files.setdefault("PKG-INFO", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
     path = dest / f"{stem}.tar.gz"
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
@@ -251,9 +249,7 @@ class LocalIndex:
                     return self._send(body, "application/vnd.pypi.simple.v1+json")
                 links = []
                 for f in files:
-                    frag = (
-                        f"#sha256={f.announced_sha256 or f.sha256}" if index.serve_hashes else ""
-                    )
+                    frag = f"#sha256={f.announced_sha256 or f.sha256}" if index.serve_hashes else ""
                     attrs = f' href="../../files/{f.path.name}{frag}"'
                     if f.yanked:
                         reason = f.yanked if isinstance(f.yanked, str) else ""

@@ -1,0 +1,163 @@
+"""The quick path of `forkman check`: prove a clean project with almost no work.
+
+`forkman check` runs on every commit, so its common answer ("everything
+matches") must cost about what `git status` costs. This module proves that
+answer from three facts, or gives up:
+
+1. the lock's parsed data is cached under ``.forkman/lock.cache`` by the
+   sha256 of its text (so a hand edit or a merge is always re-parsed), and
+   that text was canonical when it was cached;
+2. ``git status`` reports nothing under the vendor directory (no change in the
+   work tree or the index, no untracked file), and ``git ls-tree HEAD``
+   gives each fork directory's committed tree id, both started first thing
+   and run while this process reads the lock;
+3. ``.forkman/gittrees`` maps each fork's lock tree hash (sha256) to the git
+   tree id that a full check proved it to be.
+
+Patch files are still hashed (they are few and small). When any fact is
+missing or disagrees, :func:`quick_clean` returns None and the full check in
+:mod:`forkman._check` runs, explains every difference and learns the tree ids
+for next time. Deliberately standard-library only: importing forkman's
+dataclasses alone would cost more than the whole check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+from pathlib import Path
+from typing import Any
+
+
+def _spawn(argv: list[str], cwd: Path) -> tuple[int, int]:
+    """Start `argv` in `cwd` with stdout to a pipe; (pid, read fd)."""
+    read_fd, write_fd = os.pipe()
+    env = dict(os.environ)
+    env.pop("GIT_DIR", None)
+    env.pop("GIT_WORK_TREE", None)
+    env["GIT_OPTIONAL_LOCKS"] = "0"
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        pid = os.posix_spawnp(
+            argv[0],
+            argv,
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, write_fd, 1),
+                (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_CLOSE, read_fd),
+            ],
+        )
+    finally:
+        os.chdir(old)
+        os.close(write_fd)
+    return pid, read_fd
+
+
+def _collect(pid: int, read_fd: int) -> bytes | None:
+    chunks = []
+    while chunk := os.read(read_fd, 1 << 16):
+        chunks.append(chunk)
+    os.close(read_fd)
+    _, status = os.waitpid(pid, 0)
+    return b"".join(chunks) if os.waitstatus_to_exitcode(status) == 0 else None
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def quick_clean(root: Path, vendor_dir: str, patches_dir: str, names: list[str]) -> int | None:
+    """The number of forks checked when the project is provably clean, else None."""
+    state = root / ".forkman"
+    vendor = vendor_dir.strip("/")
+    if not (state / "gittrees").is_file() or not (root / ".git").exists():
+        return None
+    try:
+        status = _spawn(
+            ["git", "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", vendor],
+            root,
+        )
+        trees = _spawn(["git", "ls-tree", "-z", "HEAD", "--", vendor + "/"], root)
+    except OSError:
+        return None
+    try:
+        wanted = _expected_trees(root, state, vendor, patches_dir, names)
+    finally:
+        status_out = _collect(*status)
+        trees_out = _collect(*trees)
+    if wanted is None or status_out != b"" or trees_out is None:
+        return None
+    committed = {}
+    for record in trees_out.split(b"\0"):
+        meta, _, path = record.partition(b"\t")
+        parts = meta.split()
+        if len(parts) == 3:
+            committed[os.fsdecode(path)] = parts[2].decode()
+    if any(committed.get(path) != tree for path, tree in wanted.items()):
+        return None
+    return len(wanted)
+
+
+def _expected_trees(
+    root: Path, state: Path, vendor: str, patches_dir: str, names: list[str]
+) -> dict[str, str] | None:
+    """Fork path -> proven git tree id, if the lock and patches allow the quick path."""
+    try:
+        text = (root / "forkman.lock").read_bytes()
+        cached: Any = marshal.loads((state / "lock.cache").read_bytes())
+        known: Any = marshal.loads((state / "gittrees").read_bytes())
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    if not (isinstance(cached, tuple) and len(cached) == 3 and cached[2] is True):
+        return None
+    if cached[0] != hashlib.sha256(text).hexdigest() or not isinstance(known, dict):
+        return None
+    forks = cached[1].get("forks", {})
+    if names and not set(names) <= set(forks):
+        return None
+    wanted: dict[str, str] = {}
+    for name, table in forks.items():
+        path = table.get("path", "")
+        rest = path[len(vendor) + 1 :]
+        if "namespace" in table or not path.startswith(vendor + "/") or "/" in rest:
+            return None
+        if names and name not in names:
+            continue
+        tree = known.get(table.get("vendored-tree"))
+        if tree is None:
+            return None
+        wanted[path] = tree
+        recorded = set()
+        for patch in table.get("patches", []):
+            recorded.add(patch.get("file"))
+            if _digest(root / patch.get("file", "")) != patch.get("sha256"):
+                return None
+        series = root / patches_dir / name
+        if series.is_dir() and any(
+            f"{patches_dir}/{name}/{p.name}" not in recorded for p in series.glob("*.patch")
+        ):
+            return None
+    if not names and not _all_claimed(root / vendor, vendor, forks):
+        return None
+    return wanted
+
+
+def _all_claimed(vendor_path: Path, vendor: str, forks: dict[str, Any]) -> bool:
+    """Whether every directory in the vendor folder belongs to a fork."""
+    claimed = {table.get("path") for table in forks.values()}
+    try:
+        children = os.scandir(vendor_path)
+    except OSError:
+        return True
+    with children:
+        return all(
+            f"{vendor}/{child.name}" in claimed
+            for child in children
+            if child.is_dir() and not child.name.startswith(".")
+        )

@@ -1,0 +1,138 @@
+"""Crash safety of writes: every fault leaves the old state or the new one, never a mix."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from forkman._forks import fork, unfork
+from forkman._lock import load_lock
+from forkman._project import Project
+from forkman._txn import InjectedFault, recover
+from tests.support.cli import run, snapshot
+from tests.support.index import LocalIndex
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def ready(cwd: Path, local_index: LocalIndex) -> Project:
+    assert run("init").exit_code == 0
+    for version in ("1.0", "1.1"):
+        local_index.add_sdist("demo", version, {f"m{i}.py": f"x = {i}\n" for i in range(30)})
+    return Project(cwd)
+
+
+def assert_consistent(project: Project) -> bool:
+    """The fork is entirely there (and matches the lock) or entirely absent; True if there.
+
+    Runs `forkman check` first: like every command, it recovers interrupted work.
+    """
+    res = run("check")
+    assert res.exit_code == 0, res
+    lock = load_lock(project.lock_path)
+    tree = project.root / "vendor" / "demo"
+    history = project.fork_git_dir("demo")
+    if "demo" in lock.forks:
+        assert tree.is_dir() and history.is_dir()
+        return True
+    assert not tree.exists() and not history.exists()
+    assert "constraint" not in project.pyproject.read_text()
+    return False
+
+
+@pytest.mark.parametrize("step", ["fork-history", "fork-tree", "before-lock-write"])
+def test_fault_before_commit_rolls_back(
+    ready: Project, step: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = snapshot(ready.root, skip=(".git", ".forkman"))
+    monkeypatch.setenv("FORKMAN_FAULT", step)
+    with pytest.raises(InjectedFault):
+        fork(ready, "demo>=1,<2")
+    monkeypatch.delenv("FORKMAN_FAULT")
+    assert snapshot(ready.root, skip=(".git", ".forkman")) == before
+    assert not assert_consistent(ready)
+
+
+def test_fault_after_commit_completes(ready: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORKMAN_FAULT", "after-lock-write")
+    with pytest.raises(InjectedFault):
+        fork(ready, "demo==1.0")
+    monkeypatch.delenv("FORKMAN_FAULT")
+    assert recover(ready) == []  # the transaction finished its clean-up while unwinding
+    assert assert_consistent(ready)
+
+
+def test_kill_after_commit_is_completed_by_recovery(ready: Project) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FORKMAN_FAULT": "after-lock-write:kill"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "forkman", "fork", "demo==1.0"],
+        cwd=ready.root,
+        env=env,
+        capture_output=True,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL
+    assert recover(ready) == ["demo: completed the interrupted fork"]
+    assert assert_consistent(ready)
+
+
+def test_unfork_fault_rolls_back(ready: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    fork(ready, "demo>=1,<2")
+    before = snapshot(ready.root, skip=(".git", ".forkman"))
+    monkeypatch.setenv("FORKMAN_FAULT", "before-lock-write")
+    with pytest.raises(InjectedFault):
+        unfork(ready, "demo")
+    monkeypatch.delenv("FORKMAN_FAULT")
+    assert snapshot(ready.root, skip=(".git", ".forkman")) == before
+    assert assert_consistent(ready)
+
+
+@pytest.mark.parametrize("step", ["fork-history", "fork-tree", "before-lock-write"])
+def test_sigkill_at_each_step_then_next_command_recovers(ready: Project, step: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FORKMAN_FAULT": f"{step}:kill"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "forkman", "fork", "demo>=1,<2"],
+        cwd=ready.root,
+        env=env,
+        capture_output=True,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL
+    assert (ready.state_dir / "txn").is_dir()
+    assert not assert_consistent(ready)  # `forkman check` recovered it first
+    assert not any((ready.state_dir / "txn").iterdir())
+
+
+def test_sigkill_at_random_moments(ready: Project) -> None:
+    rng = random.Random(20261126)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    present = absent = 0
+    for _ in range(12):
+        args = (
+            ["unfork", "demo"]
+            if "demo" in load_lock(ready.lock_path).forks
+            else ["fork", "demo>=1,<2"]
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "forkman", *args],
+            cwd=ready.root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.05, 0.6))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if assert_consistent(ready):
+            present += 1
+        else:
+            absent += 1
+    assert present + absent == 12
