@@ -13,6 +13,7 @@ import contextlib
 import datetime as _dt
 import os
 import shutil
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,10 +241,33 @@ def fork(
                 txn.write_file(project.pyproject, pyproject_text.encode())
             txn.commit(lambda lock: lock.with_entry(entry))
         save_manifest(project.state_dir, fork_name, vendored_manifest)
+        ignored = ignored_by_git(project, [f"{entry.path}/{p}" for p in vendored_manifest])
+        if ignored:
+            observer.warning(
+                f"{len(ignored)} file(s) of {entry.path} are ignored by this repository's "
+                f"git (e.g. {ignored[0]}): they will not be committed, and a fresh clone will "
+                f"not match forkman.lock; add them with `git add -f {entry.path}`"
+            )
         observer.step(fork_name, f"forked {fork_name} {fetched.version}")
         return entry
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def ignored_by_git(project: Project, paths: list[str]) -> list[str]:
+    """Which of `paths` (relative to the project root) the consumer's git ignores."""
+    if not paths:
+        return []
+    proc = subprocess.run(
+        ["git", "check-ignore", "--no-index", "-z", "--stdin"],
+        cwd=project.root,
+        input=b"\0".join(p.encode("utf-8", "surrogateescape") for p in paths) + b"\0",
+        capture_output=True,
+        check=False,
+    )
+    if proc.returncode not in (0, 1):
+        return []
+    return sorted(p.decode("utf-8", "surrogateescape") for p in proc.stdout.split(b"\0") if p)
 
 
 def _constraint_edit(project: Project, name: str, spec: str) -> str | None:

@@ -346,3 +346,17 @@ def test_fork_real_package_from_pypi(initialized: Path) -> None:
     assert (initialized / "vendor/attrs/src/attr/_make.py").exists()
     assert run("check").exit_code == 0
     assert run("verify").exit_code == 0
+
+
+def test_fork_warns_about_files_the_consumer_git_ignores(
+    initialized: Path, local_index: LocalIndex
+) -> None:
+    (initialized / ".gitignore").write_text("*.egg-info/\n")
+    local_index.add_sdist(
+        "demo", "1.0", {"demo.egg-info/PKG-INFO": "Name: demo\n", "demo.py": "x = 1\n"}
+    )
+    res = run("fork", "demo==1.0")
+    assert res.exit_code == 0, res
+    assert "are ignored by this repository's git" in res.stderr
+    assert "vendor/demo/demo.egg-info/PKG-INFO" in res.stderr
+    assert "git add -f vendor/demo" in res.stderr
