@@ -387,9 +387,13 @@ def _open(archive: Path, fmt: ArchiveFormat) -> Iterator[_Reader]:
 
 
 def _reject(member: str, rule: str) -> UnsafeArchive:
-    shown = member.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+    try:
+        raw = member.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = member.encode("utf-8", "backslashreplace")
+    shown = repr(raw.decode("utf-8", "backslashreplace"))
     return UnsafeArchive(
-        f"archive member {shown!r} rejected: {rule}",
+        f"archive member {shown} rejected: {rule}",
         hint="the archive was not unpacked and nothing was written; "
         "if the upstream release really contains this, report it upstream",
     )
