@@ -174,10 +174,17 @@ def _git(
     return proc
 
 
-def _stderr(proc: subprocess.CompletedProcess[bytes] | subprocess.CalledProcessError) -> str:
+def _stderr_text(proc: subprocess.CompletedProcess[bytes]) -> str:
     raw = proc.stderr or b""
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+
+
+def _stderr(proc: subprocess.CompletedProcess[bytes]) -> str:
+    """git's most telling error line: the first `fatal:`/`error:` line, else the last."""
+    lines = [ln.strip() for ln in _stderr_text(proc).splitlines() if ln.strip()]
+    for line in lines:
+        if line.startswith(("fatal:", "error:")):
+            return line
     return lines[-1] if lines else f"git exited with {proc.returncode}"
 
 
@@ -193,7 +200,7 @@ def _subject(url: str) -> str:
 
 def _remote_error(url: str, proc: subprocess.CompletedProcess[bytes]) -> Exception:
     detail = _stderr(proc)
-    if any(marker in detail.lower() for marker in _NOT_FOUND_MARKERS):
+    if any(marker in _stderr_text(proc).lower() for marker in _NOT_FOUND_MARKERS):
         return NotFound(
             f"git repository {url} was not found: {detail}",
             hint="check the URL and that you have access to it",
@@ -303,10 +310,9 @@ def export(
     treeish = f"{commit}:{sub}" if sub else commit
     if sub and _git("cat-file", "-e", treeish, cwd=mirror, check=False).returncode != 0:
         raise NotFound(f"subdirectory {sub!r} does not exist at commit {commit[:12]} of {url}")
-    if _git("cat-file", "-t", treeish, cwd=mirror).stdout.strip() != b"tree":
+    if sub and _git("cat-file", "-t", treeish, cwd=mirror).stdout.strip() != b"tree":
         raise BadInput(f"{sub!r} at commit {commit[:12]} of {url} is not a directory")
     observer.step(_subject(url), f"exporting {commit[:12]}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tar_name = tempfile.mkstemp(prefix=".git-export-", suffix=".tar", dir=mirror.parent)
     tar_path = Path(tar_name)
     try:
