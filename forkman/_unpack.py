@@ -527,16 +527,23 @@ def _write_all(reader: _Reader, members: list[_Member], root: Path, limits: Unpa
     dirs = [m for m in members if m.kind is _Kind.DIR]
     files = [m for m in members if m.kind is _Kind.FILE]
     links = [m for m in members if m.kind is _Kind.SYMLINK]
+    made: set[Path] = {root}
+
+    def ensure_dir(path: Path) -> None:
+        if path not in made:
+            path.mkdir(parents=True, exist_ok=True)
+            made.update([path, *path.parents])
+
     for m in dirs:
-        (root / m.name).mkdir(parents=True, exist_ok=True)
+        ensure_dir(root / m.name)
     for m in files:
         path = root / m.name
-        path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_dir(path.parent)
         total = _write_file(reader, m, path, total, limits)
     # Links last: nothing is ever written through one.
     for m in links:
         path = root / m.name
-        path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_dir(path.parent)
         os.symlink(m.target, path)
     for dirpath, _dirnames, _files in os.walk(root):
         os.chmod(dirpath, 0o755)  # noqa: S103 - the documented directory mode
