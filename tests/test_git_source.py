@@ -118,6 +118,17 @@ def test_bad_git_specs(spec: str) -> None:
     assert info.value.exit_code == 2
 
 
+@pytest.mark.parametrize(
+    "url", ["ext::sh -c touch% /tmp/pwned", "-uhelp", "fd::17", "/abs/path/without/scheme"]
+)
+def test_dangerous_urls_never_reach_git(url: str, tmp_path: Path) -> None:
+    with pytest.raises(BadInput):
+        resolve(url, "main")
+    with pytest.raises(BadInput):
+        export(url, "a" * 40, tmp_path / "x")
+    assert not (cache_root() / "git").exists()
+
+
 # -- resolve -------------------------------------------------------------------------
 
 

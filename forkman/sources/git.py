@@ -214,6 +214,7 @@ def _remote_error(url: str, proc: subprocess.CompletedProcess[bytes]) -> Excepti
 
 def _ensure_mirror(url: str, observer: Observer, *, update: bool) -> Path:
     """The bare mirror of `url`, cloned if absent and fetched when `update`."""
+    _check_url(url)
     mirror = mirror_path(url)
     subject = _subject(url)
     if (mirror / "HEAD").is_file():
@@ -244,6 +245,16 @@ def _ensure_mirror(url: str, observer: Observer, *, update: bool) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return mirror
+
+
+def _check_url(url: str) -> None:
+    """Refuse URLs git would treat as commands or options (a lock file can be edited)."""
+    scheme = urlsplit(url).scheme
+    if scheme not in _SCHEMES or "::" in url.split("/", 1)[0] or url.startswith("-"):
+        raise BadInput(
+            f"{url!r} is not a git URL forkman fetches from",
+            hint=f"use one of {', '.join(s + '://' for s in _SCHEMES)}",
+        )
 
 
 def _rev_parse(mirror: Path, rev: str) -> str | None:
