@@ -468,3 +468,23 @@ def test_real_pypi_attrs_sdist(tmp_path: Path) -> None:
     unpack_archive(release.path, dest)
     assert (dest / "pyproject.toml").is_file()
     assert (dest / "src" / "attr" / "__init__.py").is_file()
+
+
+def test_html_details_from_other_indexes() -> None:
+    from forkman.sources.index import _parse_html
+
+    digest = "ABCDEF0123456789abcdef0123456789" * 2
+    page = f"""<!DOCTYPE html><html><head><base href="https://cdn.invalid/pkgs/"></head><body>
+    <a href="demo-1.0.tar.gz?download=1#sha256={digest}"
+       data-requires-python="&gt;=3.8">demo-1.0.tar.gz</a>
+    <a href="sub/demo-1.1.tar.gz#md5=0123" data-yanked>demo-1.1.tar.gz</a>
+    <a href="/abs/demo-1.0.win32.exe#sha256=00">demo-1.0.win32.exe</a>
+    </body></html>"""
+    files = _parse_html(page, "https://index.invalid/simple/demo/")
+    assert [f.filename for f in files] == ["demo-1.0.tar.gz", "demo-1.1.tar.gz"]
+    first, second = files
+    assert first.url == "https://cdn.invalid/pkgs/demo-1.0.tar.gz?download=1"
+    assert first.sha256 == digest.lower()
+    assert first.requires_python == ">=3.8" and not first.yanked
+    assert second.url == "https://cdn.invalid/pkgs/sub/demo-1.1.tar.gz"
+    assert second.sha256 is None and second.yanked and second.yanked_reason is None

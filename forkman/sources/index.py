@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urldefrag, urljoin
+from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 import requests
 from packaging.requirements import InvalidRequirement, Requirement
@@ -276,14 +276,14 @@ def _parse_html(text: str, page_url: str) -> list[ReleaseFile]:
         if not href:
             continue
         url, fragment = urldefrag(urljoin(base, href))
-        filename = url.rsplit("/", 1)[-1]
+        filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
         sha = None
         if fragment.startswith("sha256="):
             sha = fragment.removeprefix("sha256=")
         yanked = "data-yanked" in attrs
         prov = attrs.get("data-provenance")
         f = release_file_from_name(
-            unquote(filename),
+            filename,
             url,
             sha,
             yanked=yanked,
