@@ -159,8 +159,19 @@ def unpack_archive(
         fsync_dir(dest.parent)
     except BaseException:
         if created_parent is not None:
-            shutil.rmtree(created_parent, ignore_errors=True)
+            _remove_empty_parents(dest.parent, created_parent)
         raise
+
+
+def _remove_empty_parents(path: Path, stop: Path) -> None:
+    """Remove `path` and its parents up to `stop` (included), while they are empty."""
+    for candidate in [path, *path.parents]:
+        try:
+            candidate.rmdir()
+        except OSError:
+            return
+        if candidate == stop:
+            return
 
 
 def _first_missing(path: Path) -> Path | None:
