@@ -159,8 +159,19 @@ def unpack_archive(
         fsync_dir(dest.parent)
     except BaseException:
         if created_parent is not None:
-            shutil.rmtree(created_parent, ignore_errors=True)
+            _remove_empty_parents(dest.parent, created_parent)
         raise
+
+
+def _remove_empty_parents(path: Path, stop: Path) -> None:
+    """Remove `path` and its parents up to `stop` (included), while they are empty."""
+    for candidate in [path, *path.parents]:
+        try:
+            candidate.rmdir()
+        except OSError:
+            return
+        if candidate == stop:
+            return
 
 
 def _first_missing(path: Path) -> Path | None:
@@ -387,9 +398,13 @@ def _open(archive: Path, fmt: ArchiveFormat) -> Iterator[_Reader]:
 
 
 def _reject(member: str, rule: str) -> UnsafeArchive:
-    shown = member.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+    try:
+        raw = member.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = member.encode("utf-8", "backslashreplace")
+    shown = repr(raw.decode("utf-8", "backslashreplace"))
     return UnsafeArchive(
-        f"archive member {shown!r} rejected: {rule}",
+        f"archive member {shown} rejected: {rule}",
         hint="the archive was not unpacked and nothing was written; "
         "if the upstream release really contains this, report it upstream",
     )
@@ -523,16 +538,23 @@ def _write_all(reader: _Reader, members: list[_Member], root: Path, limits: Unpa
     dirs = [m for m in members if m.kind is _Kind.DIR]
     files = [m for m in members if m.kind is _Kind.FILE]
     links = [m for m in members if m.kind is _Kind.SYMLINK]
+    made: set[Path] = {root}
+
+    def ensure_dir(path: Path) -> None:
+        if path not in made:
+            path.mkdir(parents=True, exist_ok=True)
+            made.update([path, *path.parents])
+
     for m in dirs:
-        (root / m.name).mkdir(parents=True, exist_ok=True)
+        ensure_dir(root / m.name)
     for m in files:
         path = root / m.name
-        path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_dir(path.parent)
         total = _write_file(reader, m, path, total, limits)
     # Links last: nothing is ever written through one.
     for m in links:
         path = root / m.name
-        path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_dir(path.parent)
         os.symlink(m.target, path)
     for dirpath, _dirnames, _files in os.walk(root):
         os.chmod(dirpath, 0o755)  # noqa: S103 - the documented directory mode

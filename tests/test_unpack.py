@@ -451,7 +451,7 @@ def test_write_phase_failure_removes_staging(tmp_path: Path) -> None:
     archive = _zip_lying_sizes(tmp_path)
     dest = tmp_path / "out" / "dest"
     (tmp_path / "out").mkdir()
-    with pytest.raises(UnsafeArchive, match="big.txt"):
+    with pytest.raises(UnsafeArchive, match=r"big\.txt"):
         unpack_archive(archive, dest)
     assert list((tmp_path / "out").iterdir()) == []
 

@@ -174,10 +174,17 @@ def _git(
     return proc
 
 
-def _stderr(proc: subprocess.CompletedProcess[bytes] | subprocess.CalledProcessError) -> str:
+def _stderr_text(proc: subprocess.CompletedProcess[bytes]) -> str:
     raw = proc.stderr or b""
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+
+
+def _stderr(proc: subprocess.CompletedProcess[bytes]) -> str:
+    """git's most telling error line: the first `fatal:`/`error:` line, else the last."""
+    lines = [ln.strip() for ln in _stderr_text(proc).splitlines() if ln.strip()]
+    for line in lines:
+        if line.startswith(("fatal:", "error:")):
+            return line
     return lines[-1] if lines else f"git exited with {proc.returncode}"
 
 
@@ -193,7 +200,7 @@ def _subject(url: str) -> str:
 
 def _remote_error(url: str, proc: subprocess.CompletedProcess[bytes]) -> Exception:
     detail = _stderr(proc)
-    if any(marker in detail.lower() for marker in _NOT_FOUND_MARKERS):
+    if any(marker in _stderr_text(proc).lower() for marker in _NOT_FOUND_MARKERS):
         return NotFound(
             f"git repository {url} was not found: {detail}",
             hint="check the URL and that you have access to it",
@@ -207,6 +214,7 @@ def _remote_error(url: str, proc: subprocess.CompletedProcess[bytes]) -> Excepti
 
 def _ensure_mirror(url: str, observer: Observer, *, update: bool) -> Path:
     """The bare mirror of `url`, cloned if absent and fetched when `update`."""
+    _check_url(url)
     mirror = mirror_path(url)
     subject = _subject(url)
     if (mirror / "HEAD").is_file():
@@ -239,6 +247,16 @@ def _ensure_mirror(url: str, observer: Observer, *, update: bool) -> Path:
     return mirror
 
 
+def _check_url(url: str) -> None:
+    """Refuse URLs git would treat as commands or options (a lock file can be edited)."""
+    scheme = urlsplit(url).scheme
+    if scheme not in _SCHEMES or "::" in url.split("/", 1)[0] or url.startswith("-"):
+        raise BadInput(
+            f"{url!r} is not a git URL forkman fetches from",
+            hint=f"use one of {', '.join(s + '://' for s in _SCHEMES)}",
+        )
+
+
 def _rev_parse(mirror: Path, rev: str) -> str | None:
     proc = _git(
         "rev-parse",
@@ -258,7 +276,7 @@ def resolve(
     url: str,
     ref: str,
     *,
-    observer: Observer = NullObserver(),  # noqa: B008 - stateless
+    observer: Observer = NullObserver(),
 ) -> str:
     """The full commit id that `ref` names in `url` (tags peeled; "" = default branch)."""
     if ref:
@@ -286,7 +304,7 @@ def export(
     dest: Path,
     *,
     subdirectory: str = "",
-    observer: Observer = NullObserver(),  # noqa: B008 - stateless
+    observer: Observer = NullObserver(),
 ) -> None:
     """Write the tree of `commit` (or its `subdirectory`) to the new directory `dest`."""
     if not _COMMIT.match(commit):
@@ -303,10 +321,9 @@ def export(
     treeish = f"{commit}:{sub}" if sub else commit
     if sub and _git("cat-file", "-e", treeish, cwd=mirror, check=False).returncode != 0:
         raise NotFound(f"subdirectory {sub!r} does not exist at commit {commit[:12]} of {url}")
-    if _git("cat-file", "-t", treeish, cwd=mirror).stdout.strip() != b"tree":
+    if sub and _git("cat-file", "-t", treeish, cwd=mirror).stdout.strip() != b"tree":
         raise BadInput(f"{sub!r} at commit {commit[:12]} of {url} is not a directory")
     observer.step(_subject(url), f"exporting {commit[:12]}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tar_name = tempfile.mkstemp(prefix=".git-export-", suffix=".tar", dir=mirror.parent)
     tar_path = Path(tar_name)
     try:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urldefrag, urljoin
+from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 import requests
 from packaging.requirements import InvalidRequirement, Requirement
@@ -48,6 +48,7 @@ __all__ = [
     "download",
     "fetch_exact",
     "fetch_release",
+    "find_release",
     "parse_requirement",
     "release_file_from_name",
     "select_release",
@@ -86,7 +87,7 @@ class IndexClient:
         self,
         index_urls: Sequence[str],
         *,
-        observer: Observer = NullObserver(),  # noqa: B008 - stateless
+        observer: Observer = NullObserver(),
         timeout: float = 30.0,
     ) -> None:
         if not index_urls:
@@ -196,10 +197,17 @@ def _parse_json(body: bytes, page_url: str, index_url: str) -> list[ReleaseFile]
         entries = data["files"]
         if not isinstance(entries, list):
             raise TypeError("'files' is not a list")
-    except (ValueError, KeyError, TypeError) as exc:
+        api_version = str((data.get("meta") or {}).get("api-version", "1.0"))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise NetworkError(
             f"the package index {index_url} sent a malformed PEP 691 page: {exc}"
         ) from exc
+    if api_version.split(".")[0] != "1":
+        raise NetworkError(
+            f"the package index {index_url} speaks simple API version {api_version}, "
+            "which this forkman does not understand",
+            hint="upgrade forkman, or use an index that serves API version 1",
+        )
     files = []
     for entry in entries:
         if not isinstance(entry, dict):
@@ -268,14 +276,14 @@ def _parse_html(text: str, page_url: str) -> list[ReleaseFile]:
         if not href:
             continue
         url, fragment = urldefrag(urljoin(base, href))
-        filename = url.rsplit("/", 1)[-1]
+        filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
         sha = None
         if fragment.startswith("sha256="):
             sha = fragment.removeprefix("sha256=")
         yanked = "data-yanked" in attrs
         prov = attrs.get("data-provenance")
         f = release_file_from_name(
-            unquote(filename),
+            filename,
             url,
             sha,
             yanked=yanked,
@@ -430,7 +438,7 @@ def download(
     file: ReleaseFile,
     *,
     cache_dir: Path | None = None,
-    observer: Observer = NullObserver(),  # noqa: B008 - stateless
+    observer: Observer = NullObserver(),
     session: requests.Session | None = None,
     max_size: int = DEFAULT_MAX_DOWNLOAD,
     timeout: float = 30.0,
@@ -534,23 +542,46 @@ def _too_large(file: ReleaseFile, max_size: int) -> IntegrityError:
 # -- composition --------------------------------------------------------------------
 
 
+def find_release(
+    spec: str,
+    *,
+    index_urls: Sequence[str],
+    prefer: DistKind = DistKind.SDIST,
+    prereleases: bool = False,
+    observer: Observer = NullObserver(),
+    client: IndexClient | None = None,
+) -> tuple[str, ReleaseFile]:
+    """The index URL and the file that `spec` selects, without downloading it."""
+    name, specifier = parse_requirement(spec)
+    client = client if client is not None else IndexClient(index_urls, observer=observer)
+    index_url, files = client.project_files(name)
+    chosen = select_release(files, specifier, prereleases=prereleases, prefer=prefer, name=name)
+    if chosen.yanked:
+        reason = f": {chosen.yanked_reason}" if chosen.yanked_reason else ""
+        observer.warning(f"{chosen.filename} is yanked{reason}")
+    return index_url, chosen
+
+
 def fetch_release(
     spec: str,
     *,
     index_urls: Sequence[str],
     prefer: DistKind,
     prereleases: bool,
-    observer: Observer = NullObserver(),  # noqa: B008 - stateless
+    observer: Observer = NullObserver(),
 ) -> UpstreamRelease:
     """Find, choose, download and verify the release file that `spec` asks for."""
-    name, specifier = parse_requirement(spec)
+    name, _specifier = parse_requirement(spec)
     client = IndexClient(index_urls, observer=observer)
     try:
-        index_url, files = client.project_files(name)
-        chosen = select_release(files, specifier, prereleases=prereleases, prefer=prefer, name=name)
-        if chosen.yanked:
-            reason = f": {chosen.yanked_reason}" if chosen.yanked_reason else ""
-            observer.warning(f"{chosen.filename} is yanked{reason}")
+        index_url, chosen = find_release(
+            spec,
+            index_urls=index_urls,
+            prefer=prefer,
+            prereleases=prereleases,
+            observer=observer,
+            client=client,
+        )
         path = download(chosen, observer=observer, session=client.session)
     finally:
         client.session.close()
@@ -568,7 +599,7 @@ def fetch_release(
 def fetch_exact(
     source: IndexSource,
     *,
-    observer: Observer = NullObserver(),  # noqa: B008 - stateless
+    observer: Observer = NullObserver(),
 ) -> Path:
     """The recorded file of `source`, from the verified cache or its recorded URL."""
     file = release_file_from_name(source.filename, source.url, source.sha256)
