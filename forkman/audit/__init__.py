@@ -1,0 +1,1 @@
+"""Supply-chain audit of forks: vulnerabilities, provenance, risky upstream changes."""
