@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
 
 from .._errors import BadInput, ForkmanError, NetworkError, NotFound
@@ -167,8 +167,9 @@ def in_range(version: Version, events: Iterable[tuple[str, str]]) -> bool:
 
 
 def _canonical_version(text: str) -> str:
+    """The PEP 440 identity of a version (``1.0`` and ``1.0.0`` are the same version)."""
     version = parse_version(text)
-    return str(version) if version is not None else text
+    return canonicalize_version(version) if version is not None else text
 
 
 # -- parsing advisories -----------------------------------------------------------------
@@ -584,7 +585,7 @@ class OsvDatabase:
             if parsed is None:
                 raise BadInput(f"{name} {version!r} is not a PEP 440 version")
             version = parsed
-        canonical = str(version)
+        canonical = canonicalize_version(version)
         found: dict[str, Advisory] = {}
         for advisory, ranges, versions in self._rows(canonicalize_name(name)):
             if canonical in versions or any(in_range(version, rng) for rng in ranges):
