@@ -64,7 +64,7 @@ def to_result(advisory: Advisory) -> VulnerabilityResult:
     )
 
 
-class LocalOsvService(VulnerabilityService):
+class LocalOsvService(VulnerabilityService):  # type: ignore[misc]
     """pip-audit's vulnerability-service interface over forkman's local OSV database."""
 
     def __init__(self, database: OsvDatabase) -> None:
@@ -78,7 +78,7 @@ class LocalOsvService(VulnerabilityService):
         return spec, [to_result(a) for a in advisories]
 
 
-class GuardedService(VulnerabilityService):
+class GuardedService(VulnerabilityService):  # type: ignore[misc]
     """Wraps a service so that a failure skips the dependency (with the reason) instead
     of ending the audit: a skipped dependency is reported as unaudited, never as clean."""
 
@@ -90,7 +90,8 @@ class GuardedService(VulnerabilityService):
         import requests
 
         try:
-            return self.inner.query(spec)
+            answer: tuple[Dependency, list[VulnerabilityResult]] = self.inner.query(spec)
+            return answer
         except (ServiceError, requests.RequestException, OSError, ValueError) as exc:
             detail = str(exc) or type(exc).__name__
             if exc.__cause__ is not None and str(exc.__cause__):
@@ -109,7 +110,7 @@ def online_services(cache_dir: Path, timeout: int = 15) -> list[tuple[str, Vulne
     ]
 
 
-class _PinSource(DependencySource):
+class _PinSource(DependencySource):  # type: ignore[misc]
     """A fixed list of name==version pins (the forks in the lock)."""
 
     def __init__(self, pins: Sequence[tuple[str, Version]]) -> None:
@@ -159,7 +160,12 @@ def audit_pins(
         for dep, vulns in Auditor(guarded).audit(_PinSource(pins)):
             if dep.is_skipped():
                 skipped[dep.name].append(cast(SkippedDependency, dep).skip_reason)
-            _merge(found[dep.name], vulns)
+            # Within one service the Auditor already merged by alias (keeping every PYSEC
+            # record); across services, a result joins the earlier one it is an alias of.
+            if found[dep.name]:
+                _merge(found[dep.name], vulns)
+            else:
+                found[dep.name].extend(vulns)
     return {name: ServiceAnswer(tuple(found[name]), tuple(skipped[name])) for name, _ in pins}
 
 

@@ -182,7 +182,7 @@ def _text(value: Any) -> str | None:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+        return str(value.astimezone(dt.UTC).isoformat()).replace("+00:00", "Z")
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, str | int | float):
@@ -595,6 +595,13 @@ class OsvDatabase:
     def packages(self) -> list[str]:
         """Every package name with at least one advisory."""
         return [r[0] for r in self._conn.execute("SELECT DISTINCT name FROM affected ORDER BY 1")]
+
+    def fixed_versions_of(self, name: str) -> list[str]:
+        """Every version any advisory names as a fix for `name`."""
+        out: set[str] = set()
+        for advisory, _, _ in self._rows(canonicalize_name(name)):
+            out.update(advisory.fixed)
+        return sorted(out)
 
     def versions_of(self, name: str) -> list[str]:
         """Every version any advisory lists for `name` (for benchmarks and tests)."""

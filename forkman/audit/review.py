@@ -510,7 +510,7 @@ def _toml(text: str | None) -> Mapping[str, Any]:
 
 
 def _req_names(reqs: Iterable[Any]) -> set[str]:
-    out = set()
+    out: set[str] = set()
     for raw in reqs:
         if not isinstance(raw, str):
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import itertools
 import json
 import subprocess
 import tarfile
@@ -119,7 +120,7 @@ def test_malicious_release_is_caught(tmp_path: Path) -> None:
     assert by_key[("process-added", "setup.py")].severity >= Severity.HIGH
     # Everything a reviewer must see comes first.
     assert findings[0].severity is Severity.CRITICAL
-    assert all(a.severity >= b.severity for a, b in zip(findings, findings[1:], strict=False))
+    assert all(a.severity >= b.severity for a, b in itertools.pairwise(findings))
     # the benign README and unchanged files produce nothing
     assert not any(f.file == "README.md" for f in findings)
 
