@@ -200,11 +200,12 @@ def render_pip_audit(
     result: dict[Dependency, list[VulnerabilityResult]] = {}
     for name, version, vulns, unaudited in entries:
         parsed = parse_version(version)
+        if parsed is not None and (vulns or unaudited is None):
+            result[ResolvedDependency(name=name, version=parsed)] = list(vulns)
         if unaudited is not None or parsed is None:
+            # Both rows when some source found vulnerabilities and another could not answer.
             reason = unaudited or f"version {version!r} is not a PEP 440 version"
             result[SkippedDependency(name=name, skip_reason=reason)] = []
-        else:
-            result[ResolvedDependency(name=name, version=parsed)] = list(vulns)
     formatter: Any
     if fmt == "columns":
         formatter = ColumnsFormat(output_desc=False, output_aliases=True)

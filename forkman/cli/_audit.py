@@ -149,7 +149,7 @@ def audit_cmd(
     )
     click.echo(render(report, AuditFormat(fmt)))
     for fork in report.forks:
-        if fork.status is ForkStatus.UNAUDITED:
+        if fork.status is ForkStatus.UNAUDITED or fork.unaudited:
             note = " (allowed)" if allow_unaudited else ""
             click.echo(f"warning: {fork.name} {fork.version} was NOT audited{note}", err=True)
     return report.exit_code(allow_unaudited=allow_unaudited)

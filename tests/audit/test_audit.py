@@ -324,3 +324,22 @@ def test_db_update_cli_imports_and_reports(project: Path, tmp_path: Path) -> Non
     assert "bad.json" in err
     code, out, _ = run(project, "db", "info", "--db", str(db))
     assert code == 0 and str(folder) in out
+
+
+def test_found_vulnerabilities_and_an_unreachable_source_are_both_reported(
+    project: Path, real_db_path: Path, tmp_path: Path
+) -> None:
+    from pip_audit._service import OsvService
+
+    configure(project, real_db_path)
+    write_forks(project, entry("jinja2", "2.10"))
+    dead = OsvService(
+        cache_dir=tmp_path / "c", timeout=2, osv_url=f"http://127.0.0.1:{_closed_port()}/q"
+    )
+    report = audit_project(Project(project), online_services=[("OSV", dead)], record=False)
+    (fork,) = report.forks
+    assert fork.status is ForkStatus.VULNERABLE
+    assert fork.unaudited
+    text = render(report, AuditFormat.COLUMNS)
+    assert "PYSEC-2019-217" in text
+    assert "Skip Reason" in text and "OSV could not be queried" in text

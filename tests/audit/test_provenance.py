@@ -354,3 +354,16 @@ def test_provenance_command_refuses_a_publisher_change(
         load_lock(project / "forkman.lock").forks[name].sections["provenance"]["workflow"]
         == "release.yml"
     )
+
+
+def test_require_provenance_refuses_an_unattested_release(
+    project: Path, local_index: LocalIndex, material: Path
+) -> None:
+    name = _fork_from_index(project, local_index, material / SDIST, None)
+    (project / "pyproject.toml").write_text(
+        (project / "pyproject.toml").read_text()
+        + f"\n[tool.forkman.forks.{name}.audit]\nrequire-provenance = true\n"
+    )
+    code, _, err = run(project, "provenance", name)
+    assert code == 1
+    assert "policy require-provenance" in err
