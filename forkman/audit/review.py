@@ -23,7 +23,7 @@ import tarfile
 import tempfile
 import tomllib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -694,10 +694,60 @@ def _hits_for(rel: str, data: bytes | None, old_exists: bool) -> list[_Hit]:
         hits += _scan_python(text)
     elif suffix in {".js", ".mjs", ".css"} or name.endswith(".min.js"):
         hits += _long_lines(text, limit=1000)
-    elif suffix not in {".json", ".svg", ".ipynb", ".csv", ".txt", ".md", ".rst", ".html"}:
+    elif suffix in _SCRIPT_SUFFIXES or name in {"Makefile", "Dockerfile"} or text.startswith("#!"):
         hits += _scan_text(text)
         hits += _long_lines(text, limit=2000)
     return hits
+
+
+_SCRIPT_SUFFIXES = {
+    ".sh",
+    ".bash",
+    ".zsh",
+    ".ps1",
+    ".bat",
+    ".cmd",
+    ".js",
+    ".mjs",
+    ".rb",
+    ".pl",
+    ".cfg",
+    ".ini",
+    ".toml",
+    ".yml",
+    ".yaml",
+}
+# Rules about capabilities: a file that already had the capability is not reported
+# again for another call of the same kind.
+_CAPABILITY_RULES = {"network-added", "process-added", "exec-dynamic", "long-line"}
+
+
+def _key(hit: _Hit) -> tuple[str, str]:
+    return (hit.rule, "" if hit.rule in _CAPABILITY_RULES else hit.detail)
+
+
+def _counterparts(old_files: Mapping[str, Path]) -> Callable[[str], Path | None]:
+    """Find a new file's old version, also across moves (``pkg/x.py`` -> ``src/pkg/x.py``)."""
+    by_suffix: dict[str, list[str]] = {}
+    for rel in old_files:
+        parts = rel.split("/")
+        for i in range(len(parts)):
+            by_suffix.setdefault("/".join(parts[i:]), []).append(rel)
+
+    def find(rel: str) -> Path | None:
+        if rel in old_files:
+            return old_files[rel]
+        parts = rel.split("/")
+        for i in range(1, len(parts)):
+            candidates = by_suffix.get("/".join(parts[i:]), [])
+            # a unique match on at least two path parts, or on a unique file name
+            if len(candidates) == 1 and (len(parts) - i >= 2 or i == len(parts) - 1):
+                return old_files[candidates[0]]
+            if len(candidates) > 1:
+                return None
+        return None
+
+    return find
 
 
 def _install_time(rel: str) -> bool:
@@ -721,14 +771,15 @@ def review_delta(old: Path | None, new: Path) -> list[Finding]:
         raise NotFound(f"{old} is not a directory")
     old_files = _files(old) if old is not None else {}
     new_files = _files(new)
+    counterpart = _counterparts(old_files)
     findings: list[Finding] = []
     for rel in sorted(new_files):
         data = _read(new_files[rel])
-        before = _read(old_files.get(rel))
+        before = _read(counterpart(rel))
         if data is None or data == before:
             continue
         hits = _hits_for(rel, data, before is not None)
-        seen_before = {(h.rule, h.detail) for h in _hits_for(rel, before, True)}
+        seen_before = {_key(h) for h in _hits_for(rel, before, True)}
         name = rel.rsplit("/", 1)[-1]
         old_text = before.decode("utf-8", "replace") if before is not None else None
         new_text = data.decode("utf-8", "replace")
@@ -755,7 +806,7 @@ def review_delta(old: Path | None, new: Path) -> list[Finding]:
                     )
         reported: set[tuple[str, str]] = set()
         for hit in hits:
-            key = (hit.rule, hit.detail)
+            key = _key(hit)
             if key in seen_before or key in reported:
                 continue
             reported.add(key)

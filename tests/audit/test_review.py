@@ -302,3 +302,20 @@ def test_review_command_bad_input(project: Path) -> None:
     assert code == 2 and "no upstream version 9.9" in err
     code, _, err = run(project, "review", "ghost")
     assert code == 2 and "no history for fork 'ghost'" in err
+
+
+def test_moving_to_a_src_layout_is_not_new_code(tmp_path: Path) -> None:
+    risky = {
+        "tinylib/net.py": "import socket\nimport subprocess\n\nsubprocess.run(['ls'])\n",
+        "tinylib/__init__.py": "",
+    }
+    old = write_tree(tmp_path / "old", risky)
+    moved = {f"src/{k}": v for k, v in risky.items()}
+    # another call of a kind the file already made is not "process spawning added"
+    moved["src/tinylib/net.py"] += "subprocess.check_output(['ls'])\n"
+    new = write_tree(tmp_path / "new", moved)
+    assert review_delta(old, new) == []
+    # ...but a genuinely new capability in the moved file is still reported
+    moved["src/tinylib/net.py"] += "import base64\nexec(base64.b64decode('cHJpbnQoMSk='))\n"
+    new2 = write_tree(tmp_path / "new2", moved)
+    assert [f.rule for f in review_delta(old, new2)] == ["exec-decoded"]
