@@ -302,7 +302,8 @@ _SUFFIXES = (".json", ".yaml", ".yml")
 
 def _iter_folder(folder: Path) -> Iterator[tuple[str, bytes]]:
     for path in sorted(folder.rglob("*")):
-        if path.suffix in _SUFFIXES and path.is_file():
+        hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
+        if path.suffix in _SUFFIXES and path.is_file() and not hidden:  # not .github/*.yml
             yield str(path), path.read_bytes()
 
 

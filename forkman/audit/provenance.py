@@ -243,13 +243,12 @@ def verify_provenance(
     name and sha256 and the bundle's trusted publisher. With `expected`, the
     publisher must also be that one.
     """
-    from pydantic import ValidationError
     from pypi_attestations import AttestationError, Provenance
 
     dist = _distribution(dist_path)
     try:
         provenance = Provenance.model_validate_json(provenance_bytes)
-    except (ValidationError, ValueError) as exc:
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
         raise SecurityError(
             f"the provenance for {dist_path.name} is malformed: {_first_line(exc)}",
             hint="the index served something that is not a PEP 740 provenance object",
@@ -294,7 +293,6 @@ def verify_attestation(
     expected: Publisher | Mapping[str, Any] | None = None,
 ) -> Publisher:
     """Verify a single PEP 740 attestation (as ``*.publish.attestation`` files hold it)."""
-    from pydantic import ValidationError
     from pypi_attestations import (
         Attestation,
         AttestationError,
@@ -307,7 +305,7 @@ def verify_attestation(
     try:
         attestation = Attestation.model_validate_json(attestation_bytes)
         signer = _attestation_certificate_publisher(attestation)
-    except (ValidationError, ValueError) as exc:
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
         raise SecurityError(f"the attestation is malformed: {_first_line(exc)}") from None
     identity: Any
     if signer.kind is PublisherKind.GITHUB:

@@ -341,3 +341,14 @@ def test_datetime_timestamps_are_handled(real_db: OsvDatabase) -> None:
     (adv,) = real_db.affecting("zstd", "1.3.4")
     assert adv.id == "PYSEC-2023-121"
     assert adv.published == "2023-03-31T20:15:00Z"
+
+
+def test_hidden_folders_of_a_checkout_are_not_advisories(tmp_path: Path) -> None:
+    folder = tmp_path / "checkout"
+    (folder / ".github" / "workflows").mkdir(parents=True)
+    (folder / ".github" / "workflows" / "ci.yml").write_text("on: push\n")
+    (folder / "vulns" / "demo").mkdir(parents=True)
+    (folder / "vulns" / "demo" / "X-1.json").write_text(json.dumps(osv("X-1", versions=["1"])))
+    obs = RecordingObserver()
+    info = import_database(folder, tmp_path / "osv.sqlite", observer=obs)
+    assert (info.advisories, info.skipped, obs.warnings) == (1, 0, [])
