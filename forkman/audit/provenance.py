@@ -520,6 +520,24 @@ def check_publisher_change(
             )
 
 
+def check_release(
+    release_file: ReleaseFile,
+    dist_path: Path,
+    previous: Mapping[str, Any] | None,
+    *,
+    accept: bool = False,
+    require: bool = False,
+) -> Publisher | None:
+    """What fork and sync do with a downloaded release: fetch the provenance the index
+    announces, verify it, and apply the publisher policy against the recorded
+    `previous` publisher. Returns the verified publisher (None: the release is
+    unattested and the policy allows it); raises SecurityError otherwise."""
+    raw = fetch_provenance(release_file)
+    publisher = verify_provenance(dist_path, raw) if raw is not None else None
+    check_publisher_change(previous, publisher, accept=accept, require=require)
+    return publisher
+
+
 # -- forks ------------------------------------------------------------------------------
 
 

@@ -367,3 +367,28 @@ def test_require_provenance_refuses_an_unattested_release(
     code, _, err = run(project, "provenance", name)
     assert code == 1
     assert "policy require-provenance" in err
+
+
+def test_check_release_is_what_sync_calls(local_index: LocalIndex, material: Path) -> None:
+    from forkman.audit.provenance import check_release
+
+    local_index.add_file("pypi-attestations", material / SDIST, provenance=_provenance(material))
+    url = provenance_url_from_index(local_index.url, "pypi-attestations", SDIST)
+    attested = ReleaseFile(SDIST, "u", None, Version("0.0.19"), DistKind.SDIST, provenance_url=url)
+    bare = ReleaseFile(SDIST, "u", None, Version("0.0.19"), DistKind.SDIST)
+    publisher = check_release(attested, material / SDIST, None)
+    assert publisher is not None and publisher.same_identity(TRAILOFBITS)
+    assert check_release(attested, material / SDIST, TRAILOFBITS.to_lock()) == publisher
+    assert check_release(bare, material / SDIST, None) is None
+    with pytest.raises(SecurityError, match="this one has none"):
+        check_release(bare, material / SDIST, TRAILOFBITS.to_lock())
+    with pytest.raises(SecurityError, match="require-provenance"):
+        check_release(bare, material / SDIST, None, require=True)
+    moved = {
+        "kind": "github",
+        "repository": "elsewhere/pypi-attestations",
+        "workflow": "release.yml",
+    }
+    with pytest.raises(SecurityError, match="publisher changed"):
+        check_release(attested, material / SDIST, moved)
+    assert check_release(attested, material / SDIST, moved, accept=True) == publisher
