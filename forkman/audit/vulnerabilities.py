@@ -514,7 +514,6 @@ def render_sarif(report: AuditReport) -> str:
                     "driver": {
                         "name": "forkman-audit",
                         "version": __version__,
-                        "informationUri": "https://github.com/forkman/forkman",
                         "rules": [rules[k] for k in sorted(rules)],
                     }
                 },

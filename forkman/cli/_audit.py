@@ -147,6 +147,8 @@ def audit_cmd(
         database=db_path,
         observer=_StderrObserver(ctx.obj.verbose),
     )
+    if not report.forks:
+        click.echo("no forks to audit (forkman.lock lists none)", err=True)
     click.echo(render(report, AuditFormat(fmt)))
     for fork in report.forks:
         if fork.status is ForkStatus.UNAUDITED or fork.unaudited:

@@ -343,3 +343,10 @@ def test_found_vulnerabilities_and_an_unreachable_source_are_both_reported(
     text = render(report, AuditFormat.COLUMNS)
     assert "PYSEC-2019-217" in text
     assert "Skip Reason" in text and "OSV could not be queried" in text
+
+
+def test_no_forks_is_said_and_passes(project: Path, real_db_path: Path) -> None:
+    configure(project, real_db_path)
+    code, _, err = run(project, "audit")
+    assert code == 0
+    assert "no forks to audit" in err

@@ -392,3 +392,20 @@ def test_check_release_is_what_sync_calls(local_index: LocalIndex, material: Pat
     with pytest.raises(SecurityError, match="publisher changed"):
         check_release(attested, material / SDIST, moved)
     assert check_release(attested, material / SDIST, moved, accept=True) == publisher
+
+
+def test_git_forks_and_missing_downloads_are_bad_input(project: Path) -> None:
+    from dataclasses import replace
+
+    from forkman._lock import GitSource
+
+    git_fork = replace(
+        entry("gitdep", "1.0"), source=GitSource("https://example.invalid/r.git", "v1", "a" * 40)
+    )
+    write_forks(project, git_fork, entry("notcached", "1.0"))
+    code, _, err = run(project, "provenance", "gitdep")
+    assert code == 2 and "comes from git" in err
+    code, _, err = run(project, "provenance", "notcached")
+    assert code == 2 and "not in the download cache" in err
+    code, _, err = run(project, "provenance", "ghost")
+    assert code == 2 and "no fork named 'ghost'" in err
