@@ -166,6 +166,7 @@ def in_range(version: Version, events: Iterable[tuple[str, str]]) -> bool:
     return affected
 
 
+@lru_cache(maxsize=65536)
 def _canonical_version(text: str) -> str:
     """The PEP 440 identity of a version (``1.0`` and ``1.0.0`` are the same version)."""
     version = parse_version(text)
@@ -386,6 +387,20 @@ CREATE TABLE affected (
 _INDEXES = "CREATE INDEX affected_name ON affected(name);"
 
 
+def _parse_one(item: tuple[str, bytes]) -> tuple[str, _Record | str]:
+    """Parse one advisory file: the record, or why it is malformed."""
+    label, raw = item
+    try:
+        return label, parse_advisory(_load(label, raw))
+    except (MalformedAdvisory, yaml.YAMLError, ValueError, UnicodeDecodeError) as exc:
+        return label, (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+
+def _parse_all(items: Iterator[tuple[str, bytes]]) -> Iterator[tuple[str, _Record | str]]:
+    """Parsed advisories in source order (worker processes measured slower on 2 cores)."""
+    return map(_parse_one, items)
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
@@ -410,12 +425,9 @@ def import_database(
         conn = sqlite3.connect(tmp)
         try:
             conn.executescript(_SCHEMA)
-            for label, raw in iter_source(source, observer):
-                try:
-                    record = parse_advisory(_load(label, raw))
-                except (MalformedAdvisory, yaml.YAMLError, ValueError, UnicodeDecodeError) as exc:
-                    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    observer.warning(f"skipped malformed advisory {label}: {reason}")
+            for label, record in _parse_all(iter_source(source, observer)):
+                if isinstance(record, str):
+                    observer.warning(f"skipped malformed advisory {label}: {record}")
                     counts["skipped"] += 1
                     continue
                 for note in record.notes:
