@@ -23,7 +23,7 @@ import tarfile
 import tempfile
 import tomllib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -660,7 +660,7 @@ def _setup_py_deps(text: str) -> set[str]:
 # -- the review -------------------------------------------------------------------------
 
 
-def _hits_for(rel: str, data: bytes | None, old_exists: bool) -> list[_Hit]:
+def _hits_for(rel: str, data: bytes | None) -> list[_Hit]:
     if data is None:
         return []
     name = rel.rsplit("/", 1)[-1]
@@ -778,8 +778,8 @@ def review_delta(old: Path | None, new: Path) -> list[Finding]:
         before = _read(counterpart(rel))
         if data is None or data == before:
             continue
-        hits = _hits_for(rel, data, before is not None)
-        seen_before = {_key(h) for h in _hits_for(rel, before, True)}
+        hits = _hits_for(rel, data)
+        seen_before = {_key(h) for h in _hits_for(rel, before)}
         name = rel.rsplit("/", 1)[-1]
         old_text = before.decode("utf-8", "replace") if before is not None else None
         new_text = data.decode("utf-8", "replace")
@@ -959,8 +959,3 @@ def review_fork(
                 lock.with_entry(current.with_section("review", report.lock_section())),
             )
     return report
-
-
-def iter_rules() -> Iterator[Rule]:
-    """Every rule, for documentation and tests."""
-    return iter(RULES.values())

