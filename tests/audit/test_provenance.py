@@ -409,3 +409,36 @@ def test_git_forks_and_missing_downloads_are_bad_input(project: Path) -> None:
     assert code == 2 and "not in the download cache" in err
     code, _, err = run(project, "provenance", "ghost")
     assert code == 2 and "no fork named 'ghost'" in err
+
+
+def test_pep740_publishers_of_every_platform_map_to_publisher() -> None:
+    from pypi_attestations import GitHubPublisher, GitLabPublisher, GooglePublisher
+
+    from forkman.audit.provenance import _from_pep740_publisher
+
+    cert = Publisher(PublisherKind.OTHER, "x", ref="refs/tags/v1", issuer="https://gitlab.com")
+    gitlab = _from_pep740_publisher(
+        GitLabPublisher(
+            repository="group/sub/proj", workflow_filepath="ci/release.yml", environment="pypi"
+        ),
+        cert,
+    )
+    assert gitlab == Publisher(
+        PublisherKind.GITLAB,
+        "group/sub/proj",
+        "ci/release.yml",
+        "pypi",
+        "refs/tags/v1",
+        "https://gitlab.com",
+    )
+    assert "CI file ci/release.yml" in gitlab.describe()
+    github = _from_pep740_publisher(
+        GitHubPublisher(repository="o/r", workflow="release.yml", environment="release"), cert
+    )
+    assert (github.kind, github.environment) == (PublisherKind.GITHUB, "release")
+    google = _from_pep740_publisher(GooglePublisher(email="ci@p.iam.gserviceaccount.com"), cert)
+    assert (google.kind, google.repository) == (
+        PublisherKind.GOOGLE,
+        "ci@p.iam.gserviceaccount.com",
+    )
+    assert Publisher.from_lock(gitlab.to_lock()) == gitlab
