@@ -19,6 +19,10 @@ COMMANDS: dict[str, str] = {
     "status": "_core:status_cmd",
     "check": "_check_cmd:check_cmd",
     "verify": "_core:verify_cmd",
+    "db": "_audit:db_group",
+    "audit": "_audit:audit_cmd",
+    "provenance": "_audit:provenance_cmd",
+    "review": "_audit:review_cmd",
 }
 
 
