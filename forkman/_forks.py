@@ -101,9 +101,16 @@ def fetch_upstream(
     index_url: str | None = None,
     prefer: DistPreference | None = None,
     prereleases: bool | None = None,
+    previous_provenance: Mapping[str, Any] | None = None,
+    accept_publisher_change: bool = False,
     observer: Observer = NullObserver(),
 ) -> FetchedUpstream:
-    """Download (or clone) and unpack the upstream release `spec` into ``staging/upstream``."""
+    """Download (or clone) and unpack the upstream release `spec` into ``staging/upstream``.
+
+    For index releases the PEP 740 provenance the index announces is fetched and
+    verified offline before anything is unpacked, and the publisher policy is
+    applied against `previous_provenance` (the fork's recorded publisher, on sync).
+    """
     config = project.config
     tree = staging / "upstream"
     if is_git_spec(spec):
@@ -135,9 +142,14 @@ def fetch_upstream(
         prereleases=policy.prereleases if prereleases is None else prereleases,
         observer=observer,
     )
+    sections: dict[str, Any] = {}
+    publisher = _verify_publisher(
+        project, name, release, previous_provenance, accept_publisher_change, observer
+    )
+    if publisher is not None:
+        sections["provenance"] = publisher
     observer.step(name, f"unpacking {release.file.filename}")
     unpack_archive(release.path, tree)
-    sections: dict[str, Any] = {}
     source = IndexSource(
         index_url=release.index_url,
         url=release.file.url,
@@ -146,6 +158,32 @@ def fetch_upstream(
         requirement=spec,
     )
     return FetchedUpstream(name, str(release.version), source, tree, sections)
+
+
+def _verify_publisher(
+    project: Project,
+    name: str,
+    release: Any,
+    previous: Mapping[str, Any] | None,
+    accept: bool,
+    observer: Observer,
+) -> dict[str, Any] | None:
+    """Verify the release's provenance and publisher policy; the lock table, if attested."""
+    from .audit._settings import load_settings
+    from .audit.provenance import check_release
+
+    require = load_settings(project).requires_provenance(name)
+    if release.file.provenance_url:
+        observer.step(name, "verifying provenance (PEP 740, offline)")
+    publisher = check_release(release.file, release.path, previous, accept=accept, require=require)
+    if publisher is None:
+        return None
+    observer.step(name, f"published by {publisher.describe()}")
+    return {
+        **publisher.to_lock(),
+        "file": release.file.filename,
+        "source": release.file.provenance_url or "",
+    }
 
 
 def build_vendored(
