@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, assert_never
@@ -21,7 +21,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from .._errors import NotFound
-from .._lock import LockEntry, write_lock
+from .._lock import Lock, LockEntry
 from .._observer import NullObserver, Observer
 from .._project import Project, cache_root
 from ._settings import AuditSettings, Ignore, load_settings
@@ -329,14 +329,28 @@ def audit_project(
         observer=observer,
     )
     if record and report.forks:
-        # Re-read: another command may have changed other entries meanwhile.
-        lock = project.load_lock()
-        for fork in report.forks:
-            entry = lock.get(fork.name)
-            if entry is not None:
-                lock = lock.with_entry(entry.with_section("audit", lock_section(report, fork)))
-        write_lock(project.lock_path, lock)
+        from .._txn import update_lock
+
+        def record_results(lock: Lock) -> Lock:
+            # Only a changed outcome is written: re-running an audit with the same
+            # answer must not churn the lock with a new timestamp.
+            for fork in report.forks:
+                entry = lock.get(fork.name)
+                if entry is None:
+                    continue
+                new = lock_section(report, fork)
+                old = entry.sections.get("audit")
+                if isinstance(old, Mapping) and _without_when(old) == _without_when(new):
+                    continue
+                lock = lock.with_entry(entry.with_section("audit", new))
+            return lock
+
+        update_lock(project, record_results)
     return report
+
+
+def _without_when(section: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in section.items() if k != "when"}
 
 
 # -- rendering --------------------------------------------------------------------------
