@@ -181,7 +181,7 @@ def test_syntax_error_in_vendored_code(tmp_path: Path) -> None:
 
 def test_not_a_wheel_and_namespace_collisions(tmp_path: Path) -> None:
     (tmp_path / "sdist-tree").mkdir()
-    with pytest.raises(BadInput, match="one .dist-info"):
+    with pytest.raises(BadInput, match=r"one \.dist-info"):
         run(tmp_path / "sdist-tree", tmp_path / "o1")
     pristine = wheel_tree(tmp_path, "mypkg", "1.0", {"mypkg/__init__.py": ""})
     with pytest.raises(BadInput, match="collides with the vendored module mypkg"):
@@ -271,7 +271,8 @@ def test_transformed_tree_runs_against_vendored_copies(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys; from mypkg._vendor import app; print(app.NAME, app.l2.NAME, 'lib' in sys.modules)",
+            "import sys; from mypkg._vendor import app;"
+            "print(app.NAME, app.l2.NAME, 'lib' in sys.modules)",
         ],
         cwd=tmp_path / "proj",
         env={"PYTHONPATH": f"{tmp_path / 'proj'}:{decoy}"},
