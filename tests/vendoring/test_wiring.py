@@ -40,9 +40,12 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     for dep in project.get("dependencies", []):
         meta += f"Requires-Dist: {dep}\\n"
     files[f"{di}/METADATA"] = meta.encode()
-    files[f"{di}/WHEEL"] = b"Wheel-Version: 1.0\\nGenerator: t\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"
-    rec = [f"{k},sha256=" + base64.urlsafe_b64encode(hashlib.sha256(v).digest()).rstrip(b"=").decode()
-           + f",{len(v)}" for k, v in files.items()]
+    files[f"{di}/WHEEL"] = (
+        b"Wheel-Version: 1.0\\nGenerator: t\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"
+    )
+    def b64(v):
+        return base64.urlsafe_b64encode(hashlib.sha256(v).digest()).rstrip(b"=").decode()
+    rec = [f"{k},sha256={b64(v)},{len(v)}" for k, v in files.items()]
     files[f"{di}/RECORD"] = ("\\n".join(rec + [f"{di}/RECORD,,"]) + "\\n").encode()
     out = f"{name}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(os.path.join(wheel_directory, out), "w") as z:
