@@ -27,6 +27,9 @@ COMMANDS: dict[str, str] = {
     "status": "_core:status_cmd",
     "check": "_check:check_cmd",
     "verify": "_core:verify_cmd",
+    "licenses": "_vendoring:licenses_cmd",
+    "sbom": "_vendoring:sbom_cmd",
+    "migrate": "_vendoring:migrate_group",
 }
 
 

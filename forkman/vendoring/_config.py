@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import fnmatch
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,38 +24,30 @@ class DropRule:
     pattern: str
     """A glob (``*`` matches within one path segment, ``**`` across) or a regular expression."""
     regex: bool = False
-    """Whether `pattern` is a regular expression (matched in full against the path)."""
+    """Whether `pattern` is a regular expression (searched in the path; anchor with ^ and $)."""
 
     def matches(self, rel: str) -> bool:
         """Whether relative posix path `rel` is dropped by this rule."""
         if self.regex:
-            return re.fullmatch(self.pattern, rel) is not None
+            return re.search(self.pattern, rel) is not None
         if "*" not in self.pattern and "?" not in self.pattern and "[" not in self.pattern:
             return rel == self.pattern.rstrip("/")
         return _glob_match(self.pattern.rstrip("/"), rel)
 
 
 def _glob_match(pattern: str, rel: str) -> bool:
-    """Glob match of a whole relative path; ``**`` spans directories."""
-    out = ""
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out += "(?:.*/)?"
-            i += 3
-        elif pattern.startswith("**", i):
-            out += ".*"
-            i += 2
-        elif pattern[i] == "*":
-            out += "[^/]*"
-            i += 1
-        elif pattern[i] == "?":
-            out += "[^/]"
-            i += 1
-        else:
-            out += re.escape(pattern[i])
-            i += 1
-    return re.fullmatch(out, rel) is not None
+    """Whether a whole relative path matches a glob, segment by segment (``**``: any depth)."""
+    pat = [p for p in pattern.split("/") if p]
+    parts = rel.split("/")
+
+    def match(i: int, j: int) -> bool:
+        if i == len(pat):
+            return j == len(parts)
+        if pat[i] == "**":
+            return any(match(i + 1, k) for k in range(j, len(parts) + 1))
+        return j < len(parts) and fnmatch.fnmatchcase(parts[j], pat[i]) and match(i + 1, j + 1)
+
+    return match(0, 0)
 
 
 @dataclass(frozen=True)
