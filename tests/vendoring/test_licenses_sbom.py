@@ -22,10 +22,10 @@ from forkman.vendoring.licenses import (
 from forkman.vendoring.sbom import build_sbom, purl
 from forkman.vendoring.transform import transform_tree
 from tests.support.index import default_project_files
-from tests.vendoring.support import ns_config, wheel_tree
+from tests.vendoring.support import wheel_tree
 
 MIT = "Permission is hereby granted, free of charge, to any person obtaining a copy\n"
-APACHE = "                                 Apache License\n                           Version 2.0, January 2004\n"
+APACHE = "        Apache License\n        Version 2.0, January 2004\n"
 BSD3 = (
     "Redistribution and use in source and binary forms, with or without modification...\n"
     "Neither the name of the copyright holder nor the names of its contributors...\n"
