@@ -126,12 +126,15 @@ def _license_destination(
 
 
 def _licenses_from_sdist(sdist: Path) -> list[tuple[str, bytes]]:
-    """(filename, content) of the license files of an sdist (top two levels, not tests)."""
+    """(filename, content) of the license files of an sdist.
+
+    The vendoring tool's rule, so migrated trees match: every file whose path
+    contains ``LICENSE`` or ``COPYING``, except under test folders.
+    """
     found: list[tuple[str, bytes]] = []
 
     def want(name: str) -> bool:
-        parts = name.split("/")
-        return _is_license_name(parts[-1]) and "/test" not in name and len(parts) <= 3
+        return ("LICENSE" in name or "COPYING" in name) and "/test" not in name
 
     if sdist.name.endswith(".zip"):
         with zipfile.ZipFile(sdist) as zf:
