@@ -18,6 +18,7 @@ from forkman.vendoring.transform import (
     members_tree_hash,
     namespace_modules,
     place_members,
+    rewrite_consumer,
     transform_tree,
 )
 from tests.vendoring.support import ns_config, sdist_file, wheel_tree
@@ -281,3 +282,20 @@ def test_transformed_tree_runs_against_vendored_copies(tmp_path: Path) -> None:
         check=True,
     ).stdout
     assert out.strip() == "vendored lib vendored lib False"
+
+
+def test_rewrite_consumer_package(tmp_path: Path) -> None:
+    pkg = tmp_path / "src" / "mypkg"
+    (pkg / "_vendor" / "six").mkdir(parents=True)
+    (pkg / "_vendor" / "six" / "__init__.py").write_text("import six\n")
+    (pkg / "sub").mkdir()
+    (pkg / "__init__.py").write_text("import six\nimport os\n")
+    (pkg / "sub" / "m.py").write_text("from six.moves import x  # keep\n")
+    (pkg / "plain.py").write_text("import os\n")
+    obs = RecordingObserver()
+    changed = rewrite_consumer(tmp_path, ns_config(**{"rewrite-consumer": True}), {"six"}, obs)
+    assert sorted(changed) == ["src/mypkg/__init__.py", "src/mypkg/sub/m.py"]
+    assert (pkg / "__init__.py").read_text() == "from mypkg._vendor import six\nimport os\n"
+    assert (pkg / "sub" / "m.py").read_text() == "from mypkg._vendor.six.moves import x  # keep\n"
+    # the namespace directory itself is the transform's business, not the consumer's
+    assert (pkg / "_vendor" / "six" / "__init__.py").read_text() == "import six\n"
