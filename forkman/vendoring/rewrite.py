@@ -182,6 +182,12 @@ def _syntax_rewrite(
             start = offset(node.lineno, node.col_offset)
             end = offset(node.end_lineno, node.end_col_offset)
             new = _import_replacement(node, modules, namespace).encode("utf-8")
+            # keep the line count (tracebacks, patches): continue over the old lines
+            newlines = _NEWLINE.findall(work, start, end)
+            if newlines:
+                new += b"".join(b" \\" + nl for nl in newlines)
+                if end == len(work):  # nothing follows to continue onto
+                    new = new[: -len(newlines[-1]) - 2] + newlines[-1]
             edits.append((start, end, new))
         elif isinstance(node, ast.ImportFrom):
             if node.level or node.module is None or not _vendored(node.module, modules):
@@ -200,6 +206,13 @@ def _syntax_rewrite(
     out = bytearray(work)
     for start, end, new in sorted(edits, reverse=True):
         out[start:end] = new
+    try:
+        ast.parse(bytes(out))
+    except SyntaxError as exc:  # pragma: no cover - a rewrite must never break a file
+        raise RewriteError(
+            f"{filename}:{exc.lineno or 0}: rewriting imports produced invalid code: {exc.msg}",
+            hint="please report this as a forkman bug, with the file",
+        ) from None
     return bytes(out), len(edits)
 
 

@@ -292,3 +292,20 @@ def test_rewritten_tree_imports_the_vendored_copy(tmp_path: Path) -> None:
         )
     )
     assert out[1] == "[]", "the top-level decoys must never be imported"
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        "def f():\n    import os, \\\n        a\n    return a\n",
+        "import os, \\\n  a",
+        "import a, \\\r\n  six  # c\r\nx = 1\r\n",
+        "if x: import a.b, \\\n   os\nelse: pass\n",
+    ],
+)
+def test_continued_imports_keep_line_numbers(src: str) -> None:
+    out = rw(src)
+    assert out.count("\n") == src.count("\n")
+    assert out.count("\r") == src.count("\r")
+    ast.parse(out)
+    assert "from mypkg._vendor import a" in out
