@@ -43,7 +43,7 @@ import enum
 import io
 import re
 import tokenize
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import assert_never
 
@@ -157,6 +157,22 @@ def _import_replacement(node: ast.Import, modules: frozenset[str], namespace: st
     return "; ".join(statements)
 
 
+_BLOCKS = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
+def _statements(tree: ast.Module) -> Iterator[ast.stmt]:
+    """Every statement of `tree` at any depth (imports are statements; expressions are skipped)."""
+    stack: list[ast.AST] = list(reversed(tree.body))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.stmt):
+            yield node
+        for attr in _BLOCKS:
+            children = getattr(node, attr, None)
+            if children:
+                stack.extend(reversed(children))
+
+
 def _syntax_rewrite(
     work: bytes, text: str, modules: frozenset[str], namespace: str, filename: str
 ) -> tuple[bytes, int]:
@@ -174,7 +190,7 @@ def _syntax_rewrite(
         return starts[line] + col
 
     edits: list[tuple[int, int, bytes]] = []
-    for node in ast.walk(tree):
+    for node in _statements(tree):
         if isinstance(node, ast.Import):
             if not any(_vendored(a.name, modules) for a in node.names):
                 continue
