@@ -136,7 +136,7 @@ def _licenses_from_sdist(sdist: Path) -> list[tuple[str, bytes]]:
     def want(name: str) -> bool:
         return ("LICENSE" in name or "COPYING" in name) and "/test" not in name
 
-    if sdist.name.endswith(".zip"):
+    if sdist.name.endswith((".zip", ".whl")):  # an index without sdists may hand a wheel
         with zipfile.ZipFile(sdist) as zf:
             for info in zf.infolist():
                 if not info.is_dir() and want(info.filename):
@@ -357,6 +357,43 @@ def members_tree_hash(directory: Path, members: Iterable[str]) -> str:
     return hash_manifest(manifest.values())
 
 
+def member_moves(
+    staged: Path,
+    destination: Path,
+    *,
+    members: Iterable[str],
+    previous: Iterable[str] = (),
+    owned_by_others: Mapping[str, str] | None = None,
+    protected: Iterable[str] = (),
+) -> list[tuple[Path, Path | None]]:
+    """The (target, new content or None to remove) pairs that install a fork's members.
+
+    For the core's transaction (``txn.replace_path(target, source)`` for each
+    pair): the fork's `previous` members go, its new `members` come from
+    `staged`. Refuses, before anything moves, a member another fork owns
+    (`owned_by_others`: member -> fork), a protected one, or one that exists
+    but belongs to no fork.
+    """
+    new = list(members)
+    old = [m for m in previous if m not in set(protected)]
+    protected_set = set(protected)
+    owners = owned_by_others or {}
+    for member in new:
+        if member in protected_set:
+            raise BadInput(f"{member} is protected in {destination}; no fork may write it")
+        if member in owners:
+            raise BadInput(
+                f"{member} in {destination} already belongs to fork {owners[member]}",
+                hint="two forks cannot vendor the same top-level module",
+            )
+        target = destination / member
+        if member not in old and (target.exists() or target.is_symlink()):
+            raise BadInput(f"{target} exists and belongs to no fork; move it away first")
+    moves: list[tuple[Path, Path | None]] = [(destination / m, None) for m in old if m not in new]
+    moves += [(destination / m, staged / m) for m in new]
+    return moves
+
+
 def place_members(
     staged: Path,
     destination: Path,
@@ -366,37 +403,26 @@ def place_members(
     owned_by_others: Mapping[str, str] | None = None,
     protected: Iterable[str] = (),
 ) -> None:
-    """Install a fork's `members` from `staged` into the shared `destination`.
+    """Install a fork's `members` from `staged` into the shared `destination` (no transaction).
 
-    Removes the fork's `previous` members first. Refuses (before touching
-    anything) a member that another fork owns (`owned_by_others`: member ->
-    fork) or that is protected.
+    See :func:`member_moves` for what is refused.
     """
-    members = list(members)
-    protected_set = set(protected)
-    owners = owned_by_others or {}
-    for member in members:
-        if member in protected_set:
-            raise BadInput(f"{member} is protected in {destination}; no fork may write it")
-        if member in owners:
-            raise BadInput(
-                f"{member} in {destination} already belongs to fork {owners[member]}",
-                hint="two forks cannot vendor the same top-level module",
-            )
+    moves = member_moves(
+        staged,
+        destination,
+        members=members,
+        previous=previous,
+        owned_by_others=owned_by_others,
+        protected=protected,
+    )
     destination.mkdir(parents=True, exist_ok=True)
-    for old in previous:
-        if old in protected_set:
-            continue
-        target = destination / old
+    for target, source in moves:
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
         elif target.exists() or target.is_symlink():
             target.unlink()
-    for member in members:
-        target = destination / member
-        if target.exists() or target.is_symlink():
-            raise BadInput(f"{target} exists and belongs to no fork; move it away first")
-        os.replace(staged / member, target)
+        if source is not None:
+            os.replace(source, target)
 
 
 def namespace_modules(sections_by_fork: Mapping[str, Mapping[str, Any]], *, but: str) -> set[str]:

@@ -18,6 +18,9 @@ Two pieces of wiring, both kept in step by :func:`wire` and :func:`unwire`:
 from __future__ import annotations
 
 import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +28,9 @@ import tomlkit
 from packaging.utils import canonicalize_name
 from tomlkit.items import Null, Table, Whitespace
 
-from .._config import edit_pyproject
-from .._errors import BadInput
-from .._fsutil import atomic_write_text
+from .._config import parse_config
+from .._errors import BadInput, ConfigError
+from .._fsutil import atomic_write_bytes, atomic_write_text
 from .._project import Project
 
 REQUIREMENTS_FILE = "forkman-requirements.txt"
@@ -60,14 +63,6 @@ def _read_lines(file: Path) -> dict[str, str]:
             )
         lines[str(canonicalize_name(m["name"]))] = raw.strip()
     return lines
-
-
-def _write_lines(file: Path, lines: dict[str, str]) -> None:
-    if not lines:
-        if file.exists():
-            file.unlink()
-        return
-    atomic_write_text(file, _HEADER + "".join(lines[k] + "\n" for k in sorted(lines)))
 
 
 def _sources(doc: tomlkit.TOMLDocument, *, create: bool) -> Table | None:
@@ -104,20 +99,57 @@ def _ours(value: object, path: str) -> bool:
     return isinstance(value, dict) and value.get("path") == path
 
 
-def wire(project: Project, name: str, path: str) -> None:
-    """Make the consumer install fork `name` from `path` (relative to the project root).
+@dataclass(frozen=True)
+class WiringEdit:
+    """The file contents that wire or unwire a fork (for the core's transaction to write)."""
 
-    Refuses (changing nothing) when ``[tool.uv.sources]`` already names
-    another source for the package.
+    pyproject_text: str
+    """The new pyproject.toml."""
+    requirements_text: str | None
+    """The new forkman-requirements.txt; None: the file is to be removed."""
+    changed: bool
+    """Whether anything differs from the files on disk."""
+
+
+def _render(pyproject: Path, change: Callable[[tomlkit.TOMLDocument], None]) -> str:
+    try:
+        doc = tomlkit.parse(pyproject.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{pyproject} does not exist") from None
+    except Exception as exc:  # tomlkit raises several parse error types
+        raise ConfigError(f"{pyproject} is not valid TOML: {exc}") from None
+    change(doc)
+    text = tomlkit.dumps(doc)
+    parse_config(tomllib.loads(text).get("tool", {}).get("forkman", {}))
+    return text
+
+
+def _requirements_text(lines: dict[str, str]) -> str | None:
+    if not lines:
+        return None
+    return _HEADER + "".join(lines[k] + "\n" for k in sorted(lines))
+
+
+def _edit(project: Project, pyproject_text: str, lines: dict[str, str]) -> WiringEdit:
+    req_file = project.root / REQUIREMENTS_FILE
+    old_req = req_file.read_text(encoding="utf-8") if req_file.exists() else None
+    new_req = _requirements_text(lines)
+    changed = pyproject_text != project.pyproject.read_text(encoding="utf-8") or new_req != old_req
+    return WiringEdit(pyproject_text, new_req, changed)
+
+
+def plan_wire(project: Project, name: str, path: str) -> WiringEdit:
+    """The edits that make the consumer install fork `name` from `path` (project-relative).
+
+    Refuses when ``[tool.uv.sources]`` already names another source for the
+    package, or when forkman-requirements.txt has lines forkman did not write.
     """
     if Path(path).is_absolute() or ".." in Path(path).parts:
         raise BadInput(f"fork path must be inside the project, not {path!r}")
     if any(c.isspace() for c in path) or "#" in path:
         raise BadInput(f"fork path {path!r} cannot be written to a requirements file")
     path = Path(path).as_posix()
-    req_file = project.root / REQUIREMENTS_FILE
-    lines = _read_lines(req_file)
-    before = dict(lines)
+    lines = _read_lines(project.root / REQUIREMENTS_FILE)
     lines[str(canonicalize_name(name))] = requirement_line(name, path)
 
     def change(doc: tomlkit.TOMLDocument) -> None:
@@ -136,20 +168,16 @@ def wire(project: Project, name: str, path: str) -> None:
         entry.update({"path": path, "editable": False})
         sources[name] = entry
 
-    _write_lines(req_file, lines)
-    try:
-        edit_pyproject(project.pyproject, change)
-    except BaseException:
-        _write_lines(req_file, before)
-        raise
+    return _edit(project, _render(project.pyproject, change), lines)
 
 
-def unwire(project: Project, name: str) -> bool:
-    """Remove fork `name`'s wiring; False when there was none."""
-    req_file = project.root / REQUIREMENTS_FILE
-    lines = _read_lines(req_file)
+def plan_unwire(project: Project, name: str) -> WiringEdit:
+    """The edits that remove fork `name`'s wiring (``changed`` is False when there was none).
+
+    A ``[tool.uv.sources]`` entry forkman did not write is left alone.
+    """
+    lines = _read_lines(project.root / REQUIREMENTS_FILE)
     removed_line = lines.pop(str(canonicalize_name(name)), None)
-    found = removed_line is not None
     path = None
     if removed_line is not None:
         m = _LINE.match(removed_line)
@@ -157,7 +185,6 @@ def unwire(project: Project, name: str) -> bool:
         path = m["path"].removeprefix("./")
 
     def change(doc: tomlkit.TOMLDocument) -> None:
-        nonlocal found
         sources = _sources(doc, create=False)
         if sources is None:
             return
@@ -170,7 +197,6 @@ def unwire(project: Project, name: str) -> bool:
         if path is None and not (isinstance(value, dict) and value.get("editable") is False):
             return
         del sources[key]
-        found = True
         if not sources:
             uv = doc["tool"]["uv"]
             del uv["sources"]
@@ -178,9 +204,39 @@ def unwire(project: Project, name: str) -> bool:
                 del doc["tool"]["uv"]
             _trim_trailing_blank(doc)
 
-    edit_pyproject(project.pyproject, change)
-    _write_lines(req_file, lines)
-    return found
+    return _edit(project, _render(project.pyproject, change), lines)
+
+
+def apply_wiring(project: Project, edit: WiringEdit) -> None:
+    """Write `edit` (each file atomically; the requirements file is restored on failure)."""
+    if not edit.changed:
+        return
+    req_file = project.root / REQUIREMENTS_FILE
+    before = req_file.read_bytes() if req_file.exists() else None
+    if edit.requirements_text is None:
+        req_file.unlink(missing_ok=True)
+    else:
+        atomic_write_text(req_file, edit.requirements_text)
+    try:
+        atomic_write_text(project.pyproject, edit.pyproject_text)
+    except BaseException:
+        if before is None:
+            req_file.unlink(missing_ok=True)
+        else:
+            atomic_write_bytes(req_file, before)
+        raise
+
+
+def wire(project: Project, name: str, path: str) -> None:
+    """Make the consumer install fork `name` from `path` (relative to the project root)."""
+    apply_wiring(project, plan_wire(project, name, path))
+
+
+def unwire(project: Project, name: str) -> bool:
+    """Remove fork `name`'s wiring; False when there was none."""
+    edit = plan_unwire(project, name)
+    apply_wiring(project, edit)
+    return edit.changed
 
 
 def _trim_trailing_blank(doc: tomlkit.TOMLDocument) -> None:

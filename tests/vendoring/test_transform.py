@@ -15,6 +15,7 @@ from forkman.vendoring._config import StubPolicy, parse_vendoring_config
 from forkman.vendoring.rewrite import RewriteError
 from forkman.vendoring.transform import (
     check_destination,
+    member_moves,
     members_tree_hash,
     namespace_modules,
     place_members,
@@ -299,3 +300,22 @@ def test_rewrite_consumer_package(tmp_path: Path) -> None:
     assert (pkg / "sub" / "m.py").read_text() == "from mypkg._vendor.six.moves import x  # keep\n"
     # the namespace directory itself is the transform's business, not the consumer's
     assert (pkg / "_vendor" / "six" / "__init__.py").read_text() == "import six\n"
+
+
+def test_member_moves_for_a_transaction(tmp_path: Path) -> None:
+    dest = tmp_path / "_vendor"
+    dest.mkdir()
+    (dest / "six.py").write_text("old\n")
+    (dest / "six.LICENSE").write_text("MIT\n")
+    (dest / "stray.py").write_text("")
+    staged = tmp_path / "staged"
+    moves = member_moves(
+        staged, dest, members=["six", "six.LICENSE"], previous=["six.py", "six.LICENSE"]
+    )
+    assert moves == [
+        (dest / "six.py", None),
+        (dest / "six", staged / "six"),
+        (dest / "six.LICENSE", staged / "six.LICENSE"),
+    ]
+    with pytest.raises(BadInput, match="belongs to no fork"):
+        member_moves(staged, dest, members=["stray.py"])

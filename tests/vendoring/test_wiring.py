@@ -13,7 +13,15 @@ from forkman._errors import BadInput
 from forkman._lock import IndexSource, Lock, LockEntry, load_lock, write_lock
 from forkman._project import Project
 from forkman._treehash import tree_hash
-from forkman.vendoring.wiring import REQUIREMENTS_FILE, unwire, wire, wired
+from forkman.vendoring.wiring import (
+    REQUIREMENTS_FILE,
+    apply_wiring,
+    plan_unwire,
+    plan_wire,
+    unwire,
+    wire,
+    wired,
+)
 from tests.conftest import git
 from tests.support.index import LocalIndex
 
@@ -216,3 +224,19 @@ def test_fresh_venv_installs_the_patched_fork(
         [str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
     ).stdout.splitlines()
     assert out[0] == "hello from the index"
+
+
+def test_plans_write_nothing_until_applied(consumer: Project) -> None:
+    before = consumer.pyproject.read_text()
+    edit = plan_wire(consumer, "greetlib", "vendor/greetlib")
+    assert edit.changed and edit.requirements_text is not None
+    assert consumer.pyproject.read_text() == before
+    assert not (consumer.root / REQUIREMENTS_FILE).exists()
+    assert 'greetlib = {path = "vendor/greetlib", editable = false}' in edit.pyproject_text
+    apply_wiring(consumer, edit)
+    assert not plan_wire(consumer, "greetlib", "vendor/greetlib").changed
+    undo = plan_unwire(consumer, "greetlib")
+    assert undo.changed and undo.requirements_text is None
+    apply_wiring(consumer, undo)
+    assert consumer.pyproject.read_text() == before
+    assert not plan_unwire(consumer, "greetlib").changed
