@@ -8,7 +8,9 @@ cold, <= 0.1x warm).
 
 forkman side: the pipeline the core runs for a namespace fork: fetch the
 wheel (and, for licenses, the sdist) through PyPI's simple API into a
-content-addressed cache, unpack, :func:`transform_tree`, :func:`place_members`.
+content-addressed cache, unpack, :func:`transform_tree` (with its cache of
+rewritten files), :func:`place_members`. Cold empties every cache, including
+the vendoring tool's pip cache and its sdist folder.
 Until the core's ``fork()`` lands beside this module, that pipeline is driven
 here directly (the fetch/unpack code below stands in for the core's
 download cache and ``unpack_archive``), and the output says so.
@@ -46,7 +48,7 @@ from packaging.version import Version
 
 from forkman._config import parse_config
 from forkman._observer import NullObserver
-from forkman.vendoring.transform import place_members, transform_tree
+from forkman.vendoring.transform import TransformCache, place_members, transform_tree
 
 PINS = {
     "distro": "1.9.0",
@@ -136,6 +138,7 @@ def forkman_run(project: Path, cache: Path) -> None:
             config=config,
             observer=NullObserver(),
             other_modules=modules,
+            cache=TransformCache(cache / "transform"),
             fetch_sdist=lambda _d, _v, n=name: sdists[n],
         )
         place_members(out, dest, members=record["members"], protected=["__init__.py"])

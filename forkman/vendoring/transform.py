@@ -26,6 +26,8 @@ the members into the shared directory; :func:`members_tree_hash` hashes them.
 from __future__ import annotations
 
 import email.parser
+import hashlib
+import marshal
 import os
 import shutil
 import tarfile
@@ -39,9 +41,9 @@ from packaging.utils import canonicalize_name
 from .._config import Config
 from .._errors import BadInput, ConfigError, NetworkError, NotFound
 from .._observer import Observer
-from .._treehash import hash_manifest, scan_tree
+from .._treehash import file_digest, hash_manifest, scan_tree
 from ._config import LicenseOverride, StubPolicy, VendoringConfig, vendoring_config
-from .rewrite import RewriteMode, rewrite_source
+from .rewrite import RewriteMode, RewriteResult, rewrite_source
 
 SECTION = "namespace"
 
@@ -151,6 +153,69 @@ def _licenses_from_sdist(sdist: Path) -> list[tuple[str, bytes]]:
     return found
 
 
+_CACHE_FORMAT = b"forkman-transform-1"
+
+
+class TransformCache:
+    """Results of rewriting files and reading sdists, by content digest (a cache: losing it
+    only costs time). Lives under the per-user cache, e.g. ``cache_root() / "transform"``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / key
+
+    def get(self, key: str) -> bytes | None:
+        """The stored value of `key`, or None."""
+        try:
+            return self._path(key).read_bytes()
+        except OSError:
+            return None
+
+    def put(self, key: str, value: bytes) -> None:
+        """Store `value` under `key` (write then rename; no fsync, it is a cache)."""
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(value)
+            os.replace(tmp, path)
+        except OSError:
+            return
+
+
+def _cached_rewrite(
+    cache: TransformCache | None, context: bytes, data: bytes, rewrite: Callable[[], RewriteResult]
+) -> RewriteResult:
+    if cache is None:
+        return rewrite()
+    key = hashlib.sha256(context + data).hexdigest()
+    hit = cache.get(key)
+    if hit is not None:
+        header, _, body = hit.partition(b"\n")
+        changed, imports, subs = (int(x) for x in header.split())
+        return RewriteResult(body if changed else data, imports, subs)
+    result = rewrite()
+    changed = result.data != data
+    header = b"%d %d %d\n" % (changed, result.imports, result.substitutions)
+    cache.put(key, header + (result.data if changed else b""))
+    return result
+
+
+def _cached_sdist_licenses(cache: TransformCache | None, sdist: Path) -> list[tuple[str, bytes]]:
+    if cache is None:
+        return _licenses_from_sdist(sdist)
+    key = hashlib.sha256(_CACHE_FORMAT + b"sdist" + file_digest(sdist).encode()).hexdigest()
+    hit = cache.get(key)
+    if hit is not None:
+        value = marshal.loads(hit)  # noqa: S302 - our own cache file
+        return [(str(n), bytes(d)) for n, d in value]
+    found = _licenses_from_sdist(sdist)
+    cache.put(key, marshal.dumps(found))
+    return found
+
+
 def _fetch_url(url: str) -> bytes:
     import requests
 
@@ -172,13 +237,15 @@ def transform_tree(
     other_modules: Iterable[str] = (),
     project_root: Path | None = None,
     fetch_sdist: SdistFetcher | None = None,
+    cache: TransformCache | None = None,
 ) -> dict[str, Any]:
     """Write fork `fork_name`'s part of the namespace directory from wheel tree `pristine`.
 
     `out` must not exist or be empty. `other_modules` are the importable
     names of the project's other namespace forks (their imports are rewritten
     too). `project_root` resolves ``license-overrides`` files; `fetch_sdist`
-    downloads the sdist when the wheel carries no license file. Returns the
+    downloads the sdist when the wheel carries no license file; `cache`
+    remembers rewritten files and sdist licenses across runs. Returns the
     lock section ``namespace``.
     """
     vcfg = vendoring_config(config)
@@ -245,18 +312,33 @@ def transform_tree(
             hint="the namespace must live inside your own package",
         )
     files = imports = subs = 0
+    context = b"\0".join(
+        [
+            _CACHE_FORMAT,
+            vcfg.namespace.encode(),
+            vcfg.rewrite_mode.value.encode(),
+            " ".join(sorted(all_modules)).encode(),
+            *(f"{sub.match}\0{sub.replace}".encode() for sub in vcfg.substitute),
+            b"",
+        ]
+    )
     suffixes = (".py",) if vcfg.rewrite_mode is RewriteMode.VENDORING_COMPAT else (".py", ".pyi")
     for rel, path in _walk(out):
         if not rel.endswith(suffixes) or path.is_symlink() or not path.is_file():
             continue
         data = path.read_bytes()
-        result = rewrite_source(
+        result = _cached_rewrite(
+            cache,
+            context,
             data,
-            modules=all_modules,
-            namespace=vcfg.namespace,
-            substitutions=vcfg.substitute,
-            mode=vcfg.rewrite_mode,
-            filename=f"{fork_name}: {rel}",
+            lambda data=data, rel=rel: rewrite_source(  # type: ignore[misc]
+                data,
+                modules=all_modules,
+                namespace=vcfg.namespace,
+                substitutions=vcfg.substitute,
+                mode=vcfg.rewrite_mode,
+                filename=f"{fork_name}: {rel}",
+            ),
         )
         if result.data != data:
             path.write_bytes(result.data)
@@ -275,7 +357,9 @@ def transform_tree(
                 license_files.append((path.name, path.read_bytes(), f"wheel:{rel}"))
     if not license_files and not (override and override.file) and fetch_sdist is not None:
         sdist = fetch_sdist(distname, meta["version"])
-        license_files = [(n, d, f"sdist:{sdist.name}") for n, d in _licenses_from_sdist(sdist)]
+        license_files = [
+            (n, d, f"sdist:{sdist.name}") for n, d in _cached_sdist_licenses(cache, sdist)
+        ]
     if override and override.file:
         if project_root is None:
             raise ConfigError("license-overrides with file need the project root")

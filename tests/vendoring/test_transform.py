@@ -319,3 +319,27 @@ def test_member_moves_for_a_transaction(tmp_path: Path) -> None:
     ]
     with pytest.raises(BadInput, match="belongs to no fork"):
         member_moves(staged, dest, members=["stray.py"])
+
+
+def test_cache_gives_the_same_result_without_rewriting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import forkman.vendoring.transform as transform
+
+    pristine = wheel_tree(tmp_path, "req", "1.0", REQUESTS_LIKE)
+    sdist = sdist_file(tmp_path, "req", "1.0", {"LICENSE": "BSD\n"})
+    cache = transform.TransformCache(tmp_path / "cache")
+    kw = {"other_modules": {"urllib3"}, "cache": cache, "fetch_sdist": lambda n, v: sdist}
+    first = run(pristine, tmp_path / "o1", **kw)
+    monkeypatch.setattr(transform, "rewrite_source", _must_not_run)
+    monkeypatch.setattr(transform, "_licenses_from_sdist", _must_not_run)
+    second = run(pristine, tmp_path / "o2", **kw)
+    assert first == second
+    assert tree_hash(tmp_path / "o1") == tree_hash(tmp_path / "o2")
+    # another namespace is another cache key
+    with pytest.raises(AssertionError, match="cache miss"):
+        run(pristine, tmp_path / "o3", config=ns_config(namespace="x._v", destination="x/_v"), **kw)
+
+
+def _must_not_run(*args: object, **kw: object) -> object:
+    raise AssertionError("cache miss")
