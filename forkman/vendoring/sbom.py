@@ -22,7 +22,7 @@ from packaging.utils import canonicalize_name
 from .. import __version__
 from .._lock import GitSource, IndexSource, Lock, LockEntry
 from .._project import Project
-from .licenses import ForkLicense, fork_licenses
+from .licenses import ForkLicense, LicensePolicy, fork_license
 
 SPEC_VERSION = "1.5"
 _PYPI_HOSTS = ("pypi.org", "files.pythonhosted.org", "test.pypi.org")
@@ -185,7 +185,8 @@ def build_sbom(
 ) -> dict[str, Any]:
     """The CycloneDX document (a JSON-ready dict) for every fork of `project`."""
     lock = lock if lock is not None else project.load_lock()
-    licenses = {lic.fork: lic for lic in fork_licenses(project, lock)}
+    # the license policy is not the SBOM's business: report, do not judge
+    licenses = {e.name: fork_license(project, e, LicensePolicy()) for e in lock}
     stamp = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     consumer = project.root.name
     try:

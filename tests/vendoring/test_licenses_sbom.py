@@ -271,3 +271,22 @@ def test_sbom_cli_writes_file(tmp_path: Path) -> None:
     assert len(json.loads(out.read_text())["components"]) == 3
     res = CliRunner().invoke(cli, ["--project", str(project.root), "sbom"])
     assert json.loads(res.output)["specVersion"] == "1.5"
+
+
+def test_bad_policy_is_exit_2_and_empty_project_sbom_is_valid(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "p"\nversion = "1"\n\n[tool.forkman.licenses]\ndeny = "GPL-3.0-only"\n'
+    )
+    res = CliRunner().invoke(cli, ["--project", str(root), "licenses"])
+    assert res.exit_code == 2
+    assert "error: [tool.forkman.licenses].deny must be a list of SPDX ids" in res.output
+    doc = build_sbom(Project(root))
+    assert doc["components"] == []
+    validation = pytest.importorskip("cyclonedx.validation.json")
+    schema = pytest.importorskip("cyclonedx.schema")
+    assert (
+        validation.JsonStrictValidator(schema.SchemaVersion.V1_5).validate_str(json.dumps(doc))
+        is None
+    )
