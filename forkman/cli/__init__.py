@@ -23,6 +23,9 @@ COMMANDS: dict[str, str] = {
     "audit": "_audit:audit_cmd",
     "provenance": "_audit:provenance_cmd",
     "review": "_audit:review_cmd",
+    "licenses": "_vendoring:licenses_cmd",
+    "sbom": "_vendoring:sbom_cmd",
+    "migrate": "_vendoring:migrate_group",
 }
 
 

@@ -1,0 +1,113 @@
+"""`forkman licenses`, `forkman sbom` and `forkman migrate vendoring`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from .._fsutil import atomic_write_text
+from . import Context
+
+
+@click.command("licenses")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_obj
+def licenses_cmd(obj: Context, as_json: bool) -> int:
+    """List each fork's license (SPDX where known) and the files it comes from.
+
+    Exits 1 when [tool.forkman.licenses] refuses a fork's license.
+
+    \b
+    Example:
+      forkman licenses
+      forkman licenses --json
+    """
+    from ..vendoring.licenses import fork_licenses
+
+    project = obj.project()
+    found = fork_licenses(project)
+    if as_json:
+        rows = [{**asdict(f), "origin": f.origin.value} for f in found]
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        for f in found:
+            mark = "REFUSED " if f.refused else ""
+            expr = f.expression or "unknown"
+            click.echo(f"{mark}{f.fork} {f.version}: {expr} ({f.origin.value})")
+            for file in f.files:
+                click.echo(f"    {file}")
+            if f.refused:
+                click.echo(f"    refused: {f.reason}")
+        if not found:
+            click.echo("no forks")
+    return 1 if any(f.refused for f in found) else 0
+
+
+@click.command("sbom")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to FILE instead of stdout.",
+)
+@click.pass_obj
+def sbom_cmd(obj: Context, output: Path | None) -> int:
+    """Write a CycloneDX 1.5 SBOM of every fork: source, hashes, publisher, patches.
+
+    \b
+    Example:
+      forkman sbom -o forks.cdx.json
+    """
+    from ..vendoring.sbom import build_sbom, dump_sbom
+
+    text = dump_sbom(build_sbom(obj.project()))
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        atomic_write_text(output, text)
+        click.echo(f"wrote {output}", err=True)
+    return 0
+
+
+@click.group("migrate")
+def migrate_group() -> None:
+    """Take over a project from another vendoring tool.
+
+    \b
+    Example:
+      forkman migrate vendoring --dry-run
+    """
+
+
+@migrate_group.command("vendoring")
+@click.option("--dry-run", is_flag=True, help="Show what would be written; write nothing.")
+@click.pass_obj
+def migrate_vendoring_cmd(obj: Context, dry_run: bool) -> int:
+    """Turn [tool.vendoring] into forkman config and patch series.
+
+    Then run `forkman sync` to fetch the pinned releases and write the lock.
+
+    \b
+    Example:
+      forkman migrate vendoring
+      forkman sync
+    """
+    from ..vendoring.migrate import migrate_vendoring
+
+    result = migrate_vendoring(obj.project(), dry_run=dry_run)
+    verb = "would write" if dry_run else "wrote"
+    click.echo(f"namespace {result.namespace} in {result.destination}")
+    click.echo(f"{verb} {len(result.pins)} forks:")
+    for name, version in sorted(result.pins.items()):
+        click.echo(f"  {name}=={version}")
+    for patch in result.patches:
+        click.echo(f"{verb} {patch.file} (from {patch.source})")
+    for skipped in result.skipped:
+        click.echo(f"skipped {skipped}", err=True)
+    if not dry_run:
+        click.echo("next: forkman sync", err=True)
+    return 0
