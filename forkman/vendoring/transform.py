@@ -209,7 +209,7 @@ def _cached_sdist_licenses(cache: TransformCache | None, sdist: Path) -> list[tu
     key = hashlib.sha256(_CACHE_FORMAT + b"sdist" + file_digest(sdist).encode()).hexdigest()
     hit = cache.get(key)
     if hit is not None:
-        value = marshal.loads(hit)  # noqa: S302 - our own cache file
+        value = marshal.loads(hit)
         return [(str(n), bytes(d)) for n, d in value]
     found = _licenses_from_sdist(sdist)
     cache.put(key, marshal.dumps(found))
