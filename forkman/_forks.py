@@ -14,7 +14,7 @@ import datetime as _dt
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from ._errors import BadInput, NotFound, ProjectError
 from ._history import ForkHistory
 from ._lock import GitSource, IndexSource, LockEntry, Source
 from ._observer import NullObserver, Observer
-from ._project import Project
+from ._project import Project, cache_root
 from ._treehash import hash_manifest, scan_tree
 from ._txn import ForkTransaction, fault_point, recover
 
@@ -186,13 +186,90 @@ def _verify_publisher(
     }
 
 
+@dataclass(frozen=True)
+class VendoredTree:
+    """The tree a fork puts into the project, built from its pristine upstream tree."""
+
+    tree: Path
+    """The vendored tree (for the project layout, the pristine tree itself)."""
+    members: tuple[str, ...] | None = None
+    """For the namespace layout: the top-level names the fork owns in the shared folder."""
+    sections: Mapping[str, Any] = field(default_factory=dict)
+    """Lock sections describing the transformation (``namespace``)."""
+
+
+def layout_for(project: Project, name: str, requested: str | None = None) -> str:
+    """The layout of fork `name`: asked for, configured per fork, or the project's default.
+
+    A project with ``[tool.forkman.vendoring] namespace`` vendors privately
+    (namespace layout) by default; otherwise forks are whole projects.
+    """
+    layout = requested or project.config.policy(name).raw.get("layout")
+    if layout is None:
+        layout = "namespace" if "namespace" in project.config.section("vendoring") else "project"
+    if layout not in ("project", "namespace"):
+        raise BadInput(f"unknown layout {layout!r} for {name}", hint="use project or namespace")
+    return str(layout)
+
+
 def build_vendored(
-    project: Project, fetched: FetchedUpstream, staging: Path, *, layout: str = "project"
-) -> Path:
-    """The vendored tree for `fetched` (for the project layout, the pristine tree itself)."""
+    project: Project,
+    fetched: FetchedUpstream,
+    staging: Path,
+    *,
+    layout: str = "project",
+    other_modules: Sequence[str] = (),
+    observer: Observer = NullObserver(),
+) -> VendoredTree:
+    """The vendored tree for `fetched`.
+
+    The project layout vendors the pristine tree as it is. The namespace layout
+    transforms a wheel tree: importable packages only, imports rewritten into the
+    private namespace (also the imports of `other_modules`, the project's other
+    namespace forks), licenses and typing stubs added (see docs/wiring.md).
+    """
     if layout == "project":
-        return fetched.tree
-    raise BadInput(f"layout {layout!r} is not available for {fetched.name}")
+        return VendoredTree(fetched.tree)
+    from .sources.index import fetch_release
+    from .sources.interface import DistKind
+    from .vendoring.transform import TransformCache, transform_tree
+
+    def fetch_sdist(distribution: str, version: str) -> Path:
+        return fetch_release(
+            f"{distribution}=={version}",
+            index_urls=project.config.index_urls,
+            prefer=DistKind.SDIST,
+            prereleases=True,
+            observer=observer,
+        ).path
+
+    out = staging / "namespace"
+    record = transform_tree(
+        fetched.tree,
+        out,
+        fork_name=fetched.name,
+        config=project.config,
+        observer=observer,
+        other_modules=other_modules,
+        project_root=project.root,
+        fetch_sdist=fetch_sdist,
+        cache=TransformCache(cache_root() / "transform"),
+    )
+    record["transform"]["other-modules"] = sorted(other_modules)
+    return VendoredTree(out, tuple(record["members"]), {"namespace": record})
+
+
+def namespace_owners(project: Project, but: str) -> tuple[dict[str, str], list[str]]:
+    """Members of the shared namespace folder owned by other forks, and their modules."""
+    owners: dict[str, str] = {}
+    modules: list[str] = []
+    for entry in project.load_lock():
+        ns = entry.sections.get("namespace")
+        if entry.name == but or not isinstance(ns, Mapping):
+            continue
+        owners.update({str(m): entry.name for m in ns.get("members", [])})
+        modules += [str(m) for m in ns.get("modules", [])]
+    return owners, sorted(set(modules))
 
 
 def fork(
@@ -203,6 +280,7 @@ def fork(
     index_url: str | None = None,
     prefer: DistPreference | None = None,
     prereleases: bool | None = None,
+    layout: str | None = None,
     observer: Observer = NullObserver(),
 ) -> LockEntry:
     """Make a new fork of `spec` (``attrs==23.1.0``, ``pkg>=1,<2`` or ``git+URL@REF``)."""
@@ -218,11 +296,20 @@ def fork(
             f"`forkman unfork {fork_name}` removes it",
         )
     dest = project.vendor_path(fork_name)
-    if dest.exists() or dest.is_symlink():
+    if layout == "project" and (dest.exists() or dest.is_symlink()):
         raise BadInput(
             f"{project.relpath(dest)} already exists and is not a fork in forkman.lock",
             hint="move it away, or pass --name to fork under another name",
         )
+    layout = layout_for(project, fork_name, layout)
+    if layout == "namespace":
+        from .vendoring._config import vendoring_config
+        from .vendoring.transform import check_destination
+
+        vcfg = vendoring_config(project.config)
+        check_destination(project.root, vcfg)
+        dest = project.root / vcfg.destination
+        prefer = DistPreference.WHEEL
     project.ensure_state_dir()
     tmp_parent = project.state_dir / "tmp"
     tmp_parent.mkdir(exist_ok=True)
@@ -249,14 +336,22 @@ def fork(
         history = ForkHistory.create(history_dir)
         description = _describe_source(fetched.source)
         upstream_commit = history.import_upstream(fetched.tree, fetched.version, description)
-        vendored = build_vendored(project, fetched, staging)
-        if vendored == fetched.tree:
+        owners, other_modules = namespace_owners(project, fork_name)
+        vendored = build_vendored(
+            project,
+            fetched,
+            staging,
+            layout=layout,
+            other_modules=other_modules,
+            observer=observer,
+        )
+        if vendored.tree == fetched.tree:
             base = upstream_commit
             vendored_manifest = upstream_manifest
         else:
-            tree_id = history.snapshot(vendored)
+            tree_id = history.snapshot(vendored.tree)
             base = history.commit(tree_id, [upstream_commit], f"Vendor {fetched.version}\n")
-            vendored_manifest, _ = scan_tree(vendored)
+            vendored_manifest, _ = scan_tree(vendored.tree)
         history.update_ref("refs/heads/patched", base)
         vendored_tree = hash_manifest(vendored_manifest.values())
         entry = LockEntry(
@@ -267,16 +362,34 @@ def fork(
             upstream_tree=upstream_tree,
             vendored_tree=vendored_tree,
             fetched=now_utc(),
-            sections=dict(fetched.sections),
+            layout=layout,
+            sections={**fetched.sections, **vendored.sections},
         )
         pyproject_text = _constraint_edit(project, fork_name, spec)
         with ForkTransaction(project, fork_name, "fork") as txn:
             txn.replace_path(project.fork_git_dir(fork_name), history_dir)
             fault_point("fork-history")
-            txn.replace_path(dest, vendored)
+            if vendored.members is None:
+                txn.replace_path(dest, vendored.tree)
+            else:
+                from .vendoring._config import vendoring_config
+                from .vendoring.transform import member_moves
+
+                for target, source in member_moves(
+                    vendored.tree,
+                    dest,
+                    members=vendored.members,
+                    owned_by_others=owners,
+                    protected=vendoring_config(project.config).protected_files,
+                ):
+                    txn.replace_path(target, source)
             fault_point("fork-tree")
             if pyproject_text is not None:
                 txn.write_file(project.pyproject, pyproject_text.encode())
+            if layout == "project" and wiring_enabled(project):
+                from .vendoring.wiring import plan_wire
+
+                _write_wiring(txn, project, plan_wire(project, fork_name, entry.path))
             txn.commit(lambda lock: lock.with_entry(entry))
         save_manifest(project.state_dir, fork_name, vendored_manifest)
         ignored = ignored_by_git(project, [f"{entry.path}/{p}" for p in vendored_manifest])
@@ -290,6 +403,27 @@ def fork(
         return entry
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def wiring_enabled(project: Project) -> bool:
+    """Whether project-layout forks are wired into pyproject.toml (``[tool.forkman] wire``)."""
+    return project.config.raw.get("wire", True) is not False
+
+
+def _write_wiring(txn: ForkTransaction, project: Project, edit: Any) -> None:
+    """Write a wiring edit (pyproject.toml, forkman-requirements.txt) inside `txn`."""
+    if not edit.changed:
+        return
+    from .vendoring.wiring import REQUIREMENTS_FILE
+
+    if edit.pyproject_text != project.pyproject.read_text(encoding="utf-8"):
+        txn.write_file(project.pyproject, edit.pyproject_text.encode())
+    requirements = project.root / REQUIREMENTS_FILE
+    if edit.requirements_text is None:
+        if requirements.exists():
+            txn.replace_path(requirements, None)
+    else:
+        txn.write_file(requirements, edit.requirements_text.encode())
 
 
 def ignored_by_git(project: Project, paths: list[str]) -> list[str]:
@@ -344,7 +478,17 @@ def unfork(project: Project, name: str, *, observer: Observer = NullObserver()) 
         observer.warning(line)
     entry = require_fork(project, name)
     with ForkTransaction(project, name, "unfork") as txn:
-        txn.replace_path(project.root / entry.path, None)
+        ns = entry.sections.get("namespace")
+        if isinstance(ns, Mapping):
+            for member in ns.get("members", []):
+                target = project.root / entry.path / str(member)
+                if target.exists() or target.is_symlink():
+                    txn.replace_path(target, None)
+        else:
+            txn.replace_path(project.root / entry.path, None)
+            from .vendoring.wiring import plan_unwire
+
+            _write_wiring(txn, project, plan_unwire(project, name))
         patches = project.patches_path(name)
         if patches.exists():
             txn.replace_path(patches, None)

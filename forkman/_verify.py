@@ -137,8 +137,17 @@ def rebuild(
     from ._forks import FetchedUpstream, build_vendored
 
     fetched = FetchedUpstream(name, entry.version, entry.source, pristine)
+    ns = entry.sections.get("namespace")
+    others = ns.get("transform", {}).get("other-modules", []) if isinstance(ns, dict) else []
     try:
-        vendored = build_vendored(project, fetched, workdir, layout=entry.layout)
+        vendored = build_vendored(
+            project,
+            fetched,
+            workdir,
+            layout=entry.layout,
+            other_modules=others,
+            observer=observer,
+        ).tree
     except ForkmanError as exc:
         return VerifyResult(name, False, VerifyStage.REBUILD, exc.message)
     for patch in entry.patches:

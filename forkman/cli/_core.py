@@ -48,6 +48,13 @@ def init_cmd(obj: Any, index_url: str | None) -> int:
 @click.option("--index-url", default=None, help="Fetch from this simple-API index instead.")
 @click.option("--wheel", "prefer_wheel", is_flag=True, help="Fork the wheel, not the sdist.")
 @click.option("--pre", "prereleases", is_flag=True, default=None, help="Allow pre-releases.")
+@click.option(
+    "--layout",
+    type=click.Choice(["project", "namespace"]),
+    default=None,
+    help="project: the whole project tree, installed by path (default); namespace: "
+    "importable packages vendored under [tool.forkman.vendoring] namespace.",
+)
 @click.pass_obj
 def fork_cmd(
     obj: Any,
@@ -56,6 +63,7 @@ def fork_cmd(
     index_url: str | None,
     prefer_wheel: bool,
     prereleases: bool | None,
+    layout: str | None,
 ) -> int:
     """Fork SPEC: a requirement from the index, or git+URL@REF.
 
@@ -76,6 +84,7 @@ def fork_cmd(
         index_url=index_url,
         prefer=DistPreference.WHEEL if prefer_wheel else None,
         prereleases=prereleases,
+        layout=layout,
         observer=StderrObserver(),
     )
     click.echo(f"forked {entry.name} {entry.version} into {entry.path}")
