@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "status": "_core:status_cmd",
     "check": "_check_cmd:check_cmd",
     "verify": "_core:verify_cmd",
+    "ci": "_ci_cmd:ci_cmd",
+    "card": "_ci_cmd:card_cmd",
 }
 
 
