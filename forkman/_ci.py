@@ -8,16 +8,18 @@ changed against the merge base. A stage that cannot do its work (a command
 that is not installed, an index that cannot be reached) is an ERROR, never a
 silent pass: CI fails closed.
 
-The audit and test stages run ``python -m forkman audit|test`` with this
-interpreter: the command line is their stable contract, and a crash in them
-cannot take the CI run down with it.
+The audit and test stages call their subsystem's library when this
+installation has it (``forkman.audit``, ``forkman._testrun``) and otherwise
+run ``python -m forkman audit|test`` with this interpreter.
 """
 
 from __future__ import annotations
 
 import enum
+import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -357,7 +359,11 @@ class VerifyStage:
         return _timed(self.name, started, status, ", ".join(parts), findings)
 
 
-# -- audit and test: the forkman commands of the other subsystems ------------------
+# -- audit and test: the other subsystems, through their library or their command ---------
+#
+# Each stage calls the subsystem's library when this installation has it, and
+# otherwise runs its `forkman` command with this interpreter. Neither at hand:
+# the stage is an ERROR (fail closed), never a silent pass.
 
 
 def command_available(name: str) -> bool:
@@ -365,6 +371,14 @@ def command_available(name: str) -> bool:
     from .cli import COMMANDS
 
     return name in COMMANDS
+
+
+def _library(module: str, attribute: str) -> Any | None:
+    """`module.attribute` of forkman when this installation has it, else None."""
+    try:
+        return getattr(importlib.import_module(module), attribute, None)
+    except ImportError:
+        return None
 
 
 def forkman_argv(project: Project, *args: str) -> list[str]:
@@ -395,43 +409,82 @@ def _missing_command(stage: str, command: str, started: float) -> StageResult:
     )
 
 
-def _json_items(data: Any) -> list[Mapping[str, Any]]:
-    """The records of a JSON report: a list, or the first list-valued key of a mapping."""
-    if isinstance(data, list):
-        return [d for d in data if isinstance(d, Mapping)]
-    if isinstance(data, Mapping):
-        for key in ("findings", "vulnerabilities", "results", "forks", "dependencies"):
-            value = data.get(key)
-            if isinstance(value, list):
-                return [d for d in value if isinstance(d, Mapping)]
-    return []
+_FAILING_STATES = frozenset({"open", "ignore-expired"})
 
 
-def _item_message(item: Mapping[str, Any]) -> str:
-    for key in ("message", "summary", "description", "details"):
-        value = item.get(key)
-        if isinstance(value, str) and value:
-            return value.splitlines()[0]
-    return json.dumps(dict(item), sort_keys=True, default=str)[:300]
+def audit_findings(
+    report: Mapping[str, Any], lock: Lock, stage: str = "audit"
+) -> tuple[list[CiFinding], list[CiFinding]]:
+    """(vulnerabilities, forks not audited) of an audit report's forkman part."""
+    vulns: list[CiFinding] = []
+    unaudited: list[CiFinding] = []
+    forks = report.get("forks", [])
+    for fork in forks if isinstance(forks, list) else []:
+        if not isinstance(fork, Mapping):
+            continue
+        name = str(fork.get("name", ""))
+        entry = lock.get(name)
+        path = entry.path if entry else None
+        for vuln in fork.get("vulnerabilities", []) or []:
+            if not isinstance(vuln, Mapping) or vuln.get("state") not in _FAILING_STATES:
+                continue
+            fixes = ", ".join(vuln.get("fix_versions", []) or []) or "none yet"
+            summary = (str(vuln.get("summary") or "").strip().splitlines() or ["(no summary)"])[0]
+            vulns.append(
+                CiFinding(
+                    stage,
+                    str(vuln.get("id", "vulnerability")),
+                    f"{name} {fork.get('version', '')}: {vuln.get('id')}: {summary} "
+                    f"(fixed in: {fixes})",
+                    fork=name,
+                    path=path,
+                    hint=f"sync to a fixed version (`forkman sync {name}`), or record a patch "
+                    "that declares it fixes it; `forkman audit` explains",
+                )
+            )
+        reasons = fork.get("unaudited") or []
+        if fork.get("status") == "unaudited" or reasons:
+            unaudited.append(
+                CiFinding(
+                    stage,
+                    "unaudited",
+                    f"{name} {fork.get('version', '')} could not be audited: "
+                    + ("; ".join(str(r) for r in reasons) or "no source could audit it"),
+                    fork=name,
+                    path=path,
+                    hint="`forkman db update` imports the advisory database audit reads",
+                )
+            )
+    return vulns, unaudited
 
 
 @dataclass
 class AuditStage:
-    """Known vulnerabilities and provenance of every fork (`forkman audit`)."""
+    """Known vulnerabilities of every fork (`forkman audit`)."""
 
     argv: Sequence[str] | None = None
-    """The command to run (default: ``python -m forkman audit --format json``)."""
+    """Run this command instead of the library (it prints `forkman audit --format json`)."""
+    observer: Observer = field(default_factory=NullObserver)
+    """Where progress goes."""
     name: str = "audit"
 
-    def run(self, project: Project) -> StageResult:
-        started = time.monotonic()
+    def _report(self, project: Project, started: float) -> Mapping[str, Any] | StageResult:
+        """The forkman part of the audit report, or the result of a stage that could not run."""
+        audit_project = None if self.argv else _library("forkman.audit", "audit_project")
+        report_dict = _library("forkman.audit.vulnerabilities", "report_dict")
+        if audit_project is not None and report_dict is not None:
+            report = audit_project(project, record=False, observer=self.observer)
+            data: Mapping[str, Any] = report_dict(report)
+            return data
         if self.argv is None and not command_available("audit"):
             return _missing_command(self.name, "audit", started)
         argv = list(self.argv or forkman_argv(project, "audit", "--format", "json"))
         proc = subprocess.run(argv, cwd=project.root, capture_output=True, text=True, check=False)
-        if proc.returncode == 0:
-            return _timed(self.name, started, StageStatus.OK, "no known vulnerabilities", [])
-        if proc.returncode != 1:
+        try:
+            doc = json.loads(proc.stdout)
+        except json.JSONDecodeError:
+            doc = None
+        if proc.returncode not in (0, 1) or not isinstance(doc, Mapping):
             return _timed(
                 self.name,
                 started,
@@ -445,23 +498,50 @@ class AuditStage:
                     )
                 ],
             )
-        try:
-            items = _json_items(json.loads(proc.stdout))
-        except json.JSONDecodeError:
-            items = []
-        findings = [
-            CiFinding(
-                self.name,
-                str(item.get("id") or item.get("kind") or "vulnerability"),
-                _item_message(item),
-                fork=str(item.get("fork") or item.get("name") or "") or None,
-                hint="`forkman audit` explains each finding and the fix",
+        part = doc.get("forkman", doc)
+        return part if isinstance(part, Mapping) else {}
+
+    def run(self, project: Project) -> StageResult:
+        started = time.monotonic()
+        lock = project.load_lock()
+        if not len(lock):
+            return _timed(self.name, started, StageStatus.SKIPPED, "no forks", [])
+        report = self._report(project, started)
+        if isinstance(report, StageResult):
+            return report
+        vulns, unaudited = audit_findings(report, lock, self.name)
+        audited = len(report.get("forks", []) or [])
+        if audited < len(lock) and not unaudited:
+            unaudited.append(
+                CiFinding(
+                    self.name,
+                    "unaudited",
+                    f"the audit covered {audited} of {len(lock)} fork(s)",
+                )
             )
-            for item in items
-        ] or [CiFinding(self.name, "vulnerability", _tail(proc.stdout or proc.stderr, 5))]
-        return _timed(
-            self.name, started, StageStatus.FAILED, f"{len(findings)} finding(s)", findings
-        )
+        parts = []
+        if vulns:
+            parts.append(f"{len(vulns)} open vulnerabilit{'y' if len(vulns) == 1 else 'ies'}")
+        if unaudited:
+            parts.append(f"{len(unaudited)} fork(s) not audited")
+        status = StageStatus.FAILED if vulns else StageStatus.ERROR if unaudited else StageStatus.OK
+        summary = ", ".join(parts) or f"{audited} fork(s), no open vulnerabilities"
+        return _timed(self.name, started, status, summary, [*vulns, *unaudited])
+
+
+_TEST_LINE = re.compile(r"^(?P<name>[A-Za-z0-9._-]+): (?P<status>[a-z-]+): (?P<message>.*)$")
+
+
+@dataclass(frozen=True)
+class ForkTestOutcome:
+    """How one fork's sandboxed test run ended (as `forkman test` reports it)."""
+
+    name: str
+    """The fork."""
+    status: str
+    """``passed``, ``failed``, ``network-disabled``, ``no-tests`` or ``error``."""
+    message: str
+    """One line for humans."""
 
 
 @dataclass
@@ -471,50 +551,80 @@ class ForkTestStage:
     forks: Sequence[str] | None
     """The forks to test; None means every fork."""
     argv: Sequence[str] | None = None
-    """The command prefix to run (default: ``python -m forkman test``); fork names follow."""
+    """Run this command (fork names or ``--all`` follow) instead of the library."""
+    observer: Observer = field(default_factory=NullObserver)
+    """Where progress goes."""
     name: str = "test"
+
+    def _outcomes(self, project: Project, started: float) -> list[ForkTestOutcome] | StageResult:
+        run_tests = None if self.argv else _library("forkman._testrun", "run_tests")
+        names = list(self.forks or [])
+        if run_tests is not None:
+            outcomes = run_tests(
+                project, names, all_forks=self.forks is None, observer=self.observer
+            )
+            return [ForkTestOutcome(o.name, o.status.value, o.message) for o in outcomes]
+        if self.argv is None and not command_available("test"):
+            return _missing_command(self.name, "test", started)
+        prefix = list(self.argv or forkman_argv(project, "test"))
+        argv = [*prefix, "--all"] if self.forks is None else [*prefix, *names]
+        proc = subprocess.run(argv, cwd=project.root, capture_output=True, text=True, check=False)
+        parsed = [m for line in proc.stdout.splitlines() if (m := _TEST_LINE.match(line))]
+        if proc.returncode not in (0, 1) or (proc.returncode == 1 and not parsed):
+            return _timed(
+                self.name,
+                started,
+                StageStatus.ERROR,
+                f"`forkman test` could not run (exit {proc.returncode})",
+                [
+                    CiFinding(
+                        self.name,
+                        "test-error",
+                        _tail(proc.stderr or proc.stdout, 5) or f"exit code {proc.returncode}",
+                    )
+                ],
+            )
+        return [ForkTestOutcome(m["name"], m["status"], m["message"]) for m in parsed]
 
     def run(self, project: Project) -> StageResult:
         started = time.monotonic()
         if self.forks is not None and not self.forks:
             return _timed(self.name, started, StageStatus.SKIPPED, "no fork changed", [])
-        if not len(project.load_lock()):
+        lock = project.load_lock()
+        if not len(lock):
             return _timed(self.name, started, StageStatus.SKIPPED, "no forks", [])
-        if self.argv is None and not command_available("test"):
-            return _missing_command(self.name, "test", started)
-        prefix = list(self.argv or forkman_argv(project, "test"))
-        runs = [[*prefix, "--all"]] if self.forks is None else [[*prefix, n] for n in self.forks]
-        findings: list[CiFinding] = []
-        errored = False
-        for argv in runs:
-            fork = None if argv[-1] == "--all" else argv[-1]
-            proc = subprocess.run(
-                argv, cwd=project.root, capture_output=True, text=True, check=False
-            )
-            if proc.returncode == 0:
+        outcomes = self._outcomes(project, started)
+        if isinstance(outcomes, StageResult):
+            return outcomes
+        findings = []
+        for o in outcomes:
+            if o.status == "passed":
                 continue
-            errored |= proc.returncode != 1
+            entry = lock.get(o.name)
             findings.append(
                 CiFinding(
                     self.name,
-                    "tests-failed" if proc.returncode == 1 else "test-error",
-                    f"{fork or 'forks'}: "
-                    + (_tail(proc.stdout + "\n" + proc.stderr, 1) or f"exit {proc.returncode}"),
-                    fork=fork,
-                    hint=f"`forkman test {fork or '--all'}` shows the full output",
+                    o.status,
+                    f"{o.name}: {o.status}: {o.message}",
+                    fork=o.name,
+                    path=entry.path if entry else None,
+                    level=Level.WARNING if o.status == "no-tests" else Level.ERROR,
+                    hint=f"`forkman test {o.name}` shows the full output",
                 )
             )
-        what = "every fork" if self.forks is None else f"{len(self.forks)} changed fork(s)"
-        if not findings:
-            return _timed(self.name, started, StageStatus.OK, f"tests pass for {what}", [])
-        status = StageStatus.ERROR if errored else StageStatus.FAILED
-        return _timed(
-            self.name,
-            started,
-            status,
-            f"{len(findings)} of {len(runs)} test run(s) failed",
-            findings,
-        )
+        failing = [f for f in findings if f.level is Level.ERROR]
+        what = "every fork" if self.forks is None else f"{len(outcomes)} changed fork(s)"
+        if any(f.rule == "error" for f in failing):
+            status = StageStatus.ERROR
+        elif failing:
+            status = StageStatus.FAILED
+        else:
+            status = StageStatus.OK
+        passed = sum(1 for o in outcomes if o.status == "passed")
+        summary = f"{passed}/{len(outcomes)} pass ({what})"
+        if len(findings) > len(failing):
+            summary += f", {len(findings) - len(failing)} without tests"
+        return _timed(self.name, started, status, summary, findings)
 
 
 # -- which forks changed ------------------------------------------------------------
@@ -617,8 +727,8 @@ def run_ci(
         stages = [
             CheckStage(),
             VerifyStage(offline=options.offline, observer=observer),
-            AuditStage(),
-            ForkTestStage(forks=changed),
+            AuditStage(observer=observer),
+            ForkTestStage(forks=changed, observer=observer),
         ]
     results = []
     for stage in stages:

@@ -235,31 +235,74 @@ def _stand_in(tmp_path: Path, name: str, exit_code: int, stdout: str) -> list[st
     return [sys.executable, str(script)]
 
 
-def test_audit_stage_maps_exit_codes_and_json_findings(forked: Path, tmp_path: Path) -> None:
+def _audit_json(*forks: dict) -> str:  # type: ignore[type-arg]
+    """What `forkman audit --format json` prints: pip-audit's document plus forkman's part."""
+    return json.dumps({"dependencies": [], "fixes": [], "forkman": {"forks": list(forks)}})
+
+
+def test_audit_stage_reads_the_audit_report(forked: Path, tmp_path: Path) -> None:
     project = Project(forked)
-    vulns = json.dumps(
-        {"findings": [{"id": "GHSA-xxxx", "fork": "demo", "summary": "remote code execution"}]}
+    vulnerable = _audit_json(
+        {
+            "name": "demo",
+            "version": "1.0",
+            "status": "vulnerable",
+            "unaudited": [],
+            "vulnerabilities": [
+                {
+                    "id": "PYSEC-2024-1",
+                    "state": "open",
+                    "summary": "remote code execution\nmore text",
+                    "fix_versions": ["1.1"],
+                },
+                {"id": "PYSEC-2024-2", "state": "patched-locally", "summary": "x"},
+            ],
+        }
     )
-    failed = AuditStage(argv=_stand_in(tmp_path, "a1", 1, vulns)).run(project)
+    failed = AuditStage(argv=_stand_in(tmp_path, "a1", 1, vulnerable)).run(project)
     assert failed.status is StageStatus.FAILED
-    assert failed.findings[0].rule == "GHSA-xxxx" and failed.findings[0].fork == "demo"
-    assert failed.findings[0].message == "remote code execution"
-    assert AuditStage(argv=_stand_in(tmp_path, "a0", 0, "{}")).run(project).status is StageStatus.OK
+    assert failed.summary == "1 open vulnerability"
+    (finding,) = failed.findings
+    assert finding.rule == "PYSEC-2024-1" and finding.fork == "demo"
+    assert finding.path == "vendor/demo"
+    assert finding.message == "demo 1.0: PYSEC-2024-1: remote code execution (fixed in: 1.1)"
+    clean = _audit_json({"name": "demo", "version": "1.0", "status": "clean"})
+    ok = AuditStage(argv=_stand_in(tmp_path, "a0", 0, clean)).run(project)
+    assert ok.status is StageStatus.OK, ok
+    # a fork that could not be audited is not a pass
+    unaudited = _audit_json(
+        {"name": "demo", "version": "1.0", "status": "unaudited", "unaudited": ["no database"]}
+    )
+    res = AuditStage(argv=_stand_in(tmp_path, "a3", 1, unaudited)).run(project)
+    assert res.status is StageStatus.ERROR
+    assert res.findings[0].message == "demo 1.0 could not be audited: no database"
+    # a report that covers no fork, a crash, garbage: errors
+    empty = AuditStage(argv=_stand_in(tmp_path, "a4", 0, _audit_json())).run(project)
+    assert empty.status is StageStatus.ERROR
     crashed = AuditStage(argv=_stand_in(tmp_path, "a2", 2, "")).run(project)
     assert crashed.status is StageStatus.ERROR
+    garbage = AuditStage(argv=_stand_in(tmp_path, "a5", 0, "not json")).run(project)
+    assert garbage.status is StageStatus.ERROR
 
 
 def test_test_stage_runs_changed_forks_only(forked: Path, tmp_path: Path) -> None:
     project = Project(forked)
-    argv = _stand_in(tmp_path, "t", 0, "ok\n")
+    passed = "demo: passed: 3 passed [sandbox: namespaces]\n"
+    argv = _stand_in(tmp_path, "t", 0, passed)
     assert ForkTestStage(forks=[], argv=argv).run(project).status is StageStatus.SKIPPED
-    assert ForkTestStage(forks=["demo"], argv=argv).run(project).status is StageStatus.OK
+    result = ForkTestStage(forks=["demo"], argv=argv).run(project)
+    assert result.status is StageStatus.OK and result.summary == "1/1 pass (1 changed fork(s))"
     assert ForkTestStage(forks=None, argv=argv).run(project).status is StageStatus.OK
     assert (tmp_path / "t.py.args").read_text().splitlines() == ["demo", "--all"]
-    failing = ForkTestStage(forks=["demo"], argv=_stand_in(tmp_path, "t1", 1, "1 failed\n"))
-    result = failing.run(project)
+    out = "demo: failed: 1 failed, 2 passed [sandbox: namespaces]\n"
+    result = ForkTestStage(forks=["demo"], argv=_stand_in(tmp_path, "t1", 1, out)).run(project)
     assert result.status is StageStatus.FAILED
-    assert result.findings[0].message == "demo: 1 failed"
+    assert result.findings[0].message == "demo: failed: 1 failed, 2 passed [sandbox: namespaces]"
+    out = "demo: no-tests: no tests found [sandbox: -]\n"
+    result = ForkTestStage(forks=["demo"], argv=_stand_in(tmp_path, "t2", 1, out)).run(project)
+    assert result.status is StageStatus.OK and "1 without tests" in result.summary
+    crashed = ForkTestStage(forks=["demo"], argv=_stand_in(tmp_path, "t3", 2, "")).run(project)
+    assert crashed.status is StageStatus.ERROR
 
 
 def test_markdown_escapes_and_limits(forked: Path) -> None:
