@@ -708,6 +708,16 @@ def run_ci(
 ) -> CiReport:
     """Run every stage on `project` (or `stages`), in order, and collect the results."""
     project.require_git()
+    from ._config import has_config
+
+    if not has_config(project.pyproject) and not project.lock_path.exists():
+        from ._errors import ProjectError
+
+        raise ProjectError(
+            f"{project.root} is not a forkman project: its pyproject.toml has no "
+            "[tool.forkman] and there is no forkman.lock",
+            hint="run `forkman init` to start one",
+        )
     lock = project.load_lock()
     base = options.base or base_from_environment()
     merge_base: str | None = None

@@ -108,9 +108,12 @@ def test_not_a_git_repository(tmp_path: Path, command: tuple[str, ...]) -> None:
     assert (tmp_path / "pyproject.toml").read_text() == before
 
 
-def test_check_outside_a_forkman_project(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["check", "ci"])
+def test_outside_a_forkman_project(tmp_path: Path, command: str) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
-    res = _forkman("check", cwd=tmp_path)
-    assert res.returncode == 2
+    res = _forkman(command, cwd=tmp_path)
+    assert res.returncode == 2, res
     assert "is not a forkman project" in res.stderr
     assert "run `forkman init`" in res.stderr
+    assert res.stdout == ""
