@@ -8,9 +8,9 @@ import xml.etree.ElementTree as ET
 from typing import Any, assert_never
 
 from ._ci import CiFinding, CiReport, StageStatus
+from ._templates import REPOSITORY_URL
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-INFORMATION_URI = "https://github.com/forkman/forkman"
 
 
 class CiFormat(enum.Enum):
@@ -92,7 +92,7 @@ def to_sarif(report: CiReport) -> str:
                     "driver": {
                         "name": "forkman",
                         "version": __version__,
-                        "informationUri": INFORMATION_URI,
+                        "informationUri": REPOSITORY_URL,
                         "rules": rule_list,
                     }
                 },
