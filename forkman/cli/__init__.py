@@ -26,6 +26,8 @@ COMMANDS: dict[str, str] = {
     "licenses": "_vendoring:licenses_cmd",
     "sbom": "_vendoring:sbom_cmd",
     "migrate": "_vendoring:migrate_group",
+    "ci": "_ci_cmd:ci_cmd",
+    "card": "_ci_cmd:card_cmd",
 }
 
 

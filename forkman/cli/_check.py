@@ -34,7 +34,17 @@ def _dirs(root: Path) -> tuple[str, str]:
         from .._errors import ConfigError
 
         raise ConfigError(f"{root / 'pyproject.toml'} is not valid TOML: {exc}") from None
-    table = data.get("tool", {}).get("forkman", {})
+    tool = data.get("tool", {})
+    if "forkman" not in tool and not (root / "forkman.lock").exists():
+        from .._errors import ProjectError
+
+        raise ProjectError(
+            f"{root} is not a forkman project: its pyproject.toml has no [tool.forkman] "
+            "and there is no forkman.lock",
+            hint="run `forkman init` to start one (or remove the forkman hooks from "
+            ".pre-commit-config.yaml)",
+        )
+    table = tool.get("forkman", {})
     vendor = table.get("vendor-dir", "vendor")
     patches = table.get("patches-dir", "patches")
     if not isinstance(vendor, str) or not isinstance(patches, str):

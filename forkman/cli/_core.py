@@ -12,13 +12,25 @@ from ._output import StderrObserver, table
 
 @click.command("init")
 @click.option("--index-url", default=None, help="The package index to fork from.")
+@click.option(
+    "--ci",
+    "ci_provider",
+    type=click.Choice(["github", "gitlab"]),
+    default=None,
+    help="Also render a CI pipeline running `forkman ci` and a pre-commit config.",
+)
+@click.option("--cards", is_flag=True, help="Also render every fork's FORK.md card.")
+@click.option("--force", is_flag=True, help="Overwrite files rendered by --ci that exist.")
 @click.pass_obj
-def init_cmd(obj: Any, index_url: str | None) -> int:
+def init_cmd(
+    obj: Any, index_url: str | None, ci_provider: str | None, cards: bool, force: bool
+) -> int:
     """Add [tool.forkman] to pyproject.toml and create forkman.lock.
 
     \b
     Example:
       forkman init --index-url https://pypi.org/simple/
+      forkman init --ci github
     """
     from .._config import edit_pyproject, init_table
     from .._lock import Lock, write_lock
@@ -39,6 +51,10 @@ def init_cmd(obj: Any, index_url: str | None) -> int:
         "added [tool.forkman] to pyproject.toml" if added else "[tool.forkman] already present"
     )
     click.echo(f"lock: {project.lock_path.name}")
+    if ci_provider is not None or cards:
+        from ._ci_cmd import render_integrations
+
+        return render_integrations(project, ci_provider, cards=cards, force=force)
     return 0
 
 

@@ -1,0 +1,761 @@
+"""`forkman ci`: the one command for a pipeline.
+
+A run is a sequence of stages, each a small object with a name and
+``run(project) -> StageResult``: check (the vendored trees match the lock),
+verify (every fork rebuilds from its pinned upstream and patches), audit
+(known vulnerabilities, provenance) and the sandboxed tests of the forks that
+changed against the merge base. A stage that cannot do its work (a command
+that is not installed, an index that cannot be reached) is an ERROR, never a
+silent pass: CI fails closed.
+
+The audit and test stages call their subsystem's library when this
+installation has it (``forkman.audit``, ``forkman._testrun``) and otherwise
+run ``python -m forkman audit|test`` with this interpreter.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ._errors import BadInput, ForkmanError
+from ._lock import LOCK_NAME, GitSource, IndexSource, Lock, LockEntry, parse_lock
+from ._observer import NullObserver, Observer
+from ._project import Project, cache_root
+
+
+class StageStatus(enum.Enum):
+    """How a stage ended."""
+
+    OK = "ok"
+    """The stage ran and found nothing wrong."""
+    FAILED = "failed"
+    """The stage ran and found something wrong (findings)."""
+    SKIPPED = "skipped"
+    """There was nothing for the stage to do (e.g. no fork changed)."""
+    ERROR = "error"
+    """The stage could not do its work; CI fails closed."""
+
+
+class Level(enum.Enum):
+    """How serious a finding is (the SARIF levels)."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    NOTE = "note"
+
+
+@dataclass(frozen=True)
+class CiFinding:
+    """One thing a stage found wrong."""
+
+    stage: str
+    """The stage that found it."""
+    rule: str
+    """A stable identifier of the kind of finding (e.g. ``modified``, ``rebuild``)."""
+    message: str
+    """One line for humans."""
+    fork: str | None = None
+    """The fork concerned, if any."""
+    path: str | None = None
+    """The file concerned, relative to the project root, if any."""
+    level: Level = Level.ERROR
+    """How serious it is."""
+    hint: str = ""
+    """What to run to fix or record it."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {
+            "stage": self.stage,
+            "rule": self.rule,
+            "level": self.level.value,
+            "fork": self.fork,
+            "path": self.path,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """The outcome of one stage."""
+
+    name: str
+    """The stage's name."""
+    status: StageStatus
+    """How it ended."""
+    summary: str
+    """One line for the summary table."""
+    findings: tuple[CiFinding, ...] = ()
+    """What it found wrong (or why it could not run)."""
+    duration: float = 0.0
+    """Seconds it took."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {
+            "name": self.name,
+            "status": self.status.value,
+            "summary": self.summary,
+            "duration": round(self.duration, 3),
+            "findings": [f.as_dict() for f in self.findings],
+        }
+
+
+class Stage(Protocol):
+    """One step of a CI run."""
+
+    name: str
+
+    def run(self, project: Project) -> StageResult:
+        """Do the work; never raise for findings (return them), only for bugs."""
+        ...
+
+
+@dataclass(frozen=True)
+class CiReport:
+    """The outcome of a CI run."""
+
+    stages: tuple[StageResult, ...]
+    """Every stage, in the order they ran."""
+    base: str | None = None
+    """The merge base the changed forks were computed against (None: all forks)."""
+    changed: tuple[str, ...] | None = None
+    """The forks that changed against the base (None: all forks were tested)."""
+
+    @property
+    def ok(self) -> bool:
+        """True when no stage failed or errored."""
+        return all(s.status in (StageStatus.OK, StageStatus.SKIPPED) for s in self.stages)
+
+    @property
+    def exit_code(self) -> int:
+        """0 ok, 1 findings, 2 a stage could not run."""
+        statuses = {s.status for s in self.stages}
+        if StageStatus.ERROR in statuses:
+            return 2
+        if StageStatus.FAILED in statuses:
+            return 1
+        return 0
+
+    def findings(self) -> list[CiFinding]:
+        """Every finding of every stage."""
+        return [f for s in self.stages for f in s.findings]
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (the ``--format json`` document)."""
+        from . import __version__
+
+        return {
+            "tool": "forkman",
+            "version": __version__,
+            "ok": self.ok,
+            "exit_code": self.exit_code,
+            "base": self.base,
+            "changed_forks": list(self.changed) if self.changed is not None else None,
+            "stages": [s.as_dict() for s in self.stages],
+        }
+
+
+def _timed(
+    name: str, started: float, status: StageStatus, summary: str, findings: Any
+) -> StageResult:
+    return StageResult(name, status, summary, tuple(findings), time.monotonic() - started)
+
+
+# -- check ---------------------------------------------------------------------
+
+_HINT_MARKERS = {"lock": "forkman.lock", "patch": "patch files", "missing": "unfork"}
+
+
+def _check_hint(fork: str | None, kind: str, hints: Sequence[str]) -> str:
+    """The hint of a check report that tells how to record or undo one finding."""
+    if fork and not kind.startswith(("patch", "missing")):
+        return next((h for h in hints if h.startswith(f"{fork}:")), "")
+    marker = next((m for k, m in _HINT_MARKERS.items() if kind.startswith(k)), "fork it")
+    return next((h for h in hints if marker in h), "")
+
+
+@dataclass
+class CheckStage:
+    """Do the vendored trees, patch files and lock match what forkman recorded?"""
+
+    name: str = "check"
+
+    def run(self, project: Project) -> StageResult:
+        from ._check import check
+
+        started = time.monotonic()
+        config = project.config
+        report = check(project.root, vendor_dir=config.vendor_dir, patches_dir=config.patches_dir)
+        hints = report.hints()
+        findings = [
+            CiFinding(
+                self.name,
+                f.kind.value.replace(" ", "-"),
+                f"{f.fork + ': ' if f.fork else ''}{f.message()}",
+                fork=f.fork,
+                path=f.path,
+                hint=_check_hint(f.fork, f.kind.value, hints),
+            )
+            for f in report.findings
+        ]
+        if report.ok:
+            return _timed(
+                self.name,
+                started,
+                StageStatus.OK,
+                f"{report.forks_checked} fork(s) match {LOCK_NAME}",
+                [],
+            )
+        return _timed(
+            self.name,
+            started,
+            StageStatus.FAILED,
+            f"{len(findings)} unrecorded change(s) in {report.forks_checked} fork(s)",
+            findings,
+        )
+
+
+# -- verify --------------------------------------------------------------------
+
+_CACHE_HINT = (
+    "verify rebuilds each fork from its pinned upstream file. Run `forkman verify` once "
+    "with network to fill the verified download cache ({cache}), keep that directory "
+    "between CI runs (e.g. with actions/cache or GitLab's cache:), then run "
+    "`forkman ci --offline`"
+)
+
+
+def cached_release(source: IndexSource) -> Path | None:
+    """The verified download cache's copy of `source`'s file, if present."""
+    path = cache_root() / "downloads" / source.sha256.lower() / source.filename
+    return path if path.is_file() and not path.is_symlink() else None
+
+
+def _git_commit_cached(source: GitSource) -> bool:
+    from .sources.git import mirror_path
+
+    mirror = mirror_path(source.url)
+    if not (mirror / "HEAD").is_file():
+        return False
+    proc = subprocess.run(
+        ["git", "cat-file", "-e", f"{source.commit}^{{commit}}"],
+        cwd=mirror,
+        capture_output=True,
+        check=False,
+    )
+    return proc.returncode == 0
+
+
+@dataclass
+class VerifyStage:
+    """Rebuild every fork from its pinned upstream and patches, and compare."""
+
+    offline: bool = False
+    """Use only the verified download cache and local git mirrors; never the network."""
+    observer: Observer = field(default_factory=NullObserver)
+    """Where progress goes."""
+    name: str = "verify"
+
+    def _unavailable(self, entry: LockEntry) -> CiFinding | None:
+        """Why `entry` cannot be rebuilt here (None: its source is at hand)."""
+        hint = _CACHE_HINT.format(cache=cache_root() / "downloads")
+        source = entry.source
+        if isinstance(source, IndexSource):
+            if cached_release(source) is not None:
+                return None
+            if self.offline:
+                return CiFinding(
+                    self.name,
+                    "not-in-offline-cache",
+                    f"{entry.name}: {source.filename} is not in the offline cache; "
+                    "cannot verify it without the index",
+                    fork=entry.name,
+                    hint=hint,
+                )
+            from .sources.index import fetch_exact
+
+            try:
+                fetch_exact(source, observer=self.observer)
+            except ForkmanError as exc:
+                from ._errors import NetworkError
+
+                if not isinstance(exc, NetworkError):
+                    return None  # verify reports integrity problems itself
+                return CiFinding(
+                    self.name,
+                    "index-unreachable",
+                    f"{entry.name}: verify needs {source.filename} from {source.index_url}, "
+                    f"which cannot be reached ({exc.message})",
+                    fork=entry.name,
+                    hint=hint,
+                )
+            return None
+        if self.offline and not _git_commit_cached(source):
+            return CiFinding(
+                self.name,
+                "not-in-offline-cache",
+                f"{entry.name}: commit {source.commit[:12]} of {source.url} is not in the "
+                "local git mirror; cannot verify it without the network",
+                fork=entry.name,
+                hint="run `forkman verify` once with network to fill the git mirror "
+                f"({cache_root() / 'git'}), keep it between CI runs, then `forkman ci --offline`",
+            )
+        return None
+
+    def run(self, project: Project) -> StageResult:
+        from ._verify import verify
+
+        started = time.monotonic()
+        lock = project.load_lock()
+        findings: list[CiFinding] = []
+        ready: list[str] = []
+        for entry in lock:
+            missing = self._unavailable(entry)
+            if missing is None:
+                ready.append(entry.name)
+            else:
+                findings.append(missing)
+        failed = 0
+        if ready:
+            for result in verify(project, ready, observer=self.observer):
+                if not result.ok:
+                    failed += 1
+                    stage = result.stage.value if result.stage else "rebuild"
+                    findings.append(
+                        CiFinding(
+                            self.name,
+                            stage,
+                            f"{result.name}: {stage}: {result.message}",
+                            fork=result.name,
+                            path=lock.forks[result.name].path,
+                            hint=f"`forkman verify {result.name}` shows the same failure",
+                        )
+                    )
+        unverifiable = len(lock) - len(ready)
+        if not len(lock):
+            return _timed(self.name, started, StageStatus.SKIPPED, "no forks", [])
+        parts = [f"{len(ready) - failed}/{len(lock)} fork(s) rebuild bit for bit"]
+        if failed:
+            parts.append(f"{failed} differ")
+        if unverifiable:
+            where = "offline cache" if self.offline else "network"
+            parts.append(f"{unverifiable} could not be verified (no {where})")
+        status = (
+            StageStatus.FAILED if failed else StageStatus.ERROR if unverifiable else StageStatus.OK
+        )
+        return _timed(self.name, started, status, ", ".join(parts), findings)
+
+
+# -- audit and test: the other subsystems, through their library or their command ---------
+#
+# Each stage calls the subsystem's library when this installation has it, and
+# otherwise runs its `forkman` command with this interpreter. Neither at hand:
+# the stage is an ERROR (fail closed), never a silent pass.
+
+
+def command_available(name: str) -> bool:
+    """Whether this forkman installation has the command `name`."""
+    from .cli import COMMANDS
+
+    return name in COMMANDS
+
+
+def _library(module: str, attribute: str) -> Any | None:
+    """`module.attribute` of forkman when this installation has it, else None."""
+    try:
+        return getattr(importlib.import_module(module), attribute, None)
+    except ImportError:
+        return None
+
+
+def forkman_argv(project: Project, *args: str) -> list[str]:
+    """How to run `forkman ARGS` on `project` with this interpreter."""
+    return [sys.executable, "-m", "forkman", "--project", str(project.root), *args]
+
+
+def _tail(text: str, lines: int = 20) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _missing_command(stage: str, command: str, started: float) -> StageResult:
+    return _timed(
+        stage,
+        started,
+        StageStatus.ERROR,
+        f"`forkman {command}` is not available in this installation",
+        [
+            CiFinding(
+                stage,
+                "command-unavailable",
+                f"`forkman {command}` is not available in this installation, so the "
+                f"{stage} stage cannot run; CI fails closed",
+                hint="install a forkman release that provides it, or run `forkman ci` "
+                "from the same environment as your other forkman commands",
+            )
+        ],
+    )
+
+
+_FAILING_STATES = frozenset({"open", "ignore-expired"})
+
+
+def audit_findings(
+    report: Mapping[str, Any], lock: Lock, stage: str = "audit"
+) -> tuple[list[CiFinding], list[CiFinding]]:
+    """(vulnerabilities, forks not audited) of an audit report's forkman part."""
+    vulns: list[CiFinding] = []
+    unaudited: list[CiFinding] = []
+    forks = report.get("forks", [])
+    for fork in forks if isinstance(forks, list) else []:
+        if not isinstance(fork, Mapping):
+            continue
+        name = str(fork.get("name", ""))
+        entry = lock.get(name)
+        path = entry.path if entry else None
+        for vuln in fork.get("vulnerabilities", []) or []:
+            if not isinstance(vuln, Mapping) or vuln.get("state") not in _FAILING_STATES:
+                continue
+            fixes = ", ".join(vuln.get("fix_versions", []) or []) or "none yet"
+            summary = (str(vuln.get("summary") or "").strip().splitlines() or ["(no summary)"])[0]
+            vulns.append(
+                CiFinding(
+                    stage,
+                    str(vuln.get("id", "vulnerability")),
+                    f"{name} {fork.get('version', '')}: {vuln.get('id')}: {summary} "
+                    f"(fixed in: {fixes})",
+                    fork=name,
+                    path=path,
+                    hint=f"sync to a fixed version (`forkman sync {name}`), or record a patch "
+                    "that declares it fixes it; `forkman audit` explains",
+                )
+            )
+        reasons = fork.get("unaudited") or []
+        if fork.get("status") == "unaudited" or reasons:
+            unaudited.append(
+                CiFinding(
+                    stage,
+                    "unaudited",
+                    f"{name} {fork.get('version', '')} could not be audited: "
+                    + ("; ".join(str(r) for r in reasons) or "no source could audit it"),
+                    fork=name,
+                    path=path,
+                    hint="`forkman db update` imports the advisory database audit reads",
+                )
+            )
+    return vulns, unaudited
+
+
+@dataclass
+class AuditStage:
+    """Known vulnerabilities of every fork (`forkman audit`)."""
+
+    argv: Sequence[str] | None = None
+    """Run this command instead of the library (it prints `forkman audit --format json`)."""
+    observer: Observer = field(default_factory=NullObserver)
+    """Where progress goes."""
+    name: str = "audit"
+
+    def _report(self, project: Project, started: float) -> Mapping[str, Any] | StageResult:
+        """The forkman part of the audit report, or the result of a stage that could not run."""
+        audit_project = None if self.argv else _library("forkman.audit", "audit_project")
+        report_dict = _library("forkman.audit.vulnerabilities", "report_dict")
+        if audit_project is not None and report_dict is not None:
+            report = audit_project(project, record=False, observer=self.observer)
+            data: Mapping[str, Any] = report_dict(report)
+            return data
+        if self.argv is None and not command_available("audit"):
+            return _missing_command(self.name, "audit", started)
+        argv = list(self.argv or forkman_argv(project, "audit", "--format", "json"))
+        proc = subprocess.run(argv, cwd=project.root, capture_output=True, text=True, check=False)
+        try:
+            doc = json.loads(proc.stdout)
+        except json.JSONDecodeError:
+            doc = None
+        if proc.returncode not in (0, 1) or not isinstance(doc, Mapping):
+            return _timed(
+                self.name,
+                started,
+                StageStatus.ERROR,
+                f"`forkman audit` could not run (exit {proc.returncode})",
+                [
+                    CiFinding(
+                        self.name,
+                        "audit-error",
+                        _tail(proc.stderr or proc.stdout) or f"exit code {proc.returncode}",
+                    )
+                ],
+            )
+        part = doc.get("forkman", doc)
+        return part if isinstance(part, Mapping) else {}
+
+    def run(self, project: Project) -> StageResult:
+        started = time.monotonic()
+        lock = project.load_lock()
+        if not len(lock):
+            return _timed(self.name, started, StageStatus.SKIPPED, "no forks", [])
+        report = self._report(project, started)
+        if isinstance(report, StageResult):
+            return report
+        vulns, unaudited = audit_findings(report, lock, self.name)
+        audited = len(report.get("forks", []) or [])
+        if audited < len(lock) and not unaudited:
+            unaudited.append(
+                CiFinding(
+                    self.name,
+                    "unaudited",
+                    f"the audit covered {audited} of {len(lock)} fork(s)",
+                )
+            )
+        parts = []
+        if vulns:
+            parts.append(f"{len(vulns)} open vulnerabilit{'y' if len(vulns) == 1 else 'ies'}")
+        if unaudited:
+            parts.append(f"{len(unaudited)} fork(s) not audited")
+        status = StageStatus.FAILED if vulns else StageStatus.ERROR if unaudited else StageStatus.OK
+        summary = ", ".join(parts) or f"{audited} fork(s), no open vulnerabilities"
+        return _timed(self.name, started, status, summary, [*vulns, *unaudited])
+
+
+_TEST_LINE = re.compile(r"^(?P<name>[A-Za-z0-9._-]+): (?P<status>[a-z-]+): (?P<message>.*)$")
+
+
+@dataclass(frozen=True)
+class ForkTestOutcome:
+    """How one fork's sandboxed test run ended (as `forkman test` reports it)."""
+
+    name: str
+    """The fork."""
+    status: str
+    """``passed``, ``failed``, ``network-disabled``, ``no-tests`` or ``error``."""
+    message: str
+    """One line for humans."""
+
+
+@dataclass
+class ForkTestStage:
+    """The sandboxed test suites of the forks that changed (`forkman test`)."""
+
+    forks: Sequence[str] | None
+    """The forks to test; None means every fork."""
+    argv: Sequence[str] | None = None
+    """Run this command (fork names or ``--all`` follow) instead of the library."""
+    observer: Observer = field(default_factory=NullObserver)
+    """Where progress goes."""
+    name: str = "test"
+
+    def _outcomes(self, project: Project, started: float) -> list[ForkTestOutcome] | StageResult:
+        run_tests = None if self.argv else _library("forkman._testrun", "run_tests")
+        names = list(self.forks or [])
+        if run_tests is not None:
+            outcomes = run_tests(
+                project, names, all_forks=self.forks is None, observer=self.observer
+            )
+            return [ForkTestOutcome(o.name, o.status.value, o.message) for o in outcomes]
+        if self.argv is None and not command_available("test"):
+            return _missing_command(self.name, "test", started)
+        prefix = list(self.argv or forkman_argv(project, "test"))
+        argv = [*prefix, "--all"] if self.forks is None else [*prefix, *names]
+        proc = subprocess.run(argv, cwd=project.root, capture_output=True, text=True, check=False)
+        parsed = [m for line in proc.stdout.splitlines() if (m := _TEST_LINE.match(line))]
+        if proc.returncode not in (0, 1) or (proc.returncode == 1 and not parsed):
+            return _timed(
+                self.name,
+                started,
+                StageStatus.ERROR,
+                f"`forkman test` could not run (exit {proc.returncode})",
+                [
+                    CiFinding(
+                        self.name,
+                        "test-error",
+                        _tail(proc.stderr or proc.stdout, 5) or f"exit code {proc.returncode}",
+                    )
+                ],
+            )
+        return [ForkTestOutcome(m["name"], m["status"], m["message"]) for m in parsed]
+
+    def run(self, project: Project) -> StageResult:
+        started = time.monotonic()
+        if self.forks is not None and not self.forks:
+            return _timed(self.name, started, StageStatus.SKIPPED, "no fork changed", [])
+        lock = project.load_lock()
+        if not len(lock):
+            return _timed(self.name, started, StageStatus.SKIPPED, "no forks", [])
+        outcomes = self._outcomes(project, started)
+        if isinstance(outcomes, StageResult):
+            return outcomes
+        findings = []
+        for o in outcomes:
+            if o.status == "passed":
+                continue
+            entry = lock.get(o.name)
+            findings.append(
+                CiFinding(
+                    self.name,
+                    o.status,
+                    f"{o.name}: {o.status}: {o.message}",
+                    fork=o.name,
+                    path=entry.path if entry else None,
+                    level=Level.WARNING if o.status == "no-tests" else Level.ERROR,
+                    hint=f"`forkman test {o.name}` shows the full output",
+                )
+            )
+        failing = [f for f in findings if f.level is Level.ERROR]
+        what = "every fork" if self.forks is None else f"{len(outcomes)} changed fork(s)"
+        if any(f.rule == "error" for f in failing):
+            status = StageStatus.ERROR
+        elif failing:
+            status = StageStatus.FAILED
+        else:
+            status = StageStatus.OK
+        passed = sum(1 for o in outcomes if o.status == "passed")
+        summary = f"{passed}/{len(outcomes)} pass ({what})"
+        if len(findings) > len(failing):
+            summary += f", {len(findings) - len(failing)} without tests"
+        return _timed(self.name, started, status, summary, findings)
+
+
+# -- which forks changed ------------------------------------------------------------
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+
+
+def base_from_environment() -> str | None:
+    """The merge request's target branch that CI providers announce, if any."""
+    for var in ("GITHUB_BASE_REF", "CI_MERGE_REQUEST_TARGET_BRANCH_NAME"):
+        value = os.environ.get(var, "").strip()
+        if value:
+            return value
+    return None
+
+
+def resolve_base(root: Path, base: str) -> str | None:
+    """The merge base of HEAD and `base` (tried as given and as ``origin/<base>``)."""
+    for candidate in (base, f"origin/{base}"):
+        proc = _git(root, "merge-base", candidate, "HEAD")
+        if proc.returncode == 0 and proc.stdout.strip():
+            return proc.stdout.strip()
+    return None
+
+
+def changed_forks(project: Project, merge_base: str, lock: Lock) -> list[str]:
+    """Forks whose vendored tree, patches or lock entry differ from `merge_base`."""
+    config = project.config
+    changed: set[str] = set()
+    paths = {entry.name: entry.path.rstrip("/") + "/" for entry in lock}
+    patches = {entry.name: f"{config.patches_dir}/{entry.name}/" for entry in lock}
+    proc = _git(
+        project.root,
+        "diff",
+        "--name-only",
+        "--no-renames",
+        merge_base,
+        "--",
+        LOCK_NAME,
+        *sorted({p.split("/", 1)[0] for p in paths.values()} | {config.patches_dir}),
+    )
+    if proc.returncode != 0:
+        raise BadInput(f"cannot diff against {merge_base}: {proc.stderr.strip()}")
+    files = proc.stdout.splitlines()
+    for name in lock.forks:
+        if any(f.startswith(paths[name]) or f.startswith(patches[name]) for f in files):
+            changed.add(name)
+    if LOCK_NAME in files:
+        old = _git(project.root, "show", f"{merge_base}:{LOCK_NAME}")
+        try:
+            before = parse_lock(old.stdout) if old.returncode == 0 else Lock()
+        except ForkmanError:
+            before = Lock()
+        for entry in lock:
+            if before.get(entry.name) != entry:
+                changed.add(entry.name)
+    return sorted(changed)
+
+
+# -- the run --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CiOptions:
+    """What `forkman ci` was asked to do."""
+
+    base: str | None = None
+    """The revision to compare against to find changed forks (None: from the environment)."""
+    offline: bool = False
+    """Use only local caches; never the network."""
+
+
+def run_ci(
+    project: Project,
+    options: CiOptions = CiOptions(),
+    observer: Observer = NullObserver(),
+    *,
+    stages: Sequence[Stage] | None = None,
+) -> CiReport:
+    """Run every stage on `project` (or `stages`), in order, and collect the results."""
+    project.require_git()
+    from ._config import has_config
+
+    if not has_config(project.pyproject) and not project.lock_path.exists():
+        from ._errors import ProjectError
+
+        raise ProjectError(
+            f"{project.root} is not a forkman project: its pyproject.toml has no "
+            "[tool.forkman] and there is no forkman.lock",
+            hint="run `forkman init` to start one",
+        )
+    lock = project.load_lock()
+    base = options.base or base_from_environment()
+    merge_base: str | None = None
+    changed: list[str] | None = None
+    if base is not None:
+        merge_base = resolve_base(project.root, base)
+        if merge_base is None:
+            if options.base is not None:
+                raise BadInput(
+                    f"--base {base!r} is not a revision of this repository",
+                    hint="fetch it first (e.g. `git fetch origin main`) or pass a commit",
+                )
+            observer.warning(f"base {base!r} from the environment is unknown; testing every fork")
+        else:
+            changed = changed_forks(project, merge_base, lock)
+    if stages is None:
+        stages = [
+            CheckStage(),
+            VerifyStage(offline=options.offline, observer=observer),
+            AuditStage(observer=observer),
+            ForkTestStage(forks=changed, observer=observer),
+        ]
+    results = []
+    for stage in stages:
+        observer.step("ci", f"{stage.name}: running")
+        started = time.monotonic()
+        try:
+            result = stage.run(project)
+        except ForkmanError as exc:
+            result = _timed(
+                stage.name,
+                started,
+                StageStatus.ERROR,
+                exc.message,
+                [CiFinding(stage.name, "error", exc.message, hint=exc.hint or "")],
+            )
+        observer.step("ci", f"{stage.name}: {result.status.value}")
+        results.append(result)
+    return CiReport(
+        tuple(results), base=merge_base, changed=tuple(changed) if changed is not None else None
+    )
