@@ -20,7 +20,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,42 @@ def alarm_backoff(attempts: int, every: float | None) -> float:
 def subject_of(key: str) -> str:
     """How a key is shown to users: ``fork:attrs`` -> ``attrs``."""
     return key.split(":", 1)[1] if ":" in key else key
+
+
+def deliver_due_alarms(
+    store: StateStore,
+    send: Callable[[str, Message], Future[Reply]],
+    now: float | None = None,
+) -> list[tuple[Alarm, Reply]]:
+    """Send every alarm due at `now`, wait, then reschedule (repeating), remove (one-shot)
+    or back off (failed). An alarm is moved only after its reply, so a crash in between
+    redelivers it; its message id is stable until it moves, so the redelivery is
+    deduplicated when the first one had finished."""
+    now = time.time() if now is None else now
+    due = store.alarms(due_by=now)
+    futures = [(alarm, send(alarm.key, alarm.message())) for alarm in due]
+    delivered: list[tuple[Alarm, Reply]] = []
+    for alarm, future in futures:
+        try:
+            reply = future.result()
+        except ForkmanError as exc:
+            reply = Reply(alarm.key, alarm.message().id, False, ActorState.FAILED, {}, exc.message)
+        finished = time.time()
+        if reply.ok and alarm.every is None:
+            store.delete_alarm(alarm.key, alarm.name, if_due=alarm.due)
+        elif reply.ok:
+            assert alarm.every is not None
+            following = alarm.due + alarm.every
+            if following <= finished:  # missed runs are not replayed one by one
+                following = finished + alarm.every
+            store.move_alarm(alarm, following, 0, None)
+        else:
+            attempts = alarm.attempts + 1
+            store.move_alarm(
+                alarm, finished + alarm_backoff(attempts, alarm.every), attempts, reply.error
+            )
+        delivered.append((alarm, reply))
+    return delivered
 
 
 class _Context(ActorContext):
@@ -165,22 +201,36 @@ class EmbeddedEngine(Engine):
             except BaseException as exc:
                 self._fail_queue(key, exc)
                 return
+            with self._guard:
+                mailbox = self._mailboxes[key]
+                message, future = mailbox.popleft()
             while True:
+                outcome: Reply | BaseException
+                if future.set_running_or_notify_cancel():
+                    try:
+                        outcome = self._deliver(actor, message)
+                    except BaseException as exc:
+                        outcome = exc
+                else:
+                    outcome = CancelledError()
                 with self._guard:
-                    mailbox = self._mailboxes.get(key)
-                    if not mailbox:
-                        # hibernate: drop the actor; the lock is released below
+                    if mailbox:
+                        following: tuple[Message, Future[Reply]] | None = mailbox.popleft()
+                    else:
+                        # hibernate before replying: once a caller has its reply, the
+                        # actor is out of memory and its lock is free for the next command
+                        following = None
                         self._mailboxes.pop(key, None)
                         self._draining.discard(key)
                         held.release()
-                        return
-                    message, future = mailbox.popleft()
-                if not future.set_running_or_notify_cancel():
-                    continue
-                try:
-                    future.set_result(self._deliver(actor, message))
-                except BaseException as exc:
-                    future.set_exception(exc)
+                if not future.cancelled():
+                    if isinstance(outcome, BaseException):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result(outcome)
+                if following is None:
+                    return
+                message, future = following
         finally:
             held.release()
 
@@ -289,28 +339,7 @@ class EmbeddedEngine(Engine):
         return self.store.delete_alarm(key, name)
 
     def run_due_alarms(self, now: float | None = None) -> list[tuple[Alarm, Reply]]:
-        now = time.time() if now is None else now
-        due = self.store.alarms(due_by=now)
-        futures = [(alarm, self.send(alarm.key, alarm.message())) for alarm in due]
-        delivered: list[tuple[Alarm, Reply]] = []
-        for alarm, future in futures:
-            try:
-                reply = future.result()
-            except ForkmanError as exc:
-                reply = Reply(alarm.key, alarm.message().id, False, ActorState.FAILED, {}, exc.message)
-            finished = time.time()
-            if reply.ok and alarm.every is None:
-                self.store.delete_alarm(alarm.key, alarm.name, if_due=alarm.due)
-            elif reply.ok:
-                assert alarm.every is not None
-                self.store.move_alarm(alarm, max(alarm.due + alarm.every, finished), 0, None)
-            else:
-                attempts = alarm.attempts + 1
-                self.store.move_alarm(
-                    alarm, finished + alarm_backoff(attempts, alarm.every), attempts, reply.error
-                )
-            delivered.append((alarm, reply))
-        return delivered
+        return deliver_due_alarms(self.store, self.send, now)
 
     # -- queries, tasks, shutdown ----------------------------------------------
 

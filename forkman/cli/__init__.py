@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "status": "_core:status_cmd",
     "check": "_check:check_cmd",
     "verify": "_core:verify_cmd",
+    "watch": "_actors:watch_cmd",
 }
 
 
