@@ -26,6 +26,7 @@ import collections
 import hashlib
 import math
 import os
+import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -58,6 +59,21 @@ def _import_ray() -> Any:
             hint="pip install 'forkman[ray]', or use --engine embedded",
         ) from None
     return ray
+
+
+def _check_reachable(address: str, timeout: float = 3.0) -> None:
+    """Fail fast on an address nothing listens on (Ray itself retries for a minute)."""
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto", "local" or a form Ray resolves itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise NetworkError(
+            f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}",
+            hint="start it with `ray start --head`, check RAY_ADDRESS, or use --engine embedded",
+        ) from None
 
 
 def default_shards() -> int:
@@ -117,6 +133,8 @@ class RayEngine(Engine):
         self._owns_ray = False
         if not ray.is_initialized():
             address = address or os.environ.get("RAY_ADDRESS") or None
+            if address:
+                _check_reachable(address)
             try:
                 ray.init(
                     address=address,

@@ -92,6 +92,20 @@ def bump(project: Project, name: str, args: Mapping[str, Any], ctx: ActorContext
 BUMP = register_operation("bump", bump)
 
 
+def scripted_sync(
+    project: Project, name: str, args: Mapping[str, Any], ctx: ActorContext
+) -> dict[str, Any]:
+    """A stand-in "sync" whose outcome depends on the fork's name (conflicted, broken)."""
+    from forkman._errors import NotFound
+
+    ctx.step(f"merging {args['to']}")
+    if name == "conflicted":
+        return {"state": "conflict", "files": ["a.py"]}
+    if name == "broken":
+        raise NotFound(f"{name} {args['to']} is not on the index")
+    return {"version": args["to"]}
+
+
 def fork_names(count: int) -> list[str]:
     return [f"pkg{i}" for i in range(count)]
 
