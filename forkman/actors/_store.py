@@ -201,9 +201,8 @@ class StateStore:
 
     def close(self) -> None:
         """Close the connection (checkpointing the WAL when no one else uses it)."""
-        with self._mutex:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.close()
+        with self._mutex, contextlib.suppress(sqlite3.Error):
+            self._db.close()
 
     # -- per-actor key-value storage ----------------------------------------
 
@@ -318,15 +317,15 @@ class StateStore:
         With `keep_due`, an existing alarm of that name keeps its due time
         (so restarting ``forkman watch`` does not postpone checks).
         """
-        conflict = (
-            "kind=excluded.kind, args=excluded.args, every=excluded.every"
-            if keep_due
-            else "due=excluded.due, kind=excluded.kind, args=excluded.args, "
-            "every=excluded.every, attempts=0, last_error=NULL"
-        )
-        self._exec(
+        insert = (
             "INSERT INTO alarms (key, name, due, kind, args, every) VALUES (?, ?, ?, ?, ?, ?) "
-            f"ON CONFLICT(key, name) DO UPDATE SET {conflict}",
+            "ON CONFLICT(key, name) DO UPDATE SET kind=excluded.kind, args=excluded.args, "
+            "every=excluded.every"
+        )
+        if not keep_due:
+            insert += ", due=excluded.due, attempts=0, last_error=NULL"
+        self._exec(
+            insert,
             (
                 alarm.key,
                 alarm.name,
@@ -374,9 +373,7 @@ class StateStore:
             > 0
         )
 
-    def move_alarm(
-        self, alarm: Alarm, due: float, attempts: int, last_error: str | None
-    ) -> None:
+    def move_alarm(self, alarm: Alarm, due: float, attempts: int, last_error: str | None) -> None:
         """Reschedule a delivered alarm (unless it was replaced meanwhile)."""
         self._exec(
             "UPDATE alarms SET due=?, attempts=?, last_error=? WHERE key=? AND name=? AND due=?",

@@ -253,7 +253,9 @@ class EmbeddedEngine(Engine):
         if status is None or status.intent is None:
             return None
         intent = status.intent
-        self._notify(actor.key, ActorState.RECOVERING, f"recovering interrupted {intent.message.kind}")
+        self._notify(
+            actor.key, ActorState.RECOVERING, f"recovering interrupted {intent.message.kind}"
+        )
         ctx = _Context(self, actor.key, intent)
         return self._run(actor, intent.message, ctx, lambda: actor.recover(ctx, intent), True)
 

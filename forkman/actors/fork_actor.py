@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from .._errors import BadInput, NotFound
-from .._observer import NullObserver, Observer
+from .._observer import Observer
 from . import _keylock
 from .embedded import DB_NAME, LOCKS_DIR, EmbeddedEngine
 from .interface import JSON, Actor, ActorContext, ActorState, Engine, Intent, Message, Reply
@@ -79,7 +79,9 @@ def register_operation(
     state: ActorState | None = None,
 ) -> Operation:
     """Make `name` an operation of fork actors (replacing an earlier registration)."""
-    operation = Operation(name, run, recover, state or _DEFAULT_STATES.get(name, ActorState.WORKING))
+    operation = Operation(
+        name, run, recover, state or _DEFAULT_STATES.get(name, ActorState.WORKING)
+    )
     with _registry_guard:
         _registry[name] = operation
     return operation
@@ -247,7 +249,9 @@ def actor_states(project: Project) -> dict[str, ForkActorState]:
 
 
 @contextlib.contextmanager
-def shared_file_guard(project: Project, name: str = "forkman.lock", *, wait: float = 60.0) -> Iterator[None]:
+def shared_file_guard(
+    project: Project, name: str = "forkman.lock", *, wait: float = 60.0
+) -> Iterator[None]:
     """Serialize read-modify-write of a file all forks share (``forkman.lock``, pyproject).
 
     Fork actors run in parallel threads and processes; wrap
@@ -257,4 +261,3 @@ def shared_file_guard(project: Project, name: str = "forkman.lock", *, wait: flo
         project.ensure_state_dir() / LOCKS_DIR, f"file:{name}", wait=wait, what=name
     ):
         yield
-

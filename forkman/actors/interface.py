@@ -209,7 +209,9 @@ class Alarm:
     def message(self) -> Message:
         """The message for this delivery; its id is stable until the alarm moves, so a
         redelivery after a crash is deduplicated."""
-        return Message(self.message_kind, self.args, id=f"alarm:{self.key}:{self.name}:{self.due!r}")
+        return Message(
+            self.message_kind, self.args, id=f"alarm:{self.key}:{self.name}:{self.due!r}"
+        )
 
 
 class ActorStorage(ABC):
@@ -361,4 +363,3 @@ class Engine(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
-

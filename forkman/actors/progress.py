@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import IO
 
+from rich.table import Table
+
 from .interface import ActorState
 
 
@@ -71,12 +73,13 @@ class LiveProgress:
         self._guard = threading.Lock()
         self._title = title
         self._live = Live(
-            console=self._console, get_renderable=self._render, refresh_per_second=8, transient=False
+            console=self._console,
+            get_renderable=self._render,
+            refresh_per_second=8,
+            transient=False,
         )
 
-    def _render(self) -> object:
-        from rich.table import Table
-
+    def _render(self) -> Table:
         table = Table(title=self._title, expand=False)
         table.add_column("fork")
         table.add_column("state")
@@ -88,9 +91,7 @@ class LiveProgress:
         for name, row in rows:
             end = row.finished if row.finished is not None else now
             style = {"failed": "red", "conflict": "yellow", "idle": "green"}.get(row.state.value)
-            table.add_row(
-                name, row.state.value, row.step, f"{end - row.started:.1f}s", style=style
-            )
+            table.add_row(name, row.state.value, row.step, f"{end - row.started:.1f}s", style=style)
         return table
 
     def actor_state(self, subject: str, state: ActorState, step: str) -> None:

@@ -32,7 +32,7 @@ DEFAULT_WATCH = {"check-upstream": "24h", "audit": "24h"}
 def parse_duration(text: str | int | float, *, where: str = "duration") -> float:
     """Seconds in ``"24h"``, ``"1h30m"``, ``"90s"``, ``"2d"`` (or a bare number of seconds)."""
     if isinstance(text, bool):
-        raise ConfigError(f"{where} must be a duration like \"24h\", not {text!r}")
+        raise ConfigError(f'{where} must be a duration like "24h", not {text!r}')
     if isinstance(text, int | float):
         seconds = float(text)
     else:
@@ -46,7 +46,7 @@ def parse_duration(text: str | int | float, *, where: str = "duration") -> float
             pos = match.end()
         if not compact or pos != len(compact):
             raise ConfigError(
-                f"{where} must be a duration like \"24h\", \"30m\" or \"1h30m\", not {text!r}"
+                f'{where} must be a duration like "24h", "30m" or "1h30m", not {text!r}'
             )
     if seconds <= 0:
         raise ConfigError(f"{where} must be longer than zero, not {text!r}")
@@ -69,7 +69,7 @@ def watch_policy(section: Mapping[str, object]) -> WatchPolicy:
         if value is False or value == "off":
             continue
         if not isinstance(value, str | int | float):
-            raise ConfigError(f"[tool.forkman.watch].{kind} must be a duration like \"24h\"")
+            raise ConfigError(f'[tool.forkman.watch].{kind} must be a duration like "24h"')
         intervals[kind] = parse_duration(value, where=f"[tool.forkman.watch].{kind}")
     return WatchPolicy(intervals)
 

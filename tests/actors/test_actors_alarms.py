@@ -6,7 +6,7 @@ import io
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from click.testing import CliRunner
@@ -24,7 +24,7 @@ from forkman.cli import cli
 
 
 class Flaky(Actor):
-    calls: list[str] = []
+    calls: ClassVar[list[str]] = []
 
     def handle(self, ctx: ActorContext, message: Message) -> Mapping[str, Any]:
         type(self).calls.append(message.id)
@@ -119,14 +119,20 @@ def test_watch_policy_defaults_and_off() -> None:
 
 
 def _entry(name: str) -> LockEntry:
-    source = IndexSource("http://i/simple", f"http://i/{name}.tar.gz", f"{name}.tar.gz", "0" * 64, name)
-    return LockEntry(name, "1.0", f"vendor/{name}", source, "sha256:0", "sha256:0", "2026-01-01T00:00:00Z")
+    source = IndexSource(
+        "http://i/simple", f"http://i/{name}.tar.gz", f"{name}.tar.gz", "0" * 64, name
+    )
+    return LockEntry(
+        name, "1.0", f"vendor/{name}", source, "sha256:0", "sha256:0", "2026-01-01T00:00:00Z"
+    )
 
 
 CHECKS: list[str] = []
 
 
-def _check_upstream(project: Project, name: str, args: Mapping[str, Any], ctx: ActorContext) -> dict[str, Any]:
+def _check_upstream(
+    project: Project, name: str, args: Mapping[str, Any], ctx: ActorContext
+) -> dict[str, Any]:
     CHECKS.append(name)
     if name == "broken":
         raise RuntimeError("no index")
@@ -143,7 +149,9 @@ def test_watch_once_runs_due_checks_and_shows_what_is_next(
     with (project / "pyproject.toml").open("a") as fh:
         fh.write('\n[tool.forkman.watch]\ncheck-upstream = "6h"\naudit = "off"\n')
     runner = CliRunner()
-    result = runner.invoke(cli, ["--project", str(project), "watch", "--once"], catch_exceptions=False)
+    result = runner.invoke(
+        cli, ["--project", str(project), "watch", "--once"], catch_exceptions=False
+    )
     assert result.exit_code == 1, result.output
     assert "attrs: check-upstream ok" in result.stdout
     assert "broken: check-upstream FAILED: RuntimeError: no index" in result.stdout
@@ -151,7 +159,9 @@ def test_watch_once_runs_due_checks_and_shows_what_is_next(
     assert "broken                   check-upstream   in 30s (retry 1)" in result.stdout
     assert sorted(CHECKS) == ["attrs", "broken"]
     # a second pass right away: nothing due, nothing run
-    again = runner.invoke(cli, ["--project", str(project), "watch", "--once"], catch_exceptions=False)
+    again = runner.invoke(
+        cli, ["--project", str(project), "watch", "--once"], catch_exceptions=False
+    )
     assert again.exit_code == 0 and sorted(CHECKS) == ["attrs", "broken"]
     states = actor_states(Project(project))
     assert states["attrs"].state is ActorState.IDLE and states["broken"].state is ActorState.FAILED

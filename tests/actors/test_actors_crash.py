@@ -19,7 +19,14 @@ def test_sigkill_at_random_moments_recovers_consistently(tmp_path: Path) -> None
     root = tmp_path / "repo"
     root.mkdir()
     env = {**__import__("os").environ, "PYTHONPATH": str(REPO_ROOT)}
-    command = [sys.executable, "-m", "tests.support.journaled_workload", str(root), str(FORKS), str(ROUNDS)]
+    command = [
+        sys.executable,
+        "-m",
+        "tests.support.journaled_workload",
+        str(root),
+        str(FORKS),
+        str(ROUNDS),
+    ]
     seen = {"interrupted": 0, "checks": 0}
 
     def check(phase: str) -> None:

@@ -3,6 +3,7 @@ recovery hooks, storage transactions, faults of the state database, process excl
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -25,7 +26,7 @@ from tests.conftest import REPO_ROOT
 class Recorder(Actor):
     """Counts in its storage, logs calls, can sleep, fail or ask for a conflict."""
 
-    log: list[tuple[str, str, float, float]] = []
+    log: ClassVar[list[tuple[str, str, float, float]]] = []
     live = 0
     peak = 0
     guard = threading.Lock()
@@ -75,7 +76,7 @@ def test_one_message_at_a_time_per_key_in_order_and_bounded_parallelism(engine: 
     for k in range(4):
         mine = [entry for entry in Recorder.log if entry[0] == f"k{k}"]
         assert [tag for _, tag, _, _ in mine] == [f"{k}-{i}" for i in range(5)]
-        for before, after in zip(mine, mine[1:], strict=False):
+        for before, after in itertools.pairwise(mine):
             assert before[3] <= after[2], "two messages of one key overlapped"
     assert Recorder.peak == 2  # different keys ran in parallel, never more than jobs
     assert [r.result["count"] for r in replies if r.key == "k0"] == [1, 2, 3, 4, 5]
@@ -137,7 +138,7 @@ def test_failures_and_conflicts_are_recorded_outcomes(engine: Any) -> None:
 
 
 class RollingBack(Actor):
-    recovered: list[Intent] = []
+    recovered: ClassVar[list[Intent]] = []
 
     def handle(self, ctx: ActorContext, message: Message) -> Mapping[str, Any]:
         return {"handled": message.kind}

@@ -5,9 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import time
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -15,7 +13,6 @@ from click.testing import CliRunner
 from forkman._errors import BadInput, Busy, ForkmanError, NotFound
 from forkman._project import Project
 from forkman.actors import (
-    ActorContext,
     ActorState,
     Message,
     actor_states,
@@ -42,7 +39,9 @@ def _operations(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_run_for_forks_routes_an_operation_to_every_fork(tmp_path: Path) -> None:
     project = Project(tmp_path)
-    replies = run_for_forks(project, ["attrs", "conflicted", "broken", "attrs"], "sync", {"to": "2.0"}, jobs=2)
+    replies = run_for_forks(
+        project, ["attrs", "conflicted", "broken", "attrs"], "sync", {"to": "2.0"}, jobs=2
+    )
     assert list(replies) == ["attrs", "conflicted", "broken"]
     assert replies["attrs"].result == {"version": "2.0"} and replies["attrs"].ok
     assert replies["conflicted"].state is ActorState.CONFLICT
@@ -53,7 +52,7 @@ def test_run_for_forks_routes_an_operation_to_every_fork(tmp_path: Path) -> None
         "broken": ActorState.FAILED,
         "conflicted": ActorState.CONFLICT,
     }
-    state, step, updated, last = states["attrs"]
+    _state, step, updated, last = states["attrs"]
     assert step == "" and time.time() - updated < 60 and last is not None and last["ok"]
 
 
@@ -140,12 +139,16 @@ def test_ray_engine_shards_fork_actors_keeps_order_and_state_in_the_store(tmp_pa
 
 @pytest.mark.ray
 @pytest.mark.skipif(not RAY, reason="ray is not installed (pip install 'forkman[ray]')")
-def test_unreachable_ray_cluster_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_ray_cluster_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from forkman.cli import cli
 
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "0"\n')
-    result = CliRunner().invoke(cli, ["--project", str(tmp_path), "--engine", "ray", "watch", "--once"])
+    result = CliRunner().invoke(
+        cli, ["--project", str(tmp_path), "--engine", "ray", "watch", "--once"]
+    )
     assert result.exit_code == 2, result.output
     assert "cannot reach the Ray cluster at 127.0.0.1:1" in result.stderr
     assert "ray start --head" in result.stderr

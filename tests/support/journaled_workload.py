@@ -116,7 +116,9 @@ def run(root: Path, forks: int, rounds: int, jobs: int = 2) -> None:
     start = min((read_lock(root).get(n, {}).get("version", 0) for n in names), default=0)
     with open_engine(project, jobs=jobs, wait=30.0) as engine:
         for version in range(start + 1, start + rounds + 1):
-            replies = engine.ask_many({fork_key(n): Message("bump", {"version": version}) for n in names})
+            replies = engine.ask_many(
+                {fork_key(n): Message("bump", {"version": version}) for n in names}
+            )
             for name, reply in replies.items():
                 if not reply.ok:
                     raise SystemExit(f"{name}: {reply.error}")
