@@ -104,12 +104,21 @@ def bench_writes(tmp: Path, n: int = 2000) -> None:
         atomic_write_text(tmp / "state.json", json.dumps({"step": i}))
         times.append(time.perf_counter() - t)
     base = statistics.median(times) * 1000
-    _row("durable state write, synchronous=NORMAL (median)", f"{results['normal']:.4f} ms",
-         "target <= 0.1 ms; survives kill -9")
-    _row("durable state write, synchronous=FULL (median)", f"{results['full']:.4f} ms",
-         "also survives power loss")
-    _row("  baseline: fsync'ed atomic JSON file", f"{base:.4f} ms",
-         f"x{base / results['normal']:.0f} (NORMAL) x{base / results['full']:.1f} (FULL)")
+    _row(
+        "durable state write, synchronous=NORMAL (median)",
+        f"{results['normal']:.4f} ms",
+        "target <= 0.1 ms; survives kill -9",
+    )
+    _row(
+        "durable state write, synchronous=FULL (median)",
+        f"{results['full']:.4f} ms",
+        "also survives power loss",
+    )
+    _row(
+        "  baseline: fsync'ed atomic JSON file",
+        f"{base:.4f} ms",
+        f"x{base / results['normal']:.0f} (NORMAL) x{base / results['full']:.1f} (FULL)",
+    )
 
 
 def bench_throughput(tmp: Path, actors: int, per_actor: int) -> float:
@@ -117,7 +126,9 @@ def bench_throughput(tmp: Path, actors: int, per_actor: int) -> float:
     total = actors * per_actor
     with EmbeddedEngine(tmp / "tp", counter_factory) as engine:
         start = time.perf_counter()
-        futures = [engine.send(k, Message("work", {"n": i})) for i in range(per_actor) for k in keys]
+        futures = [
+            engine.send(k, Message("work", {"n": i})) for i in range(per_actor) for k in keys
+        ]
         for f in futures:
             f.result()
         ours = total / (time.perf_counter() - start)
@@ -127,10 +138,16 @@ def bench_throughput(tmp: Path, actors: int, per_actor: int) -> float:
         start = time.perf_counter()
         list(pool.map(lambda i: actor.handle(ctx, Message("work", {"n": i})), range(total)))
         base = total / (time.perf_counter() - start)
-    _row(f"journaled messages/s through {actors} actors ({total} msgs)", f"{ours:,.0f}/s",
-         "intent + outcome durable per message")
-    _row("  baseline: thread pool, no durability", f"{base:,.0f}/s",
-         f"x{base / ours:.1f} faster (the price of durability)")
+    _row(
+        f"journaled messages/s through {actors} actors ({total} msgs)",
+        f"{ours:,.0f}/s",
+        "intent + outcome durable per message",
+    )
+    _row(
+        "  baseline: thread pool, no durability",
+        f"{base:,.0f}/s",
+        f"x{base / ours:.1f} faster (the price of durability)",
+    )
     return ours
 
 
@@ -170,8 +187,11 @@ def bench_recovery(tmp: Path, actors: int) -> None:
     elapsed = time.perf_counter() - start
     engine.shutdown()
     assert not any(s.intent for s in statuses.values())
-    _row(f"recover after SIGKILL ({len(statuses)} actors' state)", f"{elapsed * 1000:.1f} ms",
-         f"{interrupted} interrupted operations resumed")
+    _row(
+        f"recover after SIGKILL ({len(statuses)} actors' state)",
+        f"{elapsed * 1000:.1f} ms",
+        f"{interrupted} interrupted operations resumed",
+    )
 
 
 def bench_ray(tmp: Path, actors: int) -> None:
@@ -194,7 +214,9 @@ def bench_ray(tmp: Path, actors: int) -> None:
         _row(f"activate {actors} actors (state query)", f"{time.perf_counter() - start:.3f} s")
         per_actor = 3
         start = time.perf_counter()
-        futures = [engine.send(k, Message("work", {"n": i})) for i in range(per_actor) for k in keys]
+        futures = [
+            engine.send(k, Message("work", {"n": i})) for i in range(per_actor) for k in keys
+        ]
         for f in futures:
             f.result()
         rate = actors * per_actor / (time.perf_counter() - start)
@@ -204,8 +226,11 @@ def bench_ray(tmp: Path, actors: int) -> None:
         ray_mod.kill(engine._shards[0], no_restart=False)
         start = time.perf_counter()
         engine.ask_many({k: Message("work") for k in keys[:50]})
-        _row("first replies after losing a shard actor (50 keys)",
-             f"{(time.perf_counter() - start) * 1000:.0f} ms", "shard restarted, state from store")
+        _row(
+            "first replies after losing a shard actor (50 keys)",
+            f"{(time.perf_counter() - start) * 1000:.0f} ms",
+            "shard restarted, state from store",
+        )
     finally:
         engine.shutdown()
 

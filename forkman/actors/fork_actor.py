@@ -239,13 +239,32 @@ def actor_states(project: Project) -> dict[str, ForkActorState]:
         store.close()
     states: dict[str, ForkActorState] = {}
     for key, status in rows.items():
-        step = status.step
-        if status.intent is not None and not step:
-            step = status.intent.message.kind
+        state, step = status.state, status.step
+        if status.intent is not None:
+            kind = status.intent.message.kind
+            step = step or kind
+            if not _held_elsewhere(project, key):
+                # no process holds the fork: its operation died with its process
+                state = ActorState.INTERRUPTED
+                step = f"{kind} interrupted at {step!r}; the next command on this fork recovers it"
         states[key[len(FORK_PREFIX) :]] = ForkActorState(
-            status.state, step, status.updated, status.last_result
+            state, step, status.updated, status.last_result
         )
     return states
+
+
+def _held_elsewhere(project: Project, key: str) -> bool:
+    """Whether a live process holds `key` (a momentary, non-blocking probe)."""
+    from .._errors import Busy
+
+    lock_dir = project.state_dir / LOCKS_DIR
+    if not lock_dir.is_dir():
+        return False
+    try:
+        _keylock.acquire(lock_dir, key, wait=0, what=key).release()
+    except Busy:
+        return True
+    return False
 
 
 @contextlib.contextmanager

@@ -60,6 +60,8 @@ class ActorState(enum.Enum):
     """Any other operation."""
     RECOVERING = "recovering"
     """Resuming or rolling back an operation interrupted by a crash."""
+    INTERRUPTED = "interrupted"
+    """An operation's process died; the next command on the fork recovers it."""
     CONFLICT = "conflict"
     """The last operation stopped on a merge conflict the user must resolve."""
     FAILED = "failed"
@@ -68,7 +70,12 @@ class ActorState(enum.Enum):
     @property
     def busy(self) -> bool:
         """Whether an operation is in progress in this state."""
-        return self not in (ActorState.IDLE, ActorState.CONFLICT, ActorState.FAILED)
+        return self not in (
+            ActorState.IDLE,
+            ActorState.CONFLICT,
+            ActorState.FAILED,
+            ActorState.INTERRUPTED,
+        )
 
 
 def new_message_id() -> str:

@@ -3,10 +3,32 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from .._errors import BadInput
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def actor_options(command: F) -> F:
+    """``--jobs`` and ``--wait``, for every command that works through the fork actors."""
+    command = click.option(
+        "--wait",
+        type=click.FloatRange(min=0),
+        default=0.0,
+        show_default=True,
+        help="Seconds to queue behind another forkman command working on a fork.",
+    )(command)
+    command = click.option(
+        "--jobs",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Forks worked on at once (default: the number of cores).",
+    )(command)
+    return command
 
 
 def _in(seconds: float) -> str:
@@ -34,14 +56,7 @@ def _in(seconds: float) -> str:
     show_default=True,
     help="Longest sleep between passes, in seconds.",
 )
-@click.option("--jobs", type=int, default=None, help="Forks worked on at once (default: cores).")
-@click.option(
-    "--wait",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="Seconds to queue behind another forkman command working on a fork.",
-)
+@actor_options
 @click.pass_obj
 def watch_cmd(obj: object, once: bool, interval: float, jobs: int | None, wait: float) -> int:
     """Run scheduled upstream checks and re-audits for every fork; show what is due next.

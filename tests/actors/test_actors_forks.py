@@ -65,8 +65,21 @@ def test_actor_states_shows_an_operation_in_progress(tmp_path: Path) -> None:
     intent = store.begin_intent(fork_key("attrs"), Message("sync", {"to": "2"}), ActorState.SYNCING)
     store.update_intent(intent, "merging 2", {})
     store.close()
+    lock_dir = project.state_dir / LOCKS_DIR
+    lock_dir.mkdir()
+    held = acquire(lock_dir, fork_key("attrs"), wait=0, what="fork attrs")
+    try:  # a live process is working on it
+        [(name, row)] = actor_states(project).items()
+        assert (name, row.state, row.step) == ("attrs", ActorState.SYNCING, "merging 2")
+    finally:
+        held.release()
+    # its process died: the state says so, and the next command recovers it
     [(name, row)] = actor_states(project).items()
-    assert (name, row.state, row.step) == ("attrs", ActorState.SYNCING, "merging 2")
+    assert row.state is ActorState.INTERRUPTED
+    assert row.step == "sync interrupted at 'merging 2'; the next command on this fork recovers it"
+    reply = run_for_forks(project, ["attrs"], "sync", {"to": "3"})["attrs"]
+    assert reply.ok and actor_states(project)["attrs"].state is ActorState.IDLE
+    assert actor_states(project)["attrs"].last_result["result"] == {"version": "3"}  # type: ignore[index]
 
 
 def test_unknown_operation_or_engine_fails_before_anything_runs(tmp_path: Path) -> None:
