@@ -164,6 +164,8 @@ class RayEngine(Engine):
         self._pending: dict[str, collections.deque[tuple[Message, Future[Reply]]]] = {}
         self._closed = False
         self._task: Any = None
+        self._poller: threading.Thread | None = None
+        self._seen: dict[str, tuple[ActorState, str]] = {}
 
     @property
     def shards(self) -> int:
@@ -184,8 +186,29 @@ class RayEngine(Engine):
                 queue.append((message, future))
                 return future
             self._pending[key] = collections.deque()
+            if isinstance(self.observer, ActorObserver) and self._poller is None:
+                self._poller = threading.Thread(
+                    target=self._poll_steps, name="forkman-ray-progress", daemon=True
+                )
+                self._poller.start()
         self._submit(key, message, future)
         return future
+
+    def _poll_steps(self) -> None:
+        """Relay steps recorded by actors in the shards (the store is the only channel)."""
+        while True:
+            with self._guard:
+                if self._closed and not self._pending:
+                    return
+                keys = set(self._pending)
+            if keys:
+                for key, status in self.store.statuses().items():
+                    if key in keys and status.intent is not None:
+                        seen = (status.state, status.step)
+                        if self._seen.get(key) != seen:
+                            self._seen[key] = seen
+                            self._notify(key, status.state, status.step)
+            threading.Event().wait(0.2)
 
     def _notify(self, key: str, state: ActorState, step: str) -> None:
         if isinstance(self.observer, ActorObserver):
@@ -260,6 +283,8 @@ class RayEngine(Engine):
                 if not self._pending:
                     break
             threading.Event().wait(0.01)
+        if self._poller is not None:
+            self._poller.join()
         try:
             self._ray.get([s.shutdown.remote() for s in self._shards])
         finally:

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from forkman._errors import BadInput, Busy, ForkmanError, NotFound
+from forkman._observer import RecordingObserver
 from forkman._project import Project
 from forkman.actors import (
     ActorState,
@@ -118,7 +119,13 @@ def test_lock_file_names_are_safe_and_unique() -> None:
 @pytest.mark.skipif(not RAY, reason="ray is not installed (pip install 'forkman[ray]')")
 def test_ray_engine_shards_fork_actors_keeps_order_and_state_in_the_store(tmp_path: Path) -> None:
     project = Project(tmp_path)
-    engine = open_engine(project, engine="ray", jobs=2)
+    seen: list[tuple[str, ActorState, str]] = []
+
+    class Watcher(RecordingObserver):
+        def actor_state(self, subject: str, state: ActorState, step: str) -> None:
+            seen.append((subject, state, step))
+
+    engine = open_engine(project, engine="ray", jobs=2, observer=Watcher())
     try:
         from forkman.actors.ray_engine import RayEngine
 
@@ -136,6 +143,11 @@ def test_ray_engine_shards_fork_actors_keeps_order_and_state_in_the_store(tmp_pa
         failed = engine.ask(fork_key("broken"), Message("sync", {"to": "9"}))
         assert not failed.ok and "not on the index" in (failed.error or "")
         assert engine.submit_task(pow, 2, 10).result() == 1024
+        # steps recorded inside a shard reach the driver's progress view
+        slow = engine.ask(fork_key("slow"), Message("sync", {"to": "5", "sleep": 1.0}))
+        assert slow.ok
+        assert ("slow", ActorState.SYNCING, "merging 5") in seen
+        assert seen[-1] == ("slow", ActorState.IDLE, "")
         # state lives in the store, not in the shard: kill one, the next call restarts it
         import ray
 

@@ -15,6 +15,7 @@ test SIGKILLs it at random moments and checks with :func:`check_consistency`.
 from __future__ import annotations
 
 import sys
+import time
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -99,6 +100,7 @@ def scripted_sync(
     from forkman._errors import NotFound
 
     ctx.step(f"merging {args['to']}")
+    time.sleep(float(args.get("sleep", 0)))
     if name == "conflicted":
         return {"state": "conflict", "files": ["a.py"]}
     if name == "broken":
