@@ -180,9 +180,14 @@ def bench_recovery(tmp: Path, actors: int) -> None:
     time.sleep(1.0)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    from forkman.actors._store import StateStore
+
+    probe = StateStore(state / "actors.sqlite")
+    interrupted = sum(1 for s in probe.statuses().values() if s.intent is not None)
+    probe.close()
     start = time.perf_counter()
     engine = EmbeddedEngine(state, counter_factory)
-    interrupted = len(engine.recover_all())
+    engine.recover_all()
     statuses = engine.statuses()
     elapsed = time.perf_counter() - start
     engine.shutdown()
