@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
-from .._errors import BadInput, NotFound
+from .._errors import BadInput, ConfigError, NotFound
 from .._observer import Observer
 from . import _keylock
 from .embedded import DB_NAME, LOCKS_DIR, EmbeddedEngine
@@ -194,7 +194,14 @@ def open_engine(
     if engine == "ray":
         from .ray_engine import RayEngine
 
-        return RayEngine(state_dir, factory, jobs=jobs, wait=wait, observer=observer)
+        address = None
+        if project.pyproject.is_file():
+            address = project.config.section("ray").get("address")
+            if address is not None and not isinstance(address, str):
+                raise ConfigError("[tool.forkman.ray].address must be a string like 'host:6379'")
+        return RayEngine(
+            state_dir, factory, jobs=jobs, wait=wait, observer=observer, address=address
+        )
     raise BadInput(f"unknown actor engine {engine!r}", hint="use --engine embedded or --engine ray")
 
 

@@ -132,7 +132,7 @@ class RayEngine(Engine):
         self.observer: Observer = observer or NullObserver()
         self._owns_ray = False
         if not ray.is_initialized():
-            address = address or os.environ.get("RAY_ADDRESS") or None
+            address = os.environ.get("RAY_ADDRESS") or address or None
             if address:
                 _check_reachable(address)
             try:

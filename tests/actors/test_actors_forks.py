@@ -177,6 +177,12 @@ def test_unreachable_ray_cluster_is_a_clear_error(
     assert result.exit_code == 2, result.output
     assert "cannot reach the Ray cluster at 127.0.0.1:1" in result.stderr
     assert "ray start --head" in result.stderr
+    monkeypatch.delenv("RAY_ADDRESS")
+    with (tmp_path / "pyproject.toml").open("a") as fh:
+        fh.write('[tool.forkman.ray]\naddress = "127.0.0.1:2"\n')
+    result = CliRunner().invoke(cli, ["--project", str(tmp_path), "--engine", "ray", "watch"])
+    assert result.exit_code == 2
+    assert "cannot reach the Ray cluster at 127.0.0.1:2" in result.stderr
 
 
 def test_ray_missing_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
