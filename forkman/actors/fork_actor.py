@@ -174,6 +174,18 @@ class ForkActorState(NamedTuple):
     last_result: Mapping[str, JSON] | None
     """The last reply, as stored (``ok``, ``result``, ``error``...)."""
 
+    def describe(self, now: float) -> str:
+        """One line for ``forkman status``: ``syncing (merging 2.0, 12s)``, ``failed: why``."""
+        age = max(0, int(now - self.updated))
+        since = f"{age}s" if age < 120 else f"{age // 60}m" if age < 7200 else f"{age // 3600}h"
+        if self.state is ActorState.FAILED and self.last_result:
+            return f"failed: {self.last_result.get('error')!s}"
+        if self.state.busy:
+            return f"{self.state.value} ({self.step + ', ' if self.step else ''}{since})"
+        if self.state is ActorState.INTERRUPTED:
+            return f"interrupted: {self.step}"
+        return str(self.state.value)
+
 
 def open_engine(
     project: Project,

@@ -55,6 +55,12 @@ def test_run_for_forks_routes_an_operation_to_every_fork(tmp_path: Path) -> None
     }
     _state, step, updated, last = states["attrs"]
     assert step == "" and time.time() - updated < 60 and last is not None and last["ok"]
+    now = time.time()
+    assert states["attrs"].describe(now) == "idle"
+    assert states["conflicted"].describe(now) == "conflict"
+    assert states["broken"].describe(now) == ("failed: broken 2.0 is not on the index")
+    busy = states["attrs"]._replace(state=ActorState.SYNCING, step="merging", updated=now - 30)
+    assert busy.describe(now) == "syncing (merging, 30s)"
 
 
 def test_actor_states_shows_an_operation_in_progress(tmp_path: Path) -> None:
