@@ -290,10 +290,11 @@ def _held_elsewhere(project: Project, key: str) -> bool:
 def shared_file_guard(
     project: Project, name: str = "forkman.lock", *, wait: float = 60.0
 ) -> Iterator[None]:
-    """Serialize read-modify-write of a file all forks share (``forkman.lock``, pyproject).
+    """Serialize read-modify-write of a file all forks share (e.g. ``pyproject.toml``).
 
-    Fork actors run in parallel threads and processes; wrap
-    ``load_lock`` ... ``write_lock`` in this.
+    Fork actors run in parallel threads and processes. Every writer of a
+    given file must use the same mutex: the one that guards ``forkman.lock``
+    is the fork transaction's (``forkman._txn``), so use this for other files.
     """
     with _keylock.exclusive(
         project.ensure_state_dir() / LOCKS_DIR, f"file:{name}", wait=wait, what=name
