@@ -287,9 +287,7 @@ def _held_elsewhere(project: Project, key: str) -> bool:
 
 
 @contextlib.contextmanager
-def shared_file_guard(
-    project: Project, name: str = "forkman.lock", *, wait: float = 60.0
-) -> Iterator[None]:
+def shared_file_guard(project: Project, name: str, *, wait: float = 60.0) -> Iterator[None]:
     """Serialize read-modify-write of a file all forks share (e.g. ``pyproject.toml``).
 
     Fork actors run in parallel threads and processes. Every writer of a
