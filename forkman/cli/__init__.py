@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "migrate": "_vendoring:migrate_group",
     "ci": "_ci_cmd:ci_cmd",
     "card": "_ci_cmd:card_cmd",
+    "watch": "_actors:watch_cmd",
 }
 
 

@@ -1,0 +1,124 @@
+"""`forkman watch`: run each fork's scheduled upstream checks and re-audits."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from .._errors import BadInput
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def actor_options(command: F) -> F:
+    """``--jobs`` and ``--wait``, for every command that works through the fork actors."""
+    command = click.option(
+        "--wait",
+        type=click.FloatRange(min=0),
+        default=0.0,
+        show_default=True,
+        help="Seconds to queue behind another forkman command working on a fork.",
+    )(command)
+    command = click.option(
+        "--jobs",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Forks worked on at once (default: the number of cores).",
+    )(command)
+    return command
+
+
+def _in(seconds: float) -> str:
+    if seconds <= 0:
+        return "now"
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    parts = [f"{days}d"] if days else []
+    if hours:
+        parts.append(f"{hours}h")
+    if minutes and not days:
+        parts.append(f"{minutes}m")
+    if not parts:
+        parts.append(f"{secs}s")
+    return "in " + "".join(parts)
+
+
+@click.command("watch")
+@click.option("--once", is_flag=True, help="Run what is due now, show what is next, and exit.")
+@click.option(
+    "--interval",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Longest sleep between passes, in seconds.",
+)
+@actor_options
+@click.pass_obj
+def watch_cmd(obj: object, once: bool, interval: float, jobs: int | None, wait: float) -> int:
+    """Run scheduled upstream checks and re-audits for every fork; show what is due next.
+
+    Intervals come from [tool.forkman.watch] (check-upstream = "24h",
+    audit = "24h"). Schedules are durable: a restarted watch picks up where it
+    stopped; a failing check is retried with backoff.
+
+    \b
+    Example:
+      forkman watch --once
+      forkman watch --interval 300
+    """
+    from ..actors.fork_actor import open_engine
+    from ..actors.progress import PlainProgress
+    from ..actors.watch import ensure_alarms, watch_once, watch_policy
+
+    if interval <= 0:
+        raise BadInput("--interval must be a positive number of seconds")
+    project = obj.project()  # type: ignore[attr-defined]
+    policy = watch_policy(project.config.section("watch"))
+    names = sorted(project.load_lock().forks) if project.lock_path.exists() else []
+    observer = PlainProgress()
+    engine = open_engine(
+        project,
+        engine=obj.engine,  # type: ignore[attr-defined]
+        jobs=jobs,
+        wait=wait,
+        observer=observer,
+    )
+    failures = 0
+    try:
+        kinds = ensure_alarms(engine, names, policy, observer, time.time())
+        if not names:
+            click.echo("no forks to watch (fork one with `forkman fork NAME`)")
+            return 0
+        if not kinds:
+            click.echo("nothing to schedule: no watched operation is available")
+            return 0
+        while True:
+            result = watch_once(engine)
+            for alarm, reply in result.delivered:
+                name = alarm.key.split(":", 1)[1]
+                if reply.ok:
+                    click.echo(f"{name}: {alarm.name} ok")
+                else:
+                    failures += 1
+                    click.echo(f"{name}: {alarm.name} FAILED: {reply.error}")
+            now = time.time()
+            click.echo("next due:")
+            for alarm in result.upcoming:
+                retry = f" (retry {alarm.attempts})" if alarm.attempts else ""
+                click.echo(
+                    f"  {alarm.key.split(':', 1)[1]:<24} {alarm.name:<16} {_in(alarm.due - now)}"
+                    f"{retry}"
+                )
+            if once:
+                return 1 if failures else 0
+            soonest = min((a.due for a in result.upcoming), default=now + interval)
+            try:
+                time.sleep(max(0.05, min(interval, soonest - time.time())))
+            except KeyboardInterrupt:
+                return 0
+    finally:
+        engine.shutdown()

@@ -1,0 +1,109 @@
+"""A kill -9 harness: run a command, SIGKILL it at random moments, check consistency.
+
+Reusable for any multi-fork command (``forkman sync --all`` included)::
+
+    report = crash_test([sys.executable, "-m", "forkman", "sync", "--all"],
+                        check=my_checker, cwd=project, kills=20, seed=5)
+
+`check(phase)` is called after every kill (``phase="killed"``) and after the
+final run that must complete (``phase="final"``); it raises AssertionError on
+any inconsistency. It may itself run the "next command" (e.g. recovery)
+before checking the end state.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class CrashReport:
+    """What a crash test did."""
+
+    kills: int = 0
+    """Runs that were SIGKILLed while still running."""
+    finished_early: int = 0
+    """Runs that exited by themselves before their kill moment."""
+    moments: list[float] = field(default_factory=list)
+    """The kill delays used (seconds after start)."""
+    calibration: float = 0.0
+    """Duration of the first, complete run (seconds)."""
+
+
+def _run_to_end(command: Sequence[str], cwd: Path, env: Mapping[str, str], timeout: float) -> float:
+    start = time.monotonic()
+    done = subprocess.run(
+        list(command), cwd=cwd, env=dict(env), capture_output=True, text=True, timeout=timeout
+    )
+    if done.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(command)} exited {done.returncode}\nstdout:\n{done.stdout}\n"
+            f"stderr:\n{done.stderr}"
+        )
+    return time.monotonic() - start
+
+
+def crash_test(
+    command: Sequence[str],
+    check: Callable[[str], None],
+    *,
+    cwd: Path,
+    kills: int = 20,
+    seed: int = 0,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120.0,
+    max_attempts: int | None = None,
+) -> CrashReport:
+    """Run `command` once to completion (calibration), then `kills` times killed with
+    SIGKILL at a random moment within the calibrated duration (seeded), calling
+    ``check("killed")`` after each; finally run it to completion and ``check("final")``.
+    """
+    rng = random.Random(seed)
+    environment = dict(os.environ if env is None else env)
+    report = CrashReport()
+    report.calibration = _run_to_end(command, cwd, environment, timeout)
+    check("final")
+    attempts = 0
+    limit = max_attempts if max_attempts is not None else kills * 3
+    while report.kills < kills:
+        attempts += 1
+        if attempts > limit:
+            raise AssertionError(
+                f"only {report.kills} of {kills} runs could be killed while running "
+                f"({report.finished_early} finished first): the workload is too short"
+            )
+        delay = rng.uniform(0.0, report.calibration)
+        proc = subprocess.Popen(
+            list(command),
+            cwd=cwd,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            report.kills += 1
+            report.moments.append(delay)
+        else:
+            report.finished_early += 1
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            if proc.returncode != 0:
+                raise AssertionError(f"run exited {proc.returncode} before being killed:\n{err}")
+        finally:
+            if proc.stderr:
+                proc.stderr.close()
+        check("killed")
+    _run_to_end(command, cwd, environment, timeout)
+    check("final")
+    return report
