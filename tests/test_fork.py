@@ -57,7 +57,7 @@ def test_fork_from_index_pins_everything(initialized: Path, local_index: LocalIn
     out = git(initialized, "--git-dir", ".forkman/forks/demo.git", "tag", "--list")
     assert out.split() == ["upstream/1.1"]
     # progress went to stderr, results to stdout
-    assert "demo: unpacking demo-1.1.tar.gz" in res.stderr
+    assert "demo: fetching (unpacking demo-1.1.tar.gz)" in res.stderr
     assert "unpacking" not in res.stdout
     assert run("check").exit_code == 0
 

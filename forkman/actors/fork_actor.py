@@ -56,7 +56,11 @@ class Operation:
 
 # Operations shipped with forkman, imported on first use: name -> "module:attribute"
 # (an :class:`Operation`). Add one line per operation.
-OPERATIONS: dict[str, str] = {}
+OPERATIONS: dict[str, str] = {
+    "fork": "forkman._operations:FORK",
+    "unfork": "forkman._operations:UNFORK",
+    "verify": "forkman._operations:VERIFY",
+}
 
 _DEFAULT_STATES = {
     "fork": ActorState.FETCHING,

@@ -31,6 +31,53 @@ def actor_options(command: F) -> F:
     return command
 
 
+def on_forks(
+    obj: Any,
+    project: Any,
+    names: list[str],
+    kind: str,
+    args: dict[str, Any] | None = None,
+    *,
+    jobs: int | None = None,
+    wait: float = 0.0,
+) -> dict[str, Any]:
+    """Send `kind` to each fork's actor with a progress view on stderr; replies by name."""
+    from ..actors import run_for_forks
+    from ..actors.progress import progress_for
+
+    with progress_for() as view:
+        return run_for_forks(
+            project,
+            names,
+            kind,
+            args or {},
+            jobs=jobs,
+            engine=obj.engine,
+            observer=view,
+            wait=wait,
+        )
+
+
+def on_fork(
+    obj: Any,
+    project: Any,
+    name: str,
+    kind: str,
+    args: dict[str, Any] | None = None,
+    *,
+    wait: float = 0.0,
+) -> Any:
+    """Send `kind` to one fork's actor; its result, or its failure as an error (exit 2)."""
+    from .._errors import ForkmanError
+
+    reply = on_forks(obj, project, [name], kind, args, wait=wait)[name]
+    if not reply.ok:
+        raise ForkmanError(reply.error or f"{kind} failed")
+    for warning in reply.result.get("warnings", []):
+        click.echo(f"warning: {warning}", err=True)
+    return reply.result
+
+
 def _in(seconds: float) -> str:
     if seconds <= 0:
         return "now"

@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from ._output import StderrObserver, table
+from ._actors import actor_options
+from ._output import table
 
 
 @click.command("init")
@@ -71,6 +72,7 @@ def init_cmd(
     help="project: the whole project tree, installed by path (default); namespace: "
     "importable packages vendored under [tool.forkman.vendoring] namespace.",
 )
+@actor_options
 @click.pass_obj
 def fork_cmd(
     obj: Any,
@@ -80,6 +82,8 @@ def fork_cmd(
     prefer_wheel: bool,
     prereleases: bool | None,
     layout: str | None,
+    jobs: int | None,
+    wait: float,
 ) -> int:
     """Fork SPEC: a requirement from the index, or git+URL@REF.
 
@@ -89,38 +93,50 @@ def fork_cmd(
       forkman fork 'packaging>=24,<25'
       forkman fork git+https://github.com/org/repo@v1.2.0 --name foo
     """
-    from .._config import DistPreference
-    from .._forks import fork
+    from .._forks import fork_name_for, require_initialized
+    from ._actors import on_fork
 
     project = obj.project()
-    entry = fork(
+    project.require_git()
+    require_initialized(project)
+    fork_name = fork_name_for(spec, name)
+    result = on_fork(
+        obj,
         project,
-        spec,
-        name=name,
-        index_url=index_url,
-        prefer=DistPreference.WHEEL if prefer_wheel else None,
-        prereleases=prereleases,
-        layout=layout,
-        observer=StderrObserver(),
+        fork_name,
+        "fork",
+        {
+            "spec": spec,
+            "index_url": index_url,
+            "prefer": "wheel" if prefer_wheel else None,
+            "prereleases": prereleases,
+            "layout": layout,
+        },
+        wait=wait,
     )
-    click.echo(f"forked {entry.name} {entry.version} into {entry.path}")
+    click.echo(f"forked {fork_name} {result['version']} into {result['path']}")
     return 0
 
 
 @click.command("unfork")
 @click.argument("name")
+@actor_options
 @click.pass_obj
-def unfork_cmd(obj: Any, name: str) -> int:
+def unfork_cmd(obj: Any, name: str, jobs: int | None, wait: float) -> int:
     """Remove fork NAME: its vendored tree, patches, history and lock entry.
 
     \b
     Example:
       forkman unfork attrs
     """
-    from .._forks import unfork
+    from .._forks import require_fork
+    from ._actors import on_fork
 
-    entry = unfork(obj.project(), name, observer=StderrObserver(quiet=True))
-    click.echo(f"removed {entry.name} ({entry.path})")
+    project = obj.project()
+    project.require_git()
+    entry = require_fork(project, name)
+    result = on_fork(obj, project, entry.name, "unfork", wait=wait)
+    click.echo(f"removed {entry.name} ({result['path']})")
     return 0
 
 
@@ -137,10 +153,16 @@ def status_cmd(obj: Any, fmt: str) -> int:
     from .._status import status
     from .._txn import recover
 
+    import time
+
+    from ..actors import actor_states
+
     project = obj.project()
     for line in recover(project):
         click.echo(f"recovered: {line}", err=True)
-    rows = status(project)
+    now = time.time()
+    states = {name: s.describe(now) for name, s in actor_states(project).items()}
+    rows = status(project, actor_states=states)
     if fmt == "json":
         click.echo(json.dumps([r.as_dict() for r in rows], indent=2))
     elif not rows:
@@ -158,8 +180,9 @@ def status_cmd(obj: Any, fmt: str) -> int:
 @click.command("verify")
 @click.argument("names", nargs=-1)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@actor_options
 @click.pass_obj
-def verify_cmd(obj: Any, names: tuple[str, ...], fmt: str) -> int:
+def verify_cmd(obj: Any, names: tuple[str, ...], fmt: str, jobs: int | None, wait: float) -> int:
     """Rebuild forks from their recorded sources and patches, and compare (slow).
 
     Exit 0 when every fork rebuilds bit for bit, 1 otherwise.
@@ -168,29 +191,26 @@ def verify_cmd(obj: Any, names: tuple[str, ...], fmt: str) -> int:
     Example:
       forkman verify attrs
     """
-    from .._verify import verify
+    from .._errors import ForkmanError
+    from .._forks import require_fork
+    from ._actors import on_forks
 
-    results = verify(obj.project(), names, observer=StderrObserver(quiet=fmt == "json"))
+    project = obj.project()
+    wanted = [require_fork(project, n).name for n in names] or sorted(project.load_lock().forks)
+    replies = on_forks(obj, project, wanted, "verify", jobs=jobs, wait=wait)
+    results = []
+    for name in wanted:
+        reply = replies[name]
+        if not reply.ok:
+            raise ForkmanError(f"{name}: {reply.error}")
+        results.append({"name": name, **reply.result})
     if fmt == "json":
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "name": r.name,
-                        "ok": r.ok,
-                        "stage": r.stage.value if r.stage else None,
-                        "message": r.message,
-                    }
-                    for r in results
-                ],
-                indent=2,
-            )
-        )
+        click.echo(json.dumps(results, indent=2))
     else:
         for r in results:
             click.echo(
-                f"{r.name}: ok"
-                if r.ok
-                else f"{r.name}: FAILED ({r.stage.value if r.stage else '?'}): {r.message}"
+                f"{r['name']}: ok"
+                if r["ok"]
+                else f"{r['name']}: FAILED ({r['stage'] or '?'}): {r['message']}"
             )
-    return 0 if all(r.ok for r in results) else 1
+    return 0 if all(r["ok"] for r in results) else 1
