@@ -150,11 +150,10 @@ def status_cmd(obj: Any, fmt: str) -> int:
     Example:
       forkman status --format json
     """
-    from .._status import status
-    from .._txn import recover
-
     import time
 
+    from .._status import status
+    from .._txn import recover
     from ..actors import actor_states
 
     project = obj.project()
