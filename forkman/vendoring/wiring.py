@@ -18,8 +18,6 @@ Two pieces of wiring, both kept in step by :func:`wire` and :func:`unwire`:
 from __future__ import annotations
 
 import re
-import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +26,8 @@ import tomlkit
 from packaging.utils import canonicalize_name
 from tomlkit.items import Null, Table, Whitespace
 
-from .._config import parse_config
-from .._errors import BadInput, ConfigError
+from .._config import render_pyproject_edit
+from .._errors import BadInput
 from .._fsutil import atomic_write_bytes, atomic_write_text
 from .._project import Project
 
@@ -111,19 +109,6 @@ class WiringEdit:
     """Whether anything differs from the files on disk."""
 
 
-def _render(pyproject: Path, change: Callable[[tomlkit.TOMLDocument], None]) -> str:
-    try:
-        doc = tomlkit.parse(pyproject.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{pyproject} does not exist") from None
-    except Exception as exc:  # tomlkit raises several parse error types
-        raise ConfigError(f"{pyproject} is not valid TOML: {exc}") from None
-    change(doc)
-    text = tomlkit.dumps(doc)
-    parse_config(tomllib.loads(text).get("tool", {}).get("forkman", {}))
-    return text
-
-
 def _requirements_text(lines: dict[str, str]) -> str | None:
     if not lines:
         return None
@@ -168,7 +153,7 @@ def plan_wire(project: Project, name: str, path: str) -> WiringEdit:
         entry.update({"path": path, "editable": False})
         sources[name] = entry
 
-    return _edit(project, _render(project.pyproject, change), lines)
+    return _edit(project, render_pyproject_edit(project.pyproject, change), lines)
 
 
 def plan_unwire(project: Project, name: str) -> WiringEdit:
@@ -204,7 +189,7 @@ def plan_unwire(project: Project, name: str) -> WiringEdit:
                 del doc["tool"]["uv"]
             _trim_trailing_blank(doc)
 
-    return _edit(project, _render(project.pyproject, change), lines)
+    return _edit(project, render_pyproject_edit(project.pyproject, change), lines)
 
 
 def apply_wiring(project: Project, edit: WiringEdit) -> None:
