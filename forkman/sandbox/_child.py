@@ -69,9 +69,13 @@ def build_mount_tree(req: dict[str, Any]) -> None:
     _linux.mount(old, new, None, _linux.MS_BIND | _linux.MS_REC, None)
     _linux.make_readonly_recursive(new)
     hidden = list(HIDDEN_DIRS) + [h for h in req.get("hide", []) if h]
+    done: list[str] = []
     for d in hidden:
         src = old + d
+        if any(d == h or d.startswith(h + "/") for h in done):
+            continue  # already inside an empty tmpfs
         if os.path.isdir(src) and not os.path.islink(src):
+            done.append(d)
             mode = "1777" if d in ("/tmp", "/var/tmp", "/dev/shm") else "0755"
             _linux.mount(
                 "tmpfs",
@@ -322,7 +326,7 @@ def supervise(req: dict[str, Any], fds: list[int], abi: int) -> NoReturn:
                 enforced += ["subreaper-kill"]
         if abi and tier != "none":
             enforced.append(f"landlock-abi-{abi}")
-        enforced.append("memory-watchdog")
+        enforced += ["memory-watchdog", "process-count-watchdog"]
     except BaseException as exc:  # noqa: BLE001
         _exit_with(result_fd, {"error": f"sandbox setup failed: {exc}"})
     os.close(out_fd)
@@ -331,7 +335,8 @@ def supervise(req: dict[str, Any], fds: list[int], abi: int) -> NoReturn:
     pidfd = os.pidfd_open(main)
     deadline = start + float(policy["timeout"])
     limit = int(policy["memory"])
-    timed_out = memory_exceeded = False
+    max_procs = int(policy["max_processes"])
+    timed_out = memory_exceeded = processes_exceeded = False
     first_check = start + WATCH_INTERVAL
     while True:
         now = time.monotonic()
@@ -344,11 +349,14 @@ def supervise(req: dict[str, Any], fds: list[int], abi: int) -> NoReturn:
             timed_out = True
             break
         table = _proc_table()
-        total = sum(table[p][1] for p in _sandbox_pids(table, main, ns_link) if p in table)
-        if total > limit:
+        pids = [p for p in _sandbox_pids(table, main, ns_link) if p in table]
+        if sum(table[p][1] for p in pids) > limit:
             memory_exceeded = True
             break
-    if timed_out or memory_exceeded:
+        if len(pids) > max_procs + 1:  # + init
+            processes_exceeded = True
+            break
+    if timed_out or memory_exceeded or processes_exceeded:
         with contextlib.suppress(OSError):
             os.kill(main, signal.SIGKILL)
     _, status = os.waitpid(main, 0)
@@ -370,6 +378,7 @@ def supervise(req: dict[str, Any], fds: list[int], abi: int) -> NoReturn:
     result: dict[str, Any] = {
         "timed_out": timed_out,
         "memory_exceeded": memory_exceeded,
+        "processes_exceeded": processes_exceeded,
         "duration": duration,
         "enforced": enforced,
     }
@@ -384,9 +393,10 @@ def supervise(req: dict[str, Any], fds: list[int], abi: int) -> NoReturn:
         if "error" in info:
             result["error"] = info["error"]
         status = info.get("status", status)
-    if not timed_out and not memory_exceeded and os.WIFSIGNALED(status):
+    killed = timed_out or memory_exceeded or processes_exceeded
+    if not killed and os.WIFSIGNALED(status):
         result["signal"] = os.WTERMSIG(status)
-    elif not timed_out and not memory_exceeded:
+    elif not killed:
         result["exit_code"] = os.WEXITSTATUS(status)
     else:
         result["signal"] = signal.SIGKILL

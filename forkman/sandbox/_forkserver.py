@@ -59,8 +59,17 @@ def _server_main(sock_fd: int, preload: Sequence[str]) -> None:
             continue
         pid = os.fork()
         if pid == 0:
-            sock.close()
-            _child.supervise(req, fds, abi if req.get("landlock", True) else 0)
+            try:
+                sock.close()
+                _child.supervise(req, fds, abi if req.get("landlock", True) else 0)
+            except BaseException as exc:  # never fall back into the server loop
+                import traceback
+
+                with contextlib.suppress(OSError):
+                    os.write(fds[2], json.dumps({"error": f"supervisor crashed: {exc!r}\n"
+                                                 + traceback.format_exc()}).encode())
+            finally:
+                os._exit(70)
         for fd in fds:
             os.close(fd)
     os._exit(0)
@@ -211,6 +220,7 @@ class ForkServer:
             signal=info.get("signal"),
             timed_out=bool(info["timed_out"]),
             memory_exceeded=bool(info["memory_exceeded"]),
+            processes_exceeded=bool(info["processes_exceeded"]),
             stdout=out,
             stderr=err,
             duration=float(info.get("duration", wall)),

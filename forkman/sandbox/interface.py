@@ -141,6 +141,8 @@ class RunResult:
     """The wall-clock timeout ended the run."""
     memory_exceeded: bool
     """The memory watchdog ended the run (total RSS above the policy's memory)."""
+    processes_exceeded: bool
+    """The process-count watchdog ended the run (more processes than the policy allows)."""
     stdout: bytes
     """Captured standard output (up to the policy's output limit)."""
     stderr: bytes
