@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
     "status": "_core:status_cmd",
     "check": "_check:check_cmd",
     "verify": "_core:verify_cmd",
+    "sandbox": "_sandbox:sandbox_group",
+    "test": "_sandbox:test_cmd",
 }
 
 
