@@ -203,6 +203,8 @@ def run_init(req: dict[str, Any], status_w: int, out_fd: int, err_fd: int, abi: 
     """pid 1: build the mounts, start the payload, forward signals, reap; never returns."""
     try:
         _linux.prctl(_linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+        # a mount namespace of our own: pivot_root must not move the supervisor's root
+        _linux.unshare(_linux.CLONE_NEWNS)
         build_mount_tree(req)
         socket.sethostname("sandbox")
     except BaseException as exc:  # noqa: BLE001
@@ -227,6 +229,65 @@ def run_init(req: dict[str, Any], status_w: int, out_fd: int, err_fd: int, abi: 
             _exit_with(status_w, {"error": "payload vanished"})
         if pid == payload:
             _exit_with(status_w, {"status": status})
+
+
+# ---- pids cgroup -------------------------------------------------------------
+
+
+def _own_cgroup_base() -> str | None:
+    """A pids-controlled cgroup directory this process may create children in."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _hier, controllers, path = line.split(":", 2)
+        if "pids" in controllers.split(","):
+            base = "/sys/fs/cgroup/pids" + path.rstrip("/")
+            if os.access(base, os.W_OK):
+                return base
+        if controllers == "":
+            base = "/sys/fs/cgroup" + path.rstrip("/")
+            try:
+                with open(base + "/cgroup.subtree_control") as f:
+                    if "pids" in f.read().split() and os.access(base, os.W_OK):
+                        return base
+            except OSError:
+                pass
+    return None
+
+
+def enter_pids_cgroup(limit: int) -> tuple[str, str] | None:
+    """Move this process into a fresh cgroup with pids.max = `limit`, when allowed."""
+    base = _own_cgroup_base()
+    if base is None:
+        return None
+    path = f"{base}/forkman-sandbox-{os.getpid()}"
+    try:
+        os.mkdir(path)
+        with open(path + "/pids.max", "w") as f:
+            f.write(str(limit))
+        with open(path + "/cgroup.procs", "w") as f:
+            f.write(str(os.getpid()))
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.rmdir(path)
+        return None
+    return base, path
+
+
+def leave_cgroup(cg: tuple[str, str]) -> None:
+    """Move back to the parent cgroup and remove ours once its processes are gone."""
+    base, path = cg
+    with contextlib.suppress(OSError), open(base + "/cgroup.procs", "w") as f:
+        f.write(str(os.getpid()))
+    for _ in range(200):
+        try:
+            os.rmdir(path)
+            return
+        except OSError:
+            time.sleep(0.005)
 
 
 # ---- supervisor -------------------------------------------------------------
@@ -280,6 +341,9 @@ def supervise(req: dict[str, Any], fds: list[int], abi: int) -> NoReturn:
     start = time.monotonic()
     ns_link: str | None = None
     status_r = -1
+    cgroup = enter_pids_cgroup(int(policy["max_processes"]) + 2)  # + supervisor and init
+    if cgroup is not None:
+        enforced.append("pids-cgroup")
     try:
         if tier == "namespaces":
             uid, gid = os.getuid(), os.getgid()
@@ -400,4 +464,9 @@ def supervise(req: dict[str, Any], fds: list[int], abi: int) -> NoReturn:
         result["exit_code"] = os.WEXITSTATUS(status)
     else:
         result["signal"] = signal.SIGKILL
-    _exit_with(result_fd, result)
+    with contextlib.suppress(OSError):
+        os.write(result_fd, json.dumps(result).encode())
+        os.close(result_fd)  # the caller has its answer; tidy up after
+    if cgroup is not None:
+        leave_cgroup(cgroup)
+    os._exit(0)

@@ -265,7 +265,10 @@ def default_server() -> ForkServer:
     global _default
     with _default_lock:
         if _default is None:
+            import atexit
+
             _default = ForkServer().start()
+            atexit.register(_default.stop)
         return _default
 
 
