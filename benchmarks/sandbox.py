@@ -59,8 +59,10 @@ def main() -> None:
 
             bare = median_ms(bare_true, runs)
             boxed = median_ms(sandboxed_true, runs)
-            print(f"1. /bin/true from the warm server: unsandboxed {bare:.1f} ms, sandboxed "
-                  f"{boxed:.1f} ms, overhead {boxed - bare:.1f} ms (target <= 10 ms)")
+            print(
+                f"1. /bin/true from the warm server: unsandboxed {bare:.1f} ms, sandboxed "
+                f"{boxed:.1f} ms, overhead {boxed - bare:.1f} ms (target <= 10 ms)"
+            )
 
             pytest_args = ["-q", "-p", "no:cacheprovider", "tests"]
 
@@ -69,35 +71,67 @@ def main() -> None:
                 assert r.exit_code == 0, r.stdout + r.stderr
 
             def cold_pytest() -> None:
-                subprocess.run([sys.executable, "-m", "pytest", *pytest_args], cwd=suite,
-                               check=True, capture_output=True)
+                subprocess.run(
+                    [sys.executable, "-m", "pytest", *pytest_args],
+                    cwd=suite,
+                    check=True,
+                    capture_output=True,
+                )
 
             n = max(5, runs // 3)
             cold = median_ms(cold_pytest, n)
             warm = median_ms(sandboxed_pytest, n)
-            print(f"2. one-test pytest suite: cold unsandboxed `python -m pytest` {cold:.0f} ms, "
-                  f"sandboxed in the warm server {warm:.0f} ms, ratio {warm / cold:.2f}x "
-                  "(target <= 0.5x)")
+            print(
+                f"2. one-test pytest suite: cold unsandboxed `python -m pytest` {cold:.0f} ms, "
+                f"sandboxed in the warm server {warm:.0f} ms, ratio {warm / cold:.2f}x "
+                "(target <= 0.5x)"
+            )
 
         bwrap = shutil.which("bwrap")
         if bwrap is None:
             print("3. bubblewrap: not installed, skipped")
             return
-        cmd = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
-               "--setenv", "PATH", "/usr/bin:/bin", "--ro-bind", "/", "/"]
+        cmd = [
+            bwrap,
+            "--unshare-all",
+            "--die-with-parent",
+            "--new-session",
+            "--clearenv",
+            "--setenv",
+            "PATH",
+            "/usr/bin:/bin",
+            "--ro-bind",
+            "/",
+            "/",
+        ]
         for d in ("/home", "/root", "/run", "/tmp"):
             cmd += ["--tmpfs", d]
         for ro in sorted({sys.base_prefix, sys.prefix}, key=len):
             cmd += ["--ro-bind", ro, ro]
-        cmd += ["--dev", "/dev", "--proc", "/proc", "--bind", str(suite), str(suite),
-                "--chdir", str(suite), sys.executable, "-m", "pytest", *pytest_args]
+        cmd += [
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--bind",
+            str(suite),
+            str(suite),
+            "--chdir",
+            str(suite),
+            sys.executable,
+            "-m",
+            "pytest",
+            *pytest_args,
+        ]
 
         def bwrap_pytest() -> None:
             subprocess.run(cmd, check=True, capture_output=True)
 
         bw = median_ms(bwrap_pytest, max(5, runs // 3))
-        print(f"3. the same suite under bubblewrap (cold python): {bw:.0f} ms, "
-              f"{bw / cold:.2f}x cold, forkman's warm sandbox is {bw / warm:.1f}x faster")
+        print(
+            f"3. the same suite under bubblewrap (cold python): {bw:.0f} ms, "
+            f"{bw / cold:.2f}x cold, forkman's warm sandbox is {bw / warm:.1f}x faster"
+        )
 
 
 if __name__ == "__main__":

@@ -184,7 +184,9 @@ def parse_size(text: str | int) -> int:
     try:
         return int(float(t[: len(t) - len(unit)]) * _SIZE_UNITS[unit])
     except ValueError:
-        raise BadInput(f"not a size: {text!r}", hint="use a number with K, M or G, e.g. 1G") from None
+        raise BadInput(
+            f"not a size: {text!r}", hint="use a number with K, M or G, e.g. 1G"
+        ) from None
 
 
 def sandbox_policy(config: Config | None, **overrides: Any) -> SandboxPolicy:
@@ -194,16 +196,25 @@ def sandbox_policy(config: Config | None, **overrides: Any) -> SandboxPolicy:
     try:
         if "min-tier" in table:
             kw["min_tier"] = Tier.parse(str(table["min-tier"]))
-        for key, attr in (("timeout", "timeout"), ("cpu-seconds", "cpu_seconds"),
-                          ("max-processes", "max_processes"), ("max-open-files", "max_open_files")):
+        for key, attr in (
+            ("timeout", "timeout"),
+            ("cpu-seconds", "cpu_seconds"),
+            ("max-processes", "max_processes"),
+            ("max-open-files", "max_open_files"),
+        ):
             if key in table:
                 kw[attr] = type(getattr(SandboxPolicy(), attr))(table[key])
-        for key, attr in (("memory", "memory"), ("max-file-size", "max_file_size"),
-                          ("tmpfs-size", "tmpfs_size")):
+        for key, attr in (
+            ("memory", "memory"),
+            ("max-file-size", "max_file_size"),
+            ("tmpfs-size", "tmpfs_size"),
+        ):
             if key in table:
                 kw[attr] = parse_size(table[key])
         if "env-allow" in table:
-            kw["env_allow"] = SandboxPolicy().env_allow + _str_list(table, "env-allow", "[tool.forkman.sandbox]")
+            kw["env_allow"] = SandboxPolicy().env_allow + _str_list(
+                table, "env-allow", "[tool.forkman.sandbox]"
+            )
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"[tool.forkman.sandbox]: {exc}") from None
     kw.update({k: v for k, v in overrides.items() if v is not None})
@@ -225,7 +236,9 @@ def _fork_requirements(tree: Path, extras: Sequence[str]) -> list[str]:
     optional = project.get("optional-dependencies", {})
     for extra in extras:
         if extra not in optional:
-            raise ConfigError(f"the fork has no extra {extra!r}", hint=f"known: {', '.join(optional)}")
+            raise ConfigError(
+                f"the fork has no extra {extra!r}", hint=f"known: {', '.join(optional)}"
+            )
         reqs += [str(r) for r in optional[extra]]
     return reqs
 
@@ -241,9 +254,10 @@ def _pip(args: Sequence[str], index_urls: Sequence[str]) -> subprocess.Completed
 
 
 def prepare_env(
-    project: Project, entry: LockEntry, cfg: TestConfig, observer: Observer = NullObserver()
+    project: Project, entry: LockEntry, cfg: TestConfig, observer: Observer | None = None
 ) -> TestEnv:
     """The cached test environment of `entry` (built when absent)."""
+    observer = observer or NullObserver()
     tree = project.root / entry.path
     reqs = sorted(set(_fork_requirements(tree, cfg.extras)) | set(cfg.requirements))
     key_src = json.dumps(
@@ -270,12 +284,16 @@ def prepare_env(
         site.mkdir()
         if reqs:
             observer.step(entry.name, f"installing {len(reqs)} requirement(s) from the index")
-            out = _pip(["--target", str(site), "--only-binary", ":all:", *reqs], project.config.index_urls)
+            out = _pip(
+                ["--target", str(site), "--only-binary", ":all:", *reqs], project.config.index_urls
+            )
             if out.returncode != 0:
                 raise NetworkError(
                     f"cannot install the test requirements of {entry.name}: "
                     + (out.stderr.strip().splitlines() or ["pip failed"])[-1],
-                    hint="check [tool.forkman.forks." + entry.name + ".test] requirements and the index",
+                    hint="check [tool.forkman.forks."
+                    + entry.name
+                    + ".test] requirements and the index",
                 )
         fork_installed = False
         if (tree / "pyproject.toml").is_file() or (tree / "setup.py").is_file():
@@ -333,7 +351,9 @@ def parse_junit(path: Path) -> TestCounts:
 
 def _has_tests(tree: Path) -> bool:
     for _dirpath, _dirs, files in os.walk(tree):
-        if any((f.startswith("test_") or f.endswith("_test.py")) and f.endswith(".py") for f in files):
+        if any(
+            (f.startswith("test_") or f.endswith("_test.py")) and f.endswith(".py") for f in files
+        ):
             return True
     return False
 
@@ -355,13 +375,16 @@ def run_fork_tests(
     *,
     no_sandbox: bool = False,
     policy: SandboxPolicy | None = None,
-    observer: Observer = NullObserver(),
+    observer: Observer | None = None,
 ) -> TestOutcome:
     """Prepare, run and evaluate one fork's test suite (does not touch the lock)."""
+    observer = observer or NullObserver()
     cfg = load_test_config(project.config, entry.name)
     tree = project.root / entry.path
     if not tree.is_dir():
-        raise NotFound(f"the vendored tree of {entry.name} is missing: {tree}", hint="run `forkman verify`")
+        raise NotFound(
+            f"the vendored tree of {entry.name} is missing: {tree}", hint="run `forkman verify`"
+        )
     policy = policy or sandbox_policy(project.config)
     if not no_sandbox:
         server.support.require(policy.min_tier)  # refuse before any work
@@ -373,14 +396,20 @@ def run_fork_tests(
         for inc in cfg.include:
             src = (project.root / inc).resolve()
             if not src.is_relative_to(project.root.resolve()) or not src.exists():
-                raise ConfigError(f"[tool.forkman.forks.{entry.name}.test].include: no such file {inc!r}")
+                raise ConfigError(
+                    f"[tool.forkman.forks.{entry.name}.test].include: no such file {inc!r}"
+                )
             dest = work / inc
             dest.parent.mkdir(parents=True, exist_ok=True)
             if src.is_dir():
                 shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True)
             else:
                 shutil.copy2(src, dest)
-        is_pytest = cfg.command[0] in ("pytest", "py.test") or cfg.command[:3] == ("python", "-m", "pytest")
+        is_pytest = cfg.command[0] in ("pytest", "py.test") or cfg.command[:3] == (
+            "python",
+            "-m",
+            "pytest",
+        )
         if is_pytest and not _has_tests(work):
             kind = "git checkout" if isinstance(entry.source, GitSource) else "sdist"
             return TestOutcome(
@@ -397,7 +426,9 @@ def run_fork_tests(
         python_path = [str(env.site)]
         if not env.fork_installed:
             python_path += [str(work / "src"), str(work)]
-        observer.step(entry.name, "running the test suite" + (" (sandbox disabled)" if no_sandbox else ""))
+        observer.step(
+            entry.name, "running the test suite" + (" (sandbox disabled)" if no_sandbox else "")
+        )
         run_policy = replace(
             policy,
             writable=(scratch_root,),
@@ -407,26 +438,50 @@ def run_fork_tests(
         if is_pytest:
             args = list(cfg.command[1:] if cfg.command[0] != "python" else cfg.command[3:])
             args += [f"--junitxml={junit}", "-p", "no:cacheprovider", "-o", "junit_family=xunit2"]
-            run = server.run(args, run_policy, cwd=work, env=run_env, python_module="pytest",
-                             python_path=python_path, disabled=no_sandbox)
+            run = server.run(
+                args,
+                run_policy,
+                cwd=work,
+                env=run_env,
+                python_module="pytest",
+                python_path=python_path,
+                disabled=no_sandbox,
+            )
         else:
             run_env["PYTHONPATH"] = os.pathsep.join(python_path + _site_packages_of_runner())
             run_env["FORKMAN_JUNIT_XML"] = str(junit)
-            run = server.run(list(cfg.command), run_policy, cwd=work, env=run_env, disabled=no_sandbox)
+            run = server.run(
+                list(cfg.command), run_policy, cwd=work, env=run_env, disabled=no_sandbox
+            )
         if not junit.is_file():
-            why = ("timed out" if run.timed_out else "exceeded its memory limit" if run.memory_exceeded
-                   else "exceeded its process limit" if run.processes_exceeded
-                   else f"exited with status {run.returncode} and wrote no JUnit report")
-            return TestOutcome(entry.name, TestStatus.ERROR, f"the test suite of {entry.name} {why}",
-                               None, run, env.key, cfg.command)
+            why = (
+                "timed out"
+                if run.timed_out
+                else "exceeded its memory limit"
+                if run.memory_exceeded
+                else "exceeded its process limit"
+                if run.processes_exceeded
+                else f"exited with status {run.returncode} and wrote no JUnit report"
+            )
+            return TestOutcome(
+                entry.name,
+                TestStatus.ERROR,
+                f"the test suite of {entry.name} {why}",
+                None,
+                run,
+                env.key,
+                cfg.command,
+            )
         counts = parse_junit(junit)
         bad = counts.failed + counts.errors
         if bad == 0 and run.returncode in (0, 5):
             status, msg = TestStatus.PASSED, f"{counts.passed} passed, {counts.skipped} skipped"
         elif bad and counts.network_failures == bad:
             status = TestStatus.NETWORK_DISABLED
-            msg = (f"{bad} test(s) failed because network is disabled in the sandbox "
-                   "(the suite needs network access; mark or deselect those tests)")
+            msg = (
+                f"{bad} test(s) failed because network is disabled in the sandbox "
+                "(the suite needs network access; mark or deselect those tests)"
+            )
         else:
             status = TestStatus.FAILED
             msg = f"{counts.failed} failed, {counts.errors} errors, {counts.passed} passed"
@@ -449,8 +504,13 @@ def _section(outcome: TestOutcome) -> dict[str, Any]:
         data["enforced"] = list(run.enforced)
     if outcome.counts is not None:
         c = outcome.counts
-        data.update(passed=c.passed, failed=c.failed, errors=c.errors, skipped=c.skipped,
-                    duration=round(c.duration, 3))
+        data.update(
+            passed=c.passed,
+            failed=c.failed,
+            errors=c.errors,
+            skipped=c.skipped,
+            duration=round(c.duration, 3),
+        )
     return data
 
 
@@ -462,14 +522,17 @@ def run_tests(
     no_sandbox: bool = False,
     jobs: int = 1,
     server: ForkServer | None = None,
-    observer: Observer = NullObserver(),
+    observer: Observer | None = None,
 ) -> list[TestOutcome]:
     """Test the named forks (or all) and record each result in the lock."""
+    observer = observer or NullObserver()
     lock = project.load_lock()
     if all_forks:
         entries = list(lock)
         if not entries:
-            raise NotFound("the project has no forks", hint="fork something first: forkman fork NAME")
+            raise NotFound(
+                "the project has no forks", hint="fork something first: forkman fork NAME"
+            )
     else:
         if not names:
             raise BadInput("name at least one fork, or pass --all")
@@ -487,15 +550,20 @@ def run_tests(
     if not no_sandbox:
         srv.support.require(policy.min_tier)
     else:
-        observer.warning("the sandbox is disabled: the tests run with your network, files and secrets")
+        observer.warning(
+            "the sandbox is disabled: the tests run with your network, files and secrets"
+        )
     srv.start()
     try:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            outcomes = list(pool.map(
-                lambda e: run_fork_tests(project, e, srv, no_sandbox=no_sandbox, policy=policy,
-                                    observer=observer),
-                entries,
-            ))
+            outcomes = list(
+                pool.map(
+                    lambda e: run_fork_tests(
+                        project, e, srv, no_sandbox=no_sandbox, policy=policy, observer=observer
+                    ),
+                    entries,
+                )
+            )
     finally:
         if own:
             srv.stop()

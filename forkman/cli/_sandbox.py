@@ -99,20 +99,27 @@ def run_cmd(
         writable=tuple(p.resolve() for p in writable) or (Path.cwd().resolve(),),
     )
     if no_sandbox:
-        click.echo("warning: --no-sandbox: the command runs with your network, files and secrets", err=True)
+        click.echo(
+            "warning: --no-sandbox: the command runs with your network, files and secrets", err=True
+        )
     with ForkServer(preload=()) as server:
         result = server.run(list(argv), policy, cwd=Path.cwd(), disabled=no_sandbox)
     sys.stdout.buffer.write(result.stdout)
     sys.stdout.flush()
     sys.stderr.buffer.write(result.stderr)
     if result.timed_out:
-        click.echo(f"forkman sandbox: timed out after {policy.timeout:g}s; the process tree was killed", err=True)
+        click.echo(
+            f"forkman sandbox: timed out after {policy.timeout:g}s; the process tree was killed",
+            err=True,
+        )
     if result.memory_exceeded:
         click.echo("forkman sandbox: memory limit exceeded; the process tree was killed", err=True)
     if result.processes_exceeded:
         click.echo("forkman sandbox: process limit exceeded; the process tree was killed", err=True)
     if ctx.obj is not None and ctx.obj.verbose:
-        click.echo(f"forkman sandbox: tier {result.tier_label}: {', '.join(result.enforced)}", err=True)
+        click.echo(
+            f"forkman sandbox: tier {result.tier_label}: {', '.join(result.enforced)}", err=True
+        )
     return result.returncode
 
 
@@ -122,7 +129,9 @@ def run_cmd(
 @click.option("--no-sandbox", is_flag=True, help="Run without isolation (trusted code only).")
 @click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Forks tested at once.")
 @click.pass_context
-def test_cmd(ctx: click.Context, names: tuple[str, ...], all_forks: bool, no_sandbox: bool, jobs: int) -> int:
+def test_cmd(
+    ctx: click.Context, names: tuple[str, ...], all_forks: bool, no_sandbox: bool, jobs: int
+) -> int:
     """Run forks' own test suites in the no-network sandbox; exit 1 when tests fail.
 
     \b
@@ -136,8 +145,14 @@ def test_cmd(ctx: click.Context, names: tuple[str, ...], all_forks: bool, no_san
         raise BadInput("name forks or pass --all, not both")
     project = ctx.obj.project()
     try:
-        outcomes = run_tests(project, names, all_forks=all_forks, no_sandbox=no_sandbox, jobs=jobs,
-                             observer=_StderrObserver())
+        outcomes = run_tests(
+            project,
+            names,
+            all_forks=all_forks,
+            no_sandbox=no_sandbox,
+            jobs=jobs,
+            observer=_StderrObserver(),
+        )
     except ForkmanError:
         raise
     worst = 0

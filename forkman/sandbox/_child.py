@@ -16,6 +16,9 @@ Everything here runs in single-threaded forked children and ends in
 ``os._exit``.
 """
 
+# Paths such as /tmp below name directories inside the sandbox, not temporary files.
+# ruff: noqa: S108
+
 from __future__ import annotations
 
 import contextlib
@@ -92,9 +95,19 @@ def build_mount_tree(req: dict[str, Any]) -> None:
                 pass
             _linux.mount(f"{old}/dev/{node}", f"{new}/dev/{node}", None, _linux.MS_BIND, None)
     os.mkdir(new + "/dev/shm")
-    _linux.mount("tmpfs", new + "/dev/shm", "tmpfs", _linux.MS_NOSUID | _linux.MS_NODEV, f"size={size},mode=1777")
-    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+    _linux.mount(
+        "tmpfs",
+        new + "/dev/shm",
+        "tmpfs",
+        _linux.MS_NOSUID | _linux.MS_NODEV,
+        f"size={size},mode=1777",
+    )
+    for name, target in (
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ):
         os.symlink(target, f"{new}/dev/{name}")
     for ro in sorted(policy["readonly"], key=len):
         if os.path.isdir(old + ro):
@@ -153,21 +166,44 @@ def run_payload(req: dict[str, Any], tier: str, out_fd: int, err_fd: int, abi: i
                     _linux.landlock_restrict(
                         abi,
                         read_paths=None,
-                        write_paths=writable + ["/tmp", "/var/tmp", "/dev/shm", "/run", "/home", "/root"],
+                        write_paths=[
+                            *writable,
+                            "/tmp",
+                            "/var/tmp",
+                            "/dev/shm",
+                            "/run",
+                            "/home",
+                            "/root",
+                        ],
                         write_files=devs,
                     )
                 else:
-                    reads = ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/opt",
-                             "/proc", "/sys", "/dev", *policy["readonly"], req["cwd"]]
-                    _linux.landlock_restrict(abi, read_paths=reads, write_paths=writable, write_files=devs)
+                    reads = [
+                        "/usr",
+                        "/lib",
+                        "/lib64",
+                        "/lib32",
+                        "/bin",
+                        "/sbin",
+                        "/etc",
+                        "/opt",
+                        "/proc",
+                        "/sys",
+                        "/dev",
+                        *policy["readonly"],
+                        req["cwd"],
+                    ]
+                    _linux.landlock_restrict(
+                        abi, read_paths=reads, write_paths=writable, write_files=devs
+                    )
             _linux.install_seccomp()
         os.chdir(req["cwd"])
         env = req["env"]
         if req.get("python"):
             _run_python(req["python"], env)
         argv = req["argv"]
-        os.execvpe(argv[0], argv, env)
-    except BaseException as exc:  # noqa: BLE001 - report anything, then die
+        os.execvpe(argv[0], argv, env)  # noqa: S606 - the sandboxed command itself
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.write(2, f"forkman sandbox: cannot run {req['argv'][:1]}: {exc}\n".encode())
         os._exit(127)
@@ -185,7 +221,7 @@ def _run_python(spec: dict[str, Any], env: dict[str, str]) -> NoReturn:
         runpy.run_module(spec["module"], run_name="__main__", alter_sys=True)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:  # noqa: BLE001
+    except BaseException:
         import traceback
 
         traceback.print_exc()
@@ -207,7 +243,7 @@ def run_init(req: dict[str, Any], status_w: int, out_fd: int, err_fd: int, abi: 
         _linux.unshare(_linux.CLONE_NEWNS)
         build_mount_tree(req)
         socket.sethostname("sandbox")
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         _exit_with(status_w, {"error": f"sandbox setup failed: {exc}"})
     payload = os.fork()
     if payload == 0:
@@ -220,7 +256,14 @@ def run_init(req: dict[str, Any], status_w: int, out_fd: int, err_fd: int, abi: 
         with contextlib.suppress(OSError):
             os.kill(payload, signum)
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+    for sig in (
+        signal.SIGTERM,
+        signal.SIGINT,
+        signal.SIGHUP,
+        signal.SIGQUIT,
+        signal.SIGUSR1,
+        signal.SIGUSR2,
+    ):
         signal.signal(sig, forward)
     while True:
         try:
@@ -391,7 +434,7 @@ def supervise(req: dict[str, Any], fds: list[int], abi: int) -> NoReturn:
         if abi and tier != "none":
             enforced.append(f"landlock-abi-{abi}")
         enforced += ["memory-watchdog", "process-count-watchdog"]
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         _exit_with(result_fd, {"error": f"sandbox setup failed: {exc}"})
     os.close(out_fd)
     os.close(err_fd)

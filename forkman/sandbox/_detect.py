@@ -136,7 +136,9 @@ def _probe_landlock() -> tuple[Mechanism, int]:
         notes.append("no TCP rules before ABI 4")
     if abi < 6:
         notes.append("no abstract-socket/signal scoping before ABI 6")
-    return Mechanism("landlock", True, f"ABI {abi}" + (f" ({'; '.join(notes)})" if notes else "")), abi
+    return Mechanism(
+        "landlock", True, f"ABI {abi}" + (f" ({'; '.join(notes)})" if notes else "")
+    ), abi
 
 
 def _probe_seccomp() -> Mechanism:

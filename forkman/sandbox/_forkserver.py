@@ -8,6 +8,9 @@ SCM_RIGHTS file descriptors); the server forks a supervisor for it and goes
 back to listening, so runs can overlap (``forkman test --jobs N``).
 """
 
+# Paths such as /tmp below name directories inside the sandbox, not temporary files.
+# ruff: noqa: S108
+
 from __future__ import annotations
 
 import contextlib
@@ -66,8 +69,12 @@ def _server_main(sock_fd: int, preload: Sequence[str]) -> None:
                 import traceback
 
                 with contextlib.suppress(OSError):
-                    os.write(fds[2], json.dumps({"error": f"supervisor crashed: {exc!r}\n"
-                                                 + traceback.format_exc()}).encode())
+                    os.write(
+                        fds[2],
+                        json.dumps(
+                            {"error": f"supervisor crashed: {exc!r}\n" + traceback.format_exc()}
+                        ).encode(),
+                    )
             finally:
                 os._exit(70)
         for fd in fds:
@@ -88,7 +95,9 @@ def _clean_env() -> dict[str, str]:
 class ForkServer:
     """A warm server forking sandboxed runs; start once, reuse for many runs."""
 
-    def __init__(self, *, preload: Sequence[str] = ("pytest",), support: HostSupport | None = None) -> None:
+    def __init__(
+        self, *, preload: Sequence[str] = ("pytest",), support: HostSupport | None = None
+    ) -> None:
         self._preload = tuple(preload)
         self._support = support
         self._proc: subprocess.Popen[bytes] | None = None
@@ -171,8 +180,10 @@ class ForkServer:
                 run_tier = tier
         self.start()
         assert self._sock is not None
-        work_dir = str(Path(cwd).resolve()) if cwd is not None else (
-            str(Path(policy.writable[0]).resolve()) if policy.writable else "/"
+        work_dir = (
+            str(Path(cwd).resolve())
+            if cwd is not None
+            else (str(Path(policy.writable[0]).resolve()) if policy.writable else "/")
         )
         source_env = os.environ if env is None else env
         run_env = {k: v for k, v in source_env.items() if k in policy.env_allow}
@@ -196,7 +207,11 @@ class ForkServer:
             "hide": sorted(h for h in hide if h != "/"),
         }
         if python_module:
-            req["python"] = {"module": python_module, "args": list(argv), "sys_path": list(python_path)}
+            req["python"] = {
+                "module": python_module,
+                "args": list(argv),
+                "sys_path": list(python_path),
+            }
             req["argv"] = [python_module, *argv]
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()

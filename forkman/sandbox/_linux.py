@@ -23,7 +23,13 @@ _libc.mount.argtypes = [
     ctypes.c_char_p,
 ]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_libc.prctl.argtypes = [
+    ctypes.c_int,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+]
 
 ARCH = platform.machine()
 SUPPORTED_ARCH = ARCH == "x86_64"
@@ -39,7 +45,9 @@ CLONE_NEWTIME = 0x00000080
 NAMESPACE_FLAGS = (
     CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID
 )
-ALL_SANDBOX_NS = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+ALL_SANDBOX_NS = (
+    CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+)
 
 MS_RDONLY = 1
 MS_NOSUID = 2
@@ -184,7 +192,9 @@ def unshare(flags: int) -> None:
         raise _err("unshare")
 
 
-def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
+def mount(
+    source: str | None, target: str, fstype: str | None, flags: int, data: str | None
+) -> None:
     """mount(2)."""
     r = _libc.mount(
         source.encode() if source else None,
@@ -336,7 +346,9 @@ def landlock_restrict(
     else:
         attr = struct.pack("Q", handled_fs)
     abuf = ctypes.create_string_buffer(attr, len(attr))
-    ruleset = syscall(NR["landlock_create_ruleset"], abuf, ctypes.c_size_t(len(attr)), ctypes.c_uint32(0))
+    ruleset = syscall(
+        NR["landlock_create_ruleset"], abuf, ctypes.c_size_t(len(attr)), ctypes.c_uint32(0)
+    )
     try:
 
         def add(path: str, rights: int) -> None:
@@ -349,7 +361,13 @@ def landlock_restrict(
                 allowed = rights if is_dir else rights & LL_FILE_RIGHTS
                 rule = struct.pack("=Qi", allowed & handled_fs, fd)
                 rbuf = ctypes.create_string_buffer(rule, len(rule))
-                syscall(NR["landlock_add_rule"], ctypes.c_int(ruleset), ctypes.c_int(1), rbuf, ctypes.c_uint32(0))
+                syscall(
+                    NR["landlock_add_rule"],
+                    ctypes.c_int(ruleset),
+                    ctypes.c_int(1),
+                    rbuf,
+                    ctypes.c_uint32(0),
+                )
             finally:
                 os.close(fd)
 

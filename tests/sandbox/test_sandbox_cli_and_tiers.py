@@ -36,13 +36,26 @@ def test_doctor_reports_each_mechanism() -> None:
 def _forkman(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root)}
-    return subprocess.run([sys.executable, "-m", "forkman", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "forkman", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_sandbox_run_passes_exit_code_and_output(tmp_path: Path, server: ForkServer) -> None:
-    r = _forkman("sandbox", "run", "--", sys.executable, "-c",
-                 "import sys; print('out'); sys.exit(3)", cwd=tmp_path)
+    r = _forkman(
+        "sandbox",
+        "run",
+        "--",
+        sys.executable,
+        "-c",
+        "import sys; print('out'); sys.exit(3)",
+        cwd=tmp_path,
+    )
     assert r.returncode == 3, r
     assert r.stdout == "out\n"
 
@@ -54,14 +67,31 @@ def test_sandbox_run_timeout_kills_and_exits_124(tmp_path: Path, server: ForkSer
 
 
 def test_sandbox_run_memory_option(tmp_path: Path, server: ForkServer) -> None:
-    r = _forkman("sandbox", "run", "--memory", "200M", "--", sys.executable, "-c",
-                 "b = b'x' * (400 * 1024 * 1024)", cwd=tmp_path)
+    r = _forkman(
+        "sandbox",
+        "run",
+        "--memory",
+        "200M",
+        "--",
+        sys.executable,
+        "-c",
+        "b = b'x' * (400 * 1024 * 1024)",
+        cwd=tmp_path,
+    )
     assert r.returncode == 1 and "MemoryError" in r.stderr, r
 
 
 def test_sandbox_run_no_sandbox_warns(tmp_path: Path, server: ForkServer) -> None:
-    r = _forkman("sandbox", "run", "--no-sandbox", "--", sys.executable, "-c",
-                 "import os; print(os.environ.get('HOME') != '/tmp')", cwd=tmp_path)
+    r = _forkman(
+        "sandbox",
+        "run",
+        "--no-sandbox",
+        "--",
+        sys.executable,
+        "-c",
+        "import os; print(os.environ.get('HOME') != '/tmp')",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r
     assert "warning: --no-sandbox" in r.stderr
 
@@ -83,8 +113,11 @@ def test_landlock_tier_without_namespaces(tmp_path: Path, server: ForkServer) ->
         "    try:\n        fn()\n        print(name, 'ESCAPED')\n    except OSError as exc:\n"
         "        print(name, 'blocked', exc.errno)\nopen('ok', 'w').write('written')\n"
     )
-    policy = SandboxPolicy(writable=(tmp_path,), min_tier=Tier.LANDLOCK,
-                           env_allow=(*SandboxPolicy().env_allow, "X_HOME", "X_PID"))
+    policy = SandboxPolicy(
+        writable=(tmp_path,),
+        min_tier=Tier.LANDLOCK,
+        env_allow=(*SandboxPolicy().env_allow, "X_HOME", "X_PID"),
+    )
     env = {**os.environ, "X_HOME": os.environ["HOME"], "X_PID": str(os.getpid())}
     r = server.run([sys.executable, "-c", code], policy, env=env, tier=Tier.LANDLOCK)
     out = r.stdout.decode()

@@ -7,7 +7,6 @@ An attack is a Python snippet that prints ``ESCAPED`` when it got through.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import socket
@@ -236,18 +235,40 @@ def _proc_dead(pid: int) -> bool:
 
 
 ATTACKS: list[Attack] = [
-    Attack("tcp-ipv4-loopback", _net("tcp(socket.AF_INET, '127.0.0.1', {tcp4_lo})"),
-           "seccomp (socket) + net namespace + landlock TCP"),
-    Attack("tcp-ipv4-host-address", _net("tcp(socket.AF_INET, '{addr4}', {tcp4_other})"),
-           "seccomp (socket) + net namespace", needs=("addr4",)),
-    Attack("tcp-ipv6-loopback", _net("tcp(socket.AF_INET6, '::1', {tcp6_lo})"),
-           "seccomp (socket) + net namespace", needs=("tcp6_lo",)),
-    Attack("tcp-ipv6-host-address", _net("tcp(socket.AF_INET6, '{addr6}', {tcp6_other})"),
-           "seccomp (socket) + net namespace", needs=("addr6",)),
-    Attack("udp-ipv4-loopback", _net("udp(socket.AF_INET, '127.0.0.1', {udp4_lo})"),
-           "seccomp (socket) + net namespace"),
-    Attack("udp-ipv4-host-address", _net("udp(socket.AF_INET, '{addr4}', {udp4_other})"),
-           "seccomp (socket) + net namespace", needs=("addr4",)),
+    Attack(
+        "tcp-ipv4-loopback",
+        _net("tcp(socket.AF_INET, '127.0.0.1', {tcp4_lo})"),
+        "seccomp (socket) + net namespace + landlock TCP",
+    ),
+    Attack(
+        "tcp-ipv4-host-address",
+        _net("tcp(socket.AF_INET, '{addr4}', {tcp4_other})"),
+        "seccomp (socket) + net namespace",
+        needs=("addr4",),
+    ),
+    Attack(
+        "tcp-ipv6-loopback",
+        _net("tcp(socket.AF_INET6, '::1', {tcp6_lo})"),
+        "seccomp (socket) + net namespace",
+        needs=("tcp6_lo",),
+    ),
+    Attack(
+        "tcp-ipv6-host-address",
+        _net("tcp(socket.AF_INET6, '{addr6}', {tcp6_other})"),
+        "seccomp (socket) + net namespace",
+        needs=("addr6",),
+    ),
+    Attack(
+        "udp-ipv4-loopback",
+        _net("udp(socket.AF_INET, '127.0.0.1', {udp4_lo})"),
+        "seccomp (socket) + net namespace",
+    ),
+    Attack(
+        "udp-ipv4-host-address",
+        _net("udp(socket.AF_INET, '{addr4}', {udp4_other})"),
+        "seccomp (socket) + net namespace",
+        needs=("addr4",),
+    ),
     Attack(
         "dns-raw-udp",
         _net(
@@ -266,7 +287,8 @@ ATTACKS: list[Attack] = [
     ),
     Attack(
         "abstract-unix-socket",
-        "import socket\ntry:\n    s = socket.socket(socket.AF_UNIX)\n    s.connect('\\0{abstract}')\n"
+        "import socket\ntry:\n    s = socket.socket(socket.AF_UNIX)\n"
+        "    s.connect('\\0{abstract}')\n"
         "    print('ESCAPED' if s.recv(4) == b'pong' else 'no')\nexcept OSError as exc:\n"
         "    print('blocked:', exc)\n",
         "net namespace + landlock scope",
@@ -319,7 +341,8 @@ ATTACKS: list[Attack] = [
         "proc-pid-root-escape",
         "found = False\nfor pid in (1, {victim_pid}):\n    try:\n"
         "        open(f'/proc/{{pid}}/root{home}/.ssh/id_ed25519').read()\n        found = True\n"
-        "    except OSError as exc:\n        print('blocked:', exc)\nif found:\n    print('ESCAPED')\n",
+        "    except OSError as exc:\n        print('blocked:', exc)\n"
+        "if found:\n    print('ESCAPED')\n",
         "pid namespace (pid 1 is the sandbox's init) + tmpfs over HOME",
         needs=("victim",),
     ),
@@ -347,9 +370,11 @@ ATTACKS: list[Attack] = [
     Attack(
         "fork-bomb",
         "import os, time\nn = 0\nfor _ in range(200):\n    try:\n        pid = os.fork()\n"
-        "    except OSError:\n        break\n    if pid == 0:\n        time.sleep(1.5)\n        os._exit(0)\n"
+        "    except OSError:\n        break\n    if pid == 0:\n"
+        "        time.sleep(1.5)\n        os._exit(0)\n"
         "    n += 1\nprint('forked', n)\nif n >= 200:\n    print('ESCAPED')\n",
-        "RLIMIT_NPROC (unprivileged users) + process-count watchdog (root is exempt from RLIMIT_NPROC)",
+        "RLIMIT_NPROC (unprivileged users) + pids cgroup or process-count watchdog"
+        " (root is exempt from RLIMIT_NPROC)",
         policy={"max_processes": 32},
     ),
     Attack(
@@ -389,12 +414,14 @@ ATTACKS: list[Attack] = [
     ),
     Attack(
         "disk-fill",
-        "import os\nwritten = 0\ntry:\n    d = os.environ.get('TMPDIR', '/tmp')\n    for i in range(32):\n"
+        "import os\nwritten = 0\ntry:\n"
+        "    d = os.environ.get('TMPDIR', '/tmp')\n    for i in range(32):\n"
         "        with open(os.path.join(d, f'fill{{i}}'), 'wb') as f:\n"
         "            f.write(b'x' * 4 * 1024 * 1024)\n        written += 4\n    print('ESCAPED')\n"
         "except OSError as exc:\n    print('blocked after', written, 'MiB:', exc)\n"
         "finally:\n    for i in range(32):\n        try:\n"
-        "            os.unlink(os.path.join(d, f'fill{{i}}'))\n        except OSError:\n            pass\n",
+        "            os.unlink(os.path.join(d, f'fill{{i}}'))\n"
+        "        except OSError:\n            pass\n",
         "tmpfs size limit",
         policy={"tmpfs_size": 32 * MiB},
     ),
@@ -439,7 +466,8 @@ ATTACKS: list[Attack] = [
         "mount-direct",
         "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
         "if libc.mount(b'none', b'{scratch}', b'tmpfs', 0, None) == 0:\n    print('ESCAPED')\n"
-        "    libc.umount2(b'{scratch}', 2)\nelse:\n    print('blocked: mount errno', ctypes.get_errno())\n",
+        "    libc.umount2(b'{scratch}', 2)\nelse:\n"
+        "    print('blocked: mount errno', ctypes.get_errno())\n",
         "seccomp (mount) + no capabilities",
         needs=("root",),
     ),
@@ -452,7 +480,8 @@ ATTACKS: list[Attack] = [
     ),
     Attack(
         "io-uring",
-        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nparams = ctypes.create_string_buffer(120)\n"
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "params = ctypes.create_string_buffer(120)\n"
         "fd = libc.syscall(425, 8, params)\nprint('ESCAPED' if fd >= 0 else 'blocked: errno %d' % "
         "ctypes.get_errno())\n",
         "seccomp (io_uring_setup)",
@@ -462,14 +491,16 @@ ATTACKS: list[Attack] = [
         "bpf-map",
         "import ctypes, struct\nlibc = ctypes.CDLL(None, use_errno=True)\n"
         "attr = ctypes.create_string_buffer(struct.pack('IIII', 2, 4, 4, 1), 128)\n"
-        "fd = libc.syscall(321, 0, attr, 128)\nprint('ESCAPED' if fd >= 0 else 'blocked: errno %d' % "
+        "fd = libc.syscall(321, 0, attr, 128)\n"
+        "print('ESCAPED' if fd >= 0 else 'blocked: errno %d' % "
         "ctypes.get_errno())\n",
         "seccomp (bpf)",
         needs=("root",),
     ),
     Attack(
         "packet-socket",
-        "import socket\ntry:\n    socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n    print('ESCAPED')\n"
+        "import socket\ntry:\n"
+        "    socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n    print('ESCAPED')\n"
         "except OSError as exc:\n    print('blocked:', exc)\n",
         "seccomp (socket family) + no capabilities",
         needs=("root",),
@@ -514,8 +545,10 @@ def _prepare(attack: Attack, t: Targets, victims: list[subprocess.Popen[bytes]])
             pytest.skip("the unsandboxed proof of this attack needs root")
         if need == "unshare_bin" and not Path("/usr/bin/unshare").exists():
             pytest.skip("util-linux unshare is not installed")
-        if need == "io_uring" and Path("/proc/sys/kernel/io_uring_disabled").exists() and (
-            Path("/proc/sys/kernel/io_uring_disabled").read_text().strip() == "2"
+        if (
+            need == "io_uring"
+            and Path("/proc/sys/kernel/io_uring_disabled").exists()
+            and (Path("/proc/sys/kernel/io_uring_disabled").read_text().strip() == "2")
         ):
             pytest.skip("io_uring is disabled on this host")
         if need == "real_home_content":
@@ -566,7 +599,10 @@ def test_attack_works_on_host_and_is_stopped_in_sandbox(
             for d in (v["scratch"], v["vendor"]):
                 with contextlib.suppress(FileNotFoundError):
                     Path(d, name).unlink()
-        for path in (Path(f"/tmp/forkman-attack-{v['marker']}"), REPO_ROOT / f".attack-{v['marker']}"):
+        for path in (
+            Path(f"/tmp/forkman-attack-{v['marker']}"),
+            REPO_ROOT / f".attack-{v['marker']}",
+        ):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         if "victim" in attack.needs:
@@ -616,7 +652,8 @@ def test_network_failures_are_fast_and_say_unreachable(server: ForkServer, tmp_p
 
 def test_interpreter_and_venv_visible_but_not_writable(server: ForkServer, tmp_path: Path) -> None:
     code = (
-        "import sys, os\nprint(sys.prefix)\ntry:\n    open(os.path.join(sys.base_prefix, 'x'), 'w')\n"
+        "import sys, os\nprint(sys.prefix)\ntry:\n"
+        "    open(os.path.join(sys.base_prefix, 'x'), 'w')\n"
         "    print('WRITABLE')\nexcept OSError as exc:\n    print('ro', exc.errno)\n"
     )
     r = server.run([sys.executable, "-c", code], SandboxPolicy(writable=(tmp_path,)))

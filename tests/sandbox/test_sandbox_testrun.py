@@ -32,8 +32,13 @@ def vendor(project: Path, name: str, files: dict[str, str], test_table: str = ""
         name=name,
         version="1.0",
         path=f"vendor/{name}",
-        source=IndexSource("http://127.0.0.1/simple/", f"http://127.0.0.1/{name}-1.0.tar.gz",
-                           f"{name}-1.0.tar.gz", "0" * 64, f"{name}==1.0"),
+        source=IndexSource(
+            "http://127.0.0.1/simple/",
+            f"http://127.0.0.1/{name}-1.0.tar.gz",
+            f"{name}-1.0.tar.gz",
+            "0" * 64,
+            f"{name}==1.0",
+        ),
         upstream_tree=h,
         vendored_tree=h,
         fetched="2026-01-01T00:00:00Z",
@@ -49,7 +54,8 @@ def vendor(project: Path, name: str, files: dict[str, str], test_table: str = ""
 def package(name: str, tests: str, deps: str = "") -> dict[str, str]:
     return {
         "pyproject.toml": (
-            '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
+            '[build-system]\nrequires = ["setuptools>=61"]\n'
+            'build-backend = "setuptools.build_meta"\n\n'
             f'[project]\nname = "{name}"\nversion = "1.0"\ndependencies = [{deps}]\n\n'
             '[tool.setuptools.packages.find]\nwhere = ["src"]\n'
         ),
@@ -82,10 +88,16 @@ def test_real_suite_passes_in_sandbox_and_is_recorded(
     project: Path, local_index: LocalIndex, server: ForkServer
 ) -> None:
     local_index.add_wheel("helperlib", "1.0", {"helperlib/__init__.py": "VALUE = 42\n"})
-    vendor(project, "greeter", package("greeter", GOOD_TESTS),
-           '\n[tool.forkman.forks.greeter.test]\nrequirements = ["helperlib==1.0"]\n')
+    vendor(
+        project,
+        "greeter",
+        package("greeter", GOOD_TESTS),
+        '\n[tool.forkman.forks.greeter.test]\nrequirements = ["helperlib==1.0"]\n',
+    )
     [outcome] = run_tests(Project(project), ["greeter"], server=server)
-    assert outcome.status is TestStatus.PASSED, outcome.run.stdout.decode()[-3000:] if outcome.run else outcome
+    assert outcome.status is TestStatus.PASSED, (
+        outcome.run.stdout.decode()[-3000:] if outcome.run else outcome
+    )
     assert outcome.counts is not None
     assert (outcome.counts.passed, outcome.counts.skipped, outcome.counts.failed) == (2, 1, 0)
     section = load_lock(project / "forkman.lock").forks["greeter"].sections["test"]
@@ -118,8 +130,9 @@ def test_suite_needing_network_fails_with_network_disabled(
     )
     vendor(project, "greeter", package("greeter", tests))
     try:
-        result = CliRunner().invoke(cli, ["--project", str(project), "test", "greeter"],
-                                    catch_exceptions=False)
+        result = CliRunner().invoke(
+            cli, ["--project", str(project), "test", "greeter"], catch_exceptions=False
+        )
     finally:
         stop.set()
         listener.close()
@@ -143,7 +156,10 @@ def test_sdist_without_tests_says_so(project: Path, server: ForkServer) -> None:
     vendor(project, "greeter", files)
     [o] = run_tests(Project(project), ["greeter"], server=server)
     assert o.status is TestStatus.NO_TESTS
-    assert "the sdist of greeter ships no tests; configure [tool.forkman.forks.greeter.test]" in o.message
+    assert (
+        "the sdist of greeter ships no tests; configure [tool.forkman.forks.greeter.test]"
+        in o.message
+    )
 
 
 def test_no_sandbox_is_recorded_and_warned(project: Path, server: ForkServer) -> None:
@@ -182,7 +198,8 @@ def test_parse_junit_counts(tmp_path: Path) -> None:
     xml = tmp_path / "j.xml"
     xml.write_text(
         '<testsuites><testsuite tests="4" failures="1" errors="1" skipped="1" time="0.5">'
-        '<testcase name="a"><failure message="OSError: [Errno 101] Network is unreachable"/></testcase>'
+        '<testcase name="a">'
+        '<failure message="OSError: [Errno 101] Network is unreachable"/></testcase>'
         '<testcase name="b"><error message="boom"/></testcase></testsuite></testsuites>'
     )
     c = parse_junit(xml)
