@@ -45,6 +45,11 @@ def _server_main(sock_fd: int, preload: Sequence[str]) -> None:
         abi = _linux.landlock_abi()
     except OSError:
         abi = 0
+    import gc
+
+    gc.collect()
+    gc.freeze()  # keep the warm heap shared with the forked children (fewer copy-on-write faults)
+    gc.disable()
     sock = socket.socket(fileno=sock_fd)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors are reaped by the kernel
     signal.signal(signal.SIGINT, signal.SIG_IGN)

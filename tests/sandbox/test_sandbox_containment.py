@@ -396,7 +396,7 @@ ATTACKS: list[Attack] = [
     ),
     Attack(
         "cpu-burn",
-        "import time\nend = time.process_time() + 3\nwhile time.process_time() < end:\n    pass\n"
+        "import time\nend = time.process_time() + 1.5\nwhile time.process_time() < end:\n    pass\n"
         "print('ESCAPED')\n",
         "RLIMIT_CPU (SIGXCPU)",
         policy={"cpu_seconds": 1, "timeout": 20},

@@ -204,3 +204,28 @@ def test_parse_junit_counts(tmp_path: Path) -> None:
     )
     c = parse_junit(xml)
     assert (c.passed, c.failed, c.errors, c.skipped, c.network_failures) == (1, 1, 1, 1, 1)
+
+
+def test_jobs_and_include(project: Path, server: ForkServer) -> None:
+    files = package("alpha", "")
+    del files["tests/test_it.py"]
+    vendor(
+        project,
+        "alpha",
+        files,
+        '\n[tool.forkman.forks.alpha.test]\ninclude = ["extra/test_alpha.py"]\n'
+        'command = "pytest -q extra"\n',
+    )
+    (project / "extra").mkdir()
+    (project / "extra" / "test_alpha.py").write_text(
+        "from alpha import greet\n\ndef test_it():\n    assert greet('a') == 'hello a'\n"
+    )
+    vendor(project, "beta", package("beta", "def test_b():\n    pass\n"))
+    outcomes = run_tests(Project(project), [], all_forks=True, jobs=2, server=server)
+    assert {o.name: o.status for o in outcomes} == {
+        "alpha": TestStatus.PASSED,
+        "beta": TestStatus.PASSED,
+    }, [(o.name, o.message) for o in outcomes]
+    lock = load_lock(project / "forkman.lock")
+    assert lock.forks["alpha"].sections["test"]["command"] == "pytest -q extra"
+    assert lock.forks["beta"].sections["test"]["passed"] == 1
