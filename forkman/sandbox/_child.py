@@ -211,12 +211,33 @@ def run_payload(req: dict[str, Any], tier: str, out_fd: int, err_fd: int, abi: i
         os._exit(127)
 
 
+def _forget_shadowed_modules(paths: list[str], keep: str) -> None:
+    """Drop warm modules that `paths` provide, so the code under test is imported, not
+    the server's copy (a fork of ``packaging`` must not be tested with pytest's)."""
+    provided: set[str] = set()
+    for d in paths:
+        try:
+            names = os.listdir(d)
+        except OSError:
+            continue
+        for n in names:
+            stem = n.split(".", 1)[0] if n.endswith((".py", ".so", ".pyd")) else n
+            if stem.isidentifier():
+                provided.add(stem)
+    provided.discard(keep.split(".")[0])
+    for name in list(sys.modules):
+        if name.split(".", 1)[0] in provided:
+            del sys.modules[name]
+
+
 def _run_python(spec: dict[str, Any], env: dict[str, str]) -> NoReturn:
     import runpy
 
     os.environ.clear()
     os.environ.update(env)
-    sys.path[:0] = spec.get("sys_path", [])
+    extra = list(spec.get("sys_path", []))
+    _forget_shadowed_modules(extra, keep=spec["module"])
+    sys.path[:0] = extra
     sys.argv = [spec["module"], *spec.get("args", [])]
     code = 0
     try:

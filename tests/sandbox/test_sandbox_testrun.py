@@ -229,3 +229,22 @@ def test_jobs_and_include(project: Path, server: ForkServer) -> None:
     lock = load_lock(project / "forkman.lock")
     assert lock.forks["alpha"].sections["test"]["command"] == "pytest -q extra"
     assert lock.forks["beta"].sections["test"]["passed"] == 1
+
+
+def test_fork_of_a_module_the_server_preloaded_is_tested_not_shadowed(
+    project: Path, server: ForkServer
+) -> None:
+    # pytest (preloaded in the warm server) imports `iniconfig`; a fork of it must be the
+    # code under test, not the server's copy.
+    files = {
+        "pyproject.toml": (
+            '[build-system]\nrequires = ["setuptools>=61"]\n'
+            'build-backend = "setuptools.build_meta"\n\n'
+            '[project]\nname = "iniconfig"\nversion = "99.0"\n'
+        ),
+        "iniconfig/__init__.py": "FORKED = True\n",
+        "tests/test_fork.py": "import iniconfig\n\ndef test_is_fork():\n    assert iniconfig.FORKED\n",
+    }
+    vendor(project, "iniconfig", files)
+    [o] = run_tests(Project(project), ["iniconfig"], server=server)
+    assert o.status is TestStatus.PASSED, o.run.stdout.decode()[-2000:] if o.run else o
