@@ -109,10 +109,12 @@ class Listeners:
 
     def close(self) -> None:
         self.stop.set()
+        for s in self.socks:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
         for t in self.threads:
             t.join(2)
-        for s in self.socks:
-            s.close()
 
 
 def _dns_answer(query: bytes) -> bytes:

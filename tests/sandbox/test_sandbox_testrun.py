@@ -243,7 +243,9 @@ def test_fork_of_a_module_the_server_preloaded_is_tested_not_shadowed(
             '[project]\nname = "iniconfig"\nversion = "99.0"\n'
         ),
         "iniconfig/__init__.py": "FORKED = True\n",
-        "tests/test_fork.py": "import iniconfig\n\ndef test_is_fork():\n    assert iniconfig.FORKED\n",
+        "tests/test_fork.py": (
+            "import iniconfig\n\ndef test_is_fork():\n    assert iniconfig.FORKED\n"
+        ),
     }
     vendor(project, "iniconfig", files)
     [o] = run_tests(Project(project), ["iniconfig"], server=server)
