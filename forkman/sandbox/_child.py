@@ -36,6 +36,8 @@ from . import _linux
 
 HIDDEN_DIRS = ("/tmp", "/var/tmp", "/run", "/dev/shm", "/home", "/root", "/mnt", "/media", "/srv")
 """Covered with an empty private tmpfs inside the namespaces tier."""
+SMALL_TMPFS = 16 * 1024 * 1024
+"""Bytes of each small tmpfs (home, /run, /var/tmp, ...); /tmp and /dev/shm get more."""
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 """Device nodes shown in the sandbox's private /dev."""
 WATCH_INTERVAL = 0.02
@@ -82,12 +84,14 @@ def build_mount_tree(req: dict[str, Any]) -> None:
         if os.path.isdir(src) and not os.path.islink(src):
             done.append(d)
             mode = "1777" if d in ("/tmp", "/var/tmp", "/dev/shm") else "0755"
+            # only /tmp (and /dev/shm) get the full size: tmpfs pages are memory
+            dsize = size if d == "/tmp" else min(size, SMALL_TMPFS)
             _linux.mount(
                 "tmpfs",
                 new + d,
                 "tmpfs",
                 _linux.MS_NOSUID | _linux.MS_NODEV,
-                f"size={size},mode={mode}",
+                f"size={dsize},mode={mode}",
             )
     # a private /dev with harmless nodes only (no disks, no /dev/mem)
     _linux.mount("tmpfs", new + "/dev", "tmpfs", _linux.MS_NOSUID, "size=64k,mode=0755")
@@ -152,7 +156,7 @@ def run_payload(req: dict[str, Any], tier: str, out_fd: int, err_fd: int, abi: i
         os.dup2(null, 0)
         os.dup2(out_fd, 1)
         os.dup2(err_fd, 2)
-        os.closerange(3, 65536)
+        os.closerange(3, 1 << 30)  # close_range(2): every inherited descriptor
         for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
         policy = req["policy"]

@@ -44,6 +44,8 @@ class HostSupport:
     """seccomp-bpf filters."""
     landlock_abi: int
     """The landlock ABI version, 0 when absent."""
+    cgroup: Mechanism = Mechanism("pids cgroup", False, "not probed")
+    """A pids cgroup forkman may create (optional: a watchdog stands in without it)."""
 
     @property
     def best_tier(self) -> Tier:
@@ -56,14 +58,18 @@ class HostSupport:
 
     def mechanisms(self) -> tuple[Mechanism, ...]:
         """All probed mechanisms, for display."""
-        return (self.namespaces, self.landlock, self.seccomp)
+        return (self.namespaces, self.landlock, self.seccomp, self.cgroup)
 
     def require(self, min_tier: Tier) -> Tier:
         """The tier to run at; SandboxUnavailable when below `min_tier`."""
         best = self.best_tier
         if best.rank >= min_tier.rank:
             return best
-        missing = [f"{m.name}: {m.detail}" for m in self.mechanisms() if not m.available]
+        missing = [
+            f"{m.name}: {m.detail}"
+            for m in (self.namespaces, self.landlock, self.seccomp)
+            if not m.available
+        ]
         raise SandboxUnavailable(
             f"this host offers sandbox tier {best.value!r}, below the required {min_tier.value!r}"
             + ("\n  " + "\n  ".join(missing) if missing else ""),
@@ -150,9 +156,30 @@ def _probe_seccomp() -> Mechanism:
     return Mechanism("seccomp", True, f"seccomp-bpf filter ({_linux.ARCH})")
 
 
+def _probe_cgroup() -> Mechanism:
+    from ._child import _own_cgroup_base
+
+    base = _own_cgroup_base()
+    if base is None:
+        return Mechanism(
+            "pids cgroup",
+            False,
+            "no writable cgroup with the pids controller (optional: the process count is "
+            "also held by RLIMIT_NPROC and a watchdog; delegate one with systemd-run --user "
+            "--scope -p Delegate=yes)",
+        )
+    return Mechanism("pids cgroup", True, f"per-run cgroups under {base}")
+
+
 @lru_cache(maxsize=1)
 def detect() -> HostSupport:
     """Probe the host once per process."""
     ns = _probe_namespaces()
     ll, abi = _probe_landlock()
-    return HostSupport(namespaces=ns, landlock=ll, seccomp=_probe_seccomp(), landlock_abi=abi)
+    return HostSupport(
+        namespaces=ns,
+        landlock=ll,
+        seccomp=_probe_seccomp(),
+        landlock_abi=abi,
+        cgroup=_probe_cgroup(),
+    )
