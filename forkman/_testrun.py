@@ -253,6 +253,28 @@ def _pip(args: Sequence[str], index_urls: Sequence[str]) -> subprocess.Completed
     return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, check=False)
 
 
+def _backend_available_here(tree: Path) -> bool:
+    """Whether forkman's own environment can build `tree` without fetching a backend."""
+    import importlib.util
+
+    backend = "setuptools.build_meta"
+    try:
+        data = tomllib.loads((tree / "pyproject.toml").read_text(encoding="utf-8"))
+        backend = str(data.get("build-system", {}).get("build-backend", backend))
+    except (OSError, tomllib.TOMLDecodeError):
+        pass
+    top = backend.split(".")[0].split(":")[0]
+    if importlib.util.find_spec(top) is None:
+        return False
+    if top == "setuptools":
+        # setuptools < 70.1 needs the separate `wheel` package for bdist_wheel
+        from importlib.metadata import version
+
+        major_minor = tuple(int(p) for p in version("setuptools").split(".")[:2])
+        return major_minor >= (70, 1) or importlib.util.find_spec("wheel") is not None
+    return True
+
+
 def prepare_env(
     project: Project, entry: LockEntry, cfg: TestConfig, observer: Observer | None = None
 ) -> TestEnv:
@@ -300,8 +322,10 @@ def prepare_env(
             with tempfile.TemporaryDirectory(prefix="forkman-build-") as tmp:
                 copy = Path(tmp) / "src"
                 shutil.copytree(tree, copy, symlinks=True)
+                isolation = [] if _backend_available_here(copy) else ["--no-build-isolation"]
+                # with isolation pip fetches the build backend from the configured index
                 out = _pip(
-                    ["--target", str(site), "--no-deps", "--no-build-isolation", str(copy)],
+                    ["--target", str(site), "--no-deps", *isolation, str(copy)],
                     project.config.index_urls,
                 )
                 fork_installed = out.returncode == 0

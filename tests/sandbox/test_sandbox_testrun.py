@@ -250,3 +250,71 @@ def test_fork_of_a_module_the_server_preloaded_is_tested_not_shadowed(
     vendor(project, "iniconfig", files)
     [o] = run_tests(Project(project), ["iniconfig"], server=server)
     assert o.status is TestStatus.PASSED, o.run.stdout.decode()[-2000:] if o.run else o
+
+
+IN_TREE_BACKEND = '''
+"""A tiny PEP 517 backend (in-tree, no requirements) that builds a pure wheel."""
+import base64, hashlib, os, zipfile
+
+NAME, VERSION = "builtpkg", "1.0"
+
+
+def _wheel(directory):
+    dist = f"{NAME}-{VERSION}.dist-info"
+    files = {}
+    for root, _dirs, names in os.walk(NAME):
+        for n in names:
+            if n.endswith(".py"):
+                p = os.path.join(root, n)
+                files[p] = open(p, "rb").read()
+    meta = f"Metadata-Version: 2.1\\nName: {NAME}\\nVersion: {VERSION}\\n"
+    files[f"{dist}/METADATA"] = meta.encode()
+    wheel = "Wheel-Version: 1.0\\nGenerator: t\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"
+    files[f"{dist}/WHEEL"] = wheel.encode()
+    record = []
+    for p, data in files.items():
+        h = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{p},sha256={h},{len(data)}")
+    record.append(f"{dist}/RECORD,,")
+    files[f"{dist}/RECORD"] = "\\n".join(record).encode()
+    name = f"{NAME}-{VERSION}-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(directory, name), "w") as z:
+        for p, data in files.items():
+            z.writestr(p, data)
+    return name
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    return _wheel(wheel_directory)
+'''
+
+
+def test_fork_is_installed_from_its_vendored_tree(project: Path, server: ForkServer) -> None:
+    files = {
+        "pyproject.toml": (
+            '[build-system]\nrequires = []\nbuild-backend = "_backend"\nbackend-path = ["."]\n\n'
+            '[project]\nname = "builtpkg"\nversion = "1.0"\n'
+        ),
+        "_backend.py": IN_TREE_BACKEND,
+        "builtpkg/__init__.py": "VALUE = 7\n",
+        "tests/test_installed.py": (
+            "import importlib.metadata, builtpkg\n\n"
+            "def test_installed_distribution():\n"
+            "    assert importlib.metadata.version('builtpkg') == '1.0'\n"
+            "    assert builtpkg.VALUE == 7\n"
+            "    assert 'forkman-test-' not in builtpkg.__file__  # not the scratch copy\n"
+        ),
+    }
+    vendor(project, "builtpkg", files)
+    proj = Project(project)
+    env = prepare_env(
+        proj, proj.load_lock().forks["builtpkg"], load_test_config(proj.config, "builtpkg")
+    )
+    assert env.fork_installed and not env.reused
+    assert (env.site / "builtpkg" / "__init__.py").is_file()
+    [o] = run_tests(proj, ["builtpkg"], server=server)
+    assert o.status is TestStatus.PASSED, o.run.stdout.decode()[-2000:] if o.run else o
