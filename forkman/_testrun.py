@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ._config import Config
-from ._errors import BadInput, ConfigError, NetworkError, NotFound
+from ._errors import BadInput, ConfigError, IntegrityError, NetworkError, NotFound
 from ._fsutil import remove_tree, staging_dir
 from ._lock import GitSource, LockEntry, write_lock
 from ._observer import NullObserver, Observer
@@ -253,6 +253,15 @@ def _pip(args: Sequence[str], index_urls: Sequence[str]) -> subprocess.Completed
     return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, check=False)
 
 
+def _pip_error(stderr: str) -> str:
+    """The lines of pip's output that say what went wrong."""
+    lines = [ln.rstrip() for ln in stderr.strip().splitlines()]
+    errors = [
+        ln for ln in lines if ln.startswith("ERROR:") or ln.strip().startswith(("Expected", "Got"))
+    ]
+    return "\n".join(errors[-6:] or lines[-1:] or ["pip failed"])
+
+
 def _backend_available_here(tree: Path) -> bool:
     """Whether forkman's own environment can build `tree` without fetching a backend."""
     import importlib.util
@@ -310,12 +319,17 @@ def prepare_env(
                 ["--target", str(site), "--only-binary", ":all:", *reqs], project.config.index_urls
             )
             if out.returncode != 0:
+                if "DO NOT MATCH THE HASHES" in out.stderr:
+                    raise IntegrityError(
+                        f"cannot install the test requirements of {entry.name}: a downloaded "
+                        "file does not match the sha256 hash the index announced\n"
+                        + _pip_error(out.stderr),
+                        hint="the index or a proxy serves altered files; nothing was installed",
+                    )
                 raise NetworkError(
                     f"cannot install the test requirements of {entry.name}: "
-                    + (out.stderr.strip().splitlines() or ["pip failed"])[-1],
-                    hint="check [tool.forkman.forks."
-                    + entry.name
-                    + ".test] requirements and the index",
+                    + _pip_error(out.stderr),
+                    hint=f"check [tool.forkman.forks.{entry.name}.test] requirements and the index",
                 )
         fork_installed = False
         if (tree / "pyproject.toml").is_file() or (tree / "setup.py").is_file():

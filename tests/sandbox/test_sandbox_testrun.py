@@ -318,3 +318,23 @@ def test_fork_is_installed_from_its_vendored_tree(project: Path, server: ForkSer
     assert (env.site / "builtpkg" / "__init__.py").is_file()
     [o] = run_tests(proj, ["builtpkg"], server=server)
     assert o.status is TestStatus.PASSED, o.run.stdout.decode()[-2000:] if o.run else o
+
+
+def test_requirement_with_wrong_hash_is_refused(
+    project: Path, local_index: LocalIndex, server: ForkServer
+) -> None:
+    local_index.add_wheel(
+        "evillib", "1.0", {"evillib/__init__.py": "X = 1\n"}, announced_sha256="0" * 64
+    )
+    vendor(
+        project,
+        "greeter",
+        package("greeter", "def test_ok():\n    pass\n"),
+        '\n[tool.forkman.forks.greeter.test]\nrequirements = ["evillib==1.0"]\n',
+    )
+    before = (project / "forkman.lock").read_text()
+    result = CliRunner().invoke(cli, ["--project", str(project), "test", "greeter"])
+    assert result.exit_code == 2, result.output
+    assert "cannot install the test requirements of greeter" in result.stderr
+    assert "does not match the sha256 hash the index announced" in result.stderr
+    assert (project / "forkman.lock").read_text() == before
