@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -106,7 +107,10 @@ def _userns_reasons() -> list[str]:
 
 def _probe_namespaces() -> Mechanism:
     name = "namespaces (user, net, mount, pid, ipc, uts)"
-    pid = os.fork()
+    with warnings.catch_warnings():
+        # the child only makes one syscall and exits: safe even in a threaded caller
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:  # pragma: no cover - child
         code = 0
         try:

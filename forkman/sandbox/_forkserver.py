@@ -126,7 +126,7 @@ class ForkServer:
             f"_server_main({theirs.fileno()}, {list(self._preload)!r})"
         )
         self._proc = subprocess.Popen(
-            [sys.executable, "-I" if False else "-s", "-c", code],
+            [sys.executable, "-s", "-c", code],
             env=_clean_env(),
             pass_fds=[theirs.fileno()],
             stdin=subprocess.DEVNULL,
