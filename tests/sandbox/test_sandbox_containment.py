@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from forkman.sandbox import ForkServer, RunResult, SandboxPolicy
+from forkman.sandbox import ForkServer, RunResult, SandboxPolicy, Tier
 
 pytestmark = pytest.mark.sandbox
 
@@ -586,6 +586,27 @@ def _code(attack: Attack, t: Targets, mode: str) -> str:
 def test_attack_works_on_host_and_is_stopped_in_sandbox(
     attack: Attack, targets: Targets, server: ForkServer
 ) -> None:
+    _attack(attack, targets, server, Tier.NAMESPACES)
+
+
+LANDLOCK_TIER_GAPS = {
+    "pathname-unix-socket-in-tmp": "landlock does not restrict connect() on pathname sockets",
+    "pathname-unix-socket-in-home": "landlock does not restrict connect() on pathname sockets",
+    "disk-fill": "no private tmpfs without a mount namespace (the scratch copy is on disk)",
+}
+"""Attacks the landlock tier does not stop, as docs/sandbox.md says."""
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
+def test_attack_in_landlock_tier(attack: Attack, targets: Targets, server: ForkServer) -> None:
+    if server.support.landlock_abi < 6:
+        pytest.skip("the landlock tier needs landlock ABI 6+ for these guarantees")
+    if attack.name in LANDLOCK_TIER_GAPS:
+        pytest.skip(f"documented gap of the landlock tier: {LANDLOCK_TIER_GAPS[attack.name]}")
+    _attack(attack, targets, server, Tier.LANDLOCK)
+
+
+def _attack(attack: Attack, targets: Targets, server: ForkServer, tier: Tier) -> None:
     victims: list[subprocess.Popen[bytes]] = []
     _prepare(attack, targets, victims)
     v = targets.values
@@ -627,7 +648,11 @@ def test_attack_works_on_host_and_is_stopped_in_sandbox(
         # 2. the same attack in the sandbox is stopped
         policy = replace(SandboxPolicy(writable=(Path(v["scratch"]),), timeout=30), **attack.policy)
         started = time.monotonic()
-        result = server.run([sys.executable, "-c", _code(attack, targets, "sandbox")], policy)
+        policy = replace(policy, min_tier=tier)
+        result = server.run(
+            [sys.executable, "-c", _code(attack, targets, "sandbox")], policy, tier=tier
+        )
+        assert result.tier is tier
         elapsed = time.monotonic() - started
         out = result.stdout.decode(errors="replace")
         assert "ESCAPED" not in out, f"{attack.name} escaped ({attack.stopped_by}): {result}"
