@@ -136,6 +136,16 @@ class ForkServer:
         self._sock = ours
         return self
 
+    def _restart(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+        self.start()
+
     def stop(self) -> None:
         """Stop the server (runs in flight finish on their own)."""
         if self._sock is not None:
@@ -221,9 +231,20 @@ class ForkServer:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         res_r, res_w = os.pipe()
+        message = json.dumps(req).encode()
         try:
             with self._lock:
-                socket.send_fds(self._sock, [json.dumps(req).encode()], [out_w, err_w, res_w])
+                try:
+                    assert self._sock is not None
+                    socket.send_fds(self._sock, [message], [out_w, err_w, res_w])
+                except OSError:  # the server died (killed, OOM): start a new one, once
+                    self._restart()
+                    assert self._sock is not None
+                    socket.send_fds(self._sock, [message], [out_w, err_w, res_w])
+        except OSError as exc:
+            for fd in (out_r, err_r, res_r):
+                os.close(fd)
+            raise SandboxSetupError(f"cannot reach the sandbox's fork server: {exc}") from None
         finally:
             for fd in (out_w, err_w, res_w):
                 os.close(fd)

@@ -134,3 +134,13 @@ def test_library_run_uses_a_shared_warm_server(tmp_path: Path, server: ForkServe
     r2 = run([sys.executable, "-c", "import os; print(os.getpid())"], policy)
     assert r1.stdout == b"one\n" and r1.tier is Tier.NAMESPACES
     assert r2.stdout.strip() == b"2"  # pid 1 is the sandbox's init
+
+
+def test_fork_server_restarts_after_it_was_killed(tmp_path: Path, server: ForkServer) -> None:
+    with ForkServer(preload=()) as srv:
+        policy = SandboxPolicy(writable=(tmp_path,))
+        assert srv.run(["true"], policy).exit_code == 0
+        assert srv._proc is not None
+        srv._proc.kill()
+        srv._proc.wait()
+        assert srv.run(["true"], policy).exit_code == 0
