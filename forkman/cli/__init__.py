@@ -29,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "ci": "_ci_cmd:ci_cmd",
     "card": "_ci_cmd:card_cmd",
     "watch": "_actors:watch_cmd",
+    "sandbox": "_sandbox:sandbox_group",
+    "test": "_sandbox:test_cmd",
 }
 
 
