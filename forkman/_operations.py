@@ -12,6 +12,8 @@ They are module-level functions so the Ray engine can ship them to workers.
 
 from __future__ import annotations
 
+import atexit
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -108,3 +110,65 @@ UNFORK = register_operation(
 VERIFY = register_operation(
     "verify", run_verify, recover=_recover_readonly, state=ActorState.VERIFYING
 )
+
+
+_test_server: Any = None
+_test_server_guard = threading.Lock()
+
+
+def _shared_fork_server() -> Any:
+    """The warm fork server of this process (started on first use)."""
+    global _test_server
+    from .sandbox import ForkServer
+
+    with _test_server_guard:
+        if _test_server is None:
+            _test_server = ForkServer()
+            _test_server.start()
+            atexit.register(stop_test_server)
+        return _test_server
+
+
+def stop_test_server() -> None:
+    """Stop this process's warm fork server, if one was started."""
+    global _test_server
+    with _test_server_guard:
+        if _test_server is not None:
+            _test_server.stop()
+            _test_server = None
+
+
+def run_test(
+    project: Project, name: str, args: Mapping[str, Any], ctx: ActorContext
+) -> Mapping[str, JSON]:
+    """``test``: the fork's own suite in the sandbox; the outcome is recorded in the lock."""
+    from ._forks import require_fork
+    from ._testrun import TestStatus, lock_section, run_fork_tests, sandbox_policy
+    from ._txn import update_lock
+
+    entry = require_fork(project, name)
+    no_sandbox = bool(args.get("no_sandbox"))
+    server = _shared_fork_server()
+    policy = sandbox_policy(project.config)
+    if not no_sandbox:
+        server.support.require(policy.min_tier)
+    outcome = run_fork_tests(
+        project, entry, server, no_sandbox=no_sandbox, policy=policy, observer=_ActorObserver(ctx)
+    )
+    section = lock_section(outcome)
+
+    def record(lock: Any) -> Any:
+        current = lock.get(name)
+        return lock if current is None else lock.with_entry(current.with_section("test", section))
+
+    update_lock(project, record)
+    return {
+        "status": outcome.status.value,
+        "ok": outcome.status is TestStatus.PASSED,
+        "message": outcome.message,
+        "tier": outcome.run.tier_label if outcome.run is not None else "-",
+        **({k: section[k] for k in ("passed", "failed", "errors", "skipped") if k in section}),
+    }
+
+
+TEST = register_operation("test", run_test, recover=_recover_readonly, state=ActorState.TESTING)

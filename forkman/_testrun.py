@@ -336,8 +336,10 @@ def prepare_env(
             with tempfile.TemporaryDirectory(prefix="forkman-build-") as tmp:
                 copy = Path(tmp) / "src"
                 shutil.copytree(tree, copy, symlinks=True)
-                isolation = [] if _backend_available_here(copy) else ["--no-build-isolation"]
-                # with isolation pip fetches the build backend from the configured index
+                # forkman's own environment builds the fork when it has the backend (no
+                # download); otherwise pip builds in isolation, fetching the backend from
+                # the configured index
+                isolation = ["--no-build-isolation"] if _backend_available_here(copy) else []
                 out = _pip(
                     ["--target", str(site), "--no-deps", *isolation, str(copy)],
                     project.config.index_urls,
@@ -528,7 +530,7 @@ def run_fork_tests(
         remove_tree(scratch_root)
 
 
-def _section(outcome: TestOutcome) -> dict[str, Any]:
+def lock_section(outcome: TestOutcome) -> dict[str, Any]:
     run = outcome.run
     data: dict[str, Any] = {
         "status": outcome.status.value,
@@ -609,6 +611,6 @@ def run_tests(
     for outcome in outcomes:
         current = lock.get(outcome.name)
         if current is not None:
-            lock = lock.with_entry(current.with_section("test", _section(outcome)))
+            lock = lock.with_entry(current.with_section("test", lock_section(outcome)))
     write_lock(project.lock_path, lock)
     return outcomes

@@ -60,6 +60,7 @@ OPERATIONS: dict[str, str] = {
     "fork": "forkman._operations:FORK",
     "unfork": "forkman._operations:UNFORK",
     "verify": "forkman._operations:VERIFY",
+    "test": "forkman._operations:TEST",
 }
 
 _DEFAULT_STATES = {

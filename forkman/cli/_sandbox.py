@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from .._errors import BadInput, ForkmanError, ProjectError
+from .._errors import BadInput, NotFound, ProjectError
+from ._actors import actor_options
 
 
 class _StderrObserver:
@@ -127,38 +128,70 @@ def run_cmd(
 @click.argument("names", nargs=-1)
 @click.option("--all", "all_forks", is_flag=True, help="Test every fork.")
 @click.option("--no-sandbox", is_flag=True, help="Run without isolation (trusted code only).")
-@click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Forks tested at once.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@actor_options
 @click.pass_context
 def test_cmd(
-    ctx: click.Context, names: tuple[str, ...], all_forks: bool, no_sandbox: bool, jobs: int
+    ctx: click.Context,
+    names: tuple[str, ...],
+    all_forks: bool,
+    no_sandbox: bool,
+    fmt: str,
+    jobs: int | None,
+    wait: float,
 ) -> int:
     """Run forks' own test suites in the no-network sandbox; exit 1 when tests fail.
+
+    Each fork's run is a message to its actor: forks are tested in parallel
+    (--jobs), one run at a time per fork, from one warm fork server.
 
     \b
     Example:
       forkman test attrs
       forkman test --all --jobs 2
     """
-    from .._testrun import TestStatus, run_tests
+    import json
+
+    from .._forks import require_fork
+    from .._operations import stop_test_server
+    from ._actors import on_forks
 
     if names and all_forks:
         raise BadInput("name forks or pass --all, not both")
+    if not names and not all_forks:
+        raise BadInput("name at least one fork, or pass --all")
     project = ctx.obj.project()
-    try:
-        outcomes = run_tests(
-            project,
-            names,
-            all_forks=all_forks,
-            no_sandbox=no_sandbox,
-            jobs=jobs,
-            observer=_StderrObserver(),
+    wanted = [require_fork(project, n).name for n in names] or sorted(project.load_lock().forks)
+    if not wanted:
+        raise NotFound("the project has no forks", hint="fork something first: forkman fork NAME")
+    if no_sandbox:
+        click.echo(
+            "warning: the sandbox is disabled: the tests run with your network, files and secrets",
+            err=True,
         )
-    except ForkmanError:
-        raise
+    try:
+        replies = on_forks(
+            ctx.obj, project, wanted, "test", {"no_sandbox": no_sandbox}, jobs=jobs, wait=wait
+        )
+    finally:
+        stop_test_server()
     worst = 0
-    for o in outcomes:
-        tier = o.run.tier_label if o.run is not None else "-"
-        click.echo(f"{o.name}: {o.status.value}: {o.message} [sandbox: {tier}]")
-        if o.status is not TestStatus.PASSED:
-            worst = 1
+    rows = []
+    for name in wanted:
+        reply = replies[name]
+        if not reply.ok:
+            rows.append({"name": name, "status": "error", "message": reply.error, "tier": "-"})
+            worst = 2
+            continue
+        rows.append({"name": name, **reply.result})
+        if not reply.result.get("ok"):
+            worst = max(worst, 1)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            click.echo(f"{row['name']}: {row['status']}: {row['message']} [sandbox: {row['tier']}]")
+    for row in rows:
+        if row["status"] == "error":
+            click.echo(f"error: {row['name']}: {row['message']}", err=True)
     return worst

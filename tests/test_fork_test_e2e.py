@@ -1,0 +1,47 @@
+"""fork, then test (sandboxed, through the fork actors), then status, on real forks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from forkman._lock import load_lock
+from forkman.sandbox import Tier, detect
+from tests.support.cli import run
+from tests.support.index import LocalIndex, default_project_files
+
+pytestmark = pytest.mark.sandbox
+
+
+@pytest.fixture(autouse=True)
+def _needs_namespaces() -> None:
+    support = detect()
+    if support.best_tier is not Tier.NAMESPACES:
+        pytest.skip(f"this host offers no user namespaces: {support.namespaces.detail}")
+
+
+def test_fork_then_test_in_the_sandbox(cwd: Path, local_index: LocalIndex) -> None:
+    assert run("init").exit_code == 0
+    local_index.add_sdist("demo", "1.0")
+    files = default_project_files("netty", "1.0")
+    files["tests/test_net.py"] = (
+        "import socket\n\n\ndef test_reaches_out():\n"
+        "    socket.create_connection(('127.0.0.1', 9), timeout=5)\n"
+    )
+    local_index.add_sdist("netty", "1.0", files)
+    assert run("fork", "demo==1.0").exit_code == 0
+    assert run("fork", "netty==1.0").exit_code == 0
+    res = run("test", "--all", "--format", "json", "--jobs", "2")
+    rows = {row["name"]: row for row in json.loads(res.stdout)}
+    assert res.exit_code == 1, res
+    assert rows["demo"]["status"] == "passed" and rows["demo"]["passed"] == 1
+    assert rows["demo"]["tier"].startswith("namespaces")
+    assert rows["netty"]["status"] == "network-disabled", rows["netty"]
+    lock = load_lock(cwd / "forkman.lock")
+    assert lock.forks["demo"].sections["test"]["status"] == "passed"
+    assert lock.forks["netty"].sections["test"]["status"] == "network-disabled"
+    status = {r["name"]: r for r in json.loads(run("status", "--format", "json").stdout)}
+    assert status["demo"]["tests"].startswith("1 passed [namespaces")
+    assert status["demo"]["state"] == "clean"  # the run changed nothing in the vendored tree
