@@ -19,6 +19,11 @@ COMMANDS: dict[str, str] = {
     "status": "_core:status_cmd",
     "check": "_check_cmd:check_cmd",
     "verify": "_core:verify_cmd",
+    "patch": "_patch:patch_cmd",
+    "patches": "_patch:patches_cmd",
+    "diff": "_patch:diff_cmd",
+    "restore": "_patch:restore_cmd",
+    "sync": "_patch:sync_cmd",
 }
 
 
