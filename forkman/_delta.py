@@ -13,12 +13,12 @@ from __future__ import annotations
 import ast
 import configparser
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._treehash import TreeEntry, scan_tree
+from ._treehash import scan_tree
 
 _HOOK_FILES = {
     "setup.py": "setup.py runs at build and install time",
@@ -199,28 +199,43 @@ def _build_system(root: Path) -> Any:
     return (build.get("build-backend"), build.get("backend-path"))
 
 
+METADATA_FILES = ("pyproject.toml", "setup.cfg", "setup.py")
+"""Top-level files the dependency and hook analysis reads (plus ``requirements*.txt``)."""
+
+
+def is_metadata(path: str) -> bool:
+    """Whether the analysis reads `path` (relative to the project root)."""
+    return path in METADATA_FILES or (
+        "/" not in path and path.startswith("requirements") and path.endswith(".txt")
+    )
+
+
 def summarize_delta(old_tree: Path, new_tree: Path) -> DeltaSummary:
     """Summarize what changed from the pristine tree `old_tree` to `new_tree`."""
     old, _ = scan_tree(old_tree)
     new, _ = scan_tree(new_tree)
-    return _summarize(old_tree, new_tree, old, new)
+    changed = [
+        p
+        for p in set(old) & set(new)
+        if (old[p].kind, old[p].digest) != (new[p].kind, new[p].digest)
+    ]
+    return summarize_changes(
+        old_tree, new_tree, added=set(new) - set(old), removed=set(old) - set(new), changed=changed
+    )
 
 
-def _summarize(
+def summarize_changes(
     old_tree: Path,
     new_tree: Path,
-    old: Mapping[str, TreeEntry],
-    new: Mapping[str, TreeEntry],
+    *,
+    added: Iterable[str],
+    removed: Iterable[str],
+    changed: Iterable[str],
 ) -> DeltaSummary:
-    added = tuple(sorted(set(new) - set(old)))
-    removed = tuple(sorted(set(old) - set(new)))
-    changed = tuple(
-        sorted(
-            p
-            for p in set(old) & set(new)
-            if (old[p].kind, old[p].digest) != (new[p].kind, new[p].digest)
-        )
-    )
+    """The summary from lists of paths; `old_tree` needs only the metadata files."""
+    added = tuple(sorted(added))
+    removed = tuple(sorted(removed))
+    changed = tuple(sorted(changed))
     old_deps = declared_dependencies(old_tree)
     new_deps = declared_dependencies(new_tree)
     touched = set(added) | set(removed) | set(changed)

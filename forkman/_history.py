@@ -179,8 +179,8 @@ class ForkHistory:
         """The tree id of commit `rev`."""
         return self.git("rev-parse", f"{rev}^{{tree}}").strip()
 
-    def checkout(self, rev: str, dest: Path) -> None:
-        """Write the tree of `rev` into the (new or empty) directory `dest`."""
+    def checkout(self, rev: str, dest: Path, paths: Sequence[str] | None = None) -> None:
+        """Write the tree of `rev` (or only `paths` of it) into the new or empty folder `dest`."""
         dest.mkdir(parents=True, exist_ok=True)
         fd, index = tempfile.mkstemp(prefix="index-", dir=self.git_dir)
         os.close(fd)
@@ -188,7 +188,10 @@ class ForkHistory:
         env = {"GIT_INDEX_FILE": index, "GIT_WORK_TREE": str(dest)}
         try:
             self.git("read-tree", rev, env=env)
-            self.git("checkout-index", "-a", "-f", env=env, cwd=dest)
+            if paths is None:
+                self.git("checkout-index", "-a", "-f", env=env, cwd=dest)
+            elif paths:
+                self.git("checkout-index", "-f", "--", *paths, env=env, cwd=dest)
         finally:
             if os.path.exists(index):
                 os.unlink(index)

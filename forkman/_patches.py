@@ -196,8 +196,13 @@ def stage_series(
     items: Sequence[tuple[PatchHeader, str]],
     tip: str,
     staging: Path,
+    *,
+    vendored: Path | None = None,
 ) -> BuiltSeries:
-    """Stage patch files (header + diff of each commit) and the vendored tree of `tip`."""
+    """Stage patch files (header + diff of each commit) and the vendored tree of `tip`.
+
+    `vendored`: a folder that already holds the tree of `tip` (else it is checked out).
+    """
     patches_dir = staging / "patches"
     patches_dir.mkdir(parents=True)
     records = []
@@ -213,16 +218,21 @@ def stage_series(
                 fixes=header.fixes,
             )
         )
-    vendored = staging / "vendored"
-    history.checkout(tip, vendored)
+    if vendored is None or not vendored.is_dir():
+        vendored = staging / "vendored"
+        history.checkout(tip, vendored)
     manifest, _ = scan_tree(vendored)
     return BuiltSeries(tip, patches_dir, tuple(records), vendored, hash_manifest(manifest.values()))
 
 
 def commit_series(
-    txn: ForkTransaction, project: Project, entry: LockEntry, built: BuiltSeries
+    txn: ForkTransaction,
+    project: Project,
+    entry: LockEntry,
+    built: BuiltSeries,
+    more_refs: dict[str, str] | None = None,
 ) -> None:
-    """Within `txn`: put the staged tree and patch files in place and move the branch."""
+    """Within `txn`: put the staged tree and patch files in place and move the refs."""
     txn.replace_path(project.root / entry.path, built.vendored)
     fault_point("series-tree")
     series_dir = project.patches_path(entry.name)
@@ -231,7 +241,8 @@ def commit_series(
     elif series_dir.exists():
         txn.replace_path(series_dir, None)
     fault_point("series-patches")
-    txn.set_ref(project.fork_git_dir(entry.name), "refs/heads/patched", built.tip)
+    refs = {"refs/heads/patched": built.tip, **(more_refs or {})}
+    txn.set_refs(project.fork_git_dir(entry.name), refs)
     fault_point("series-ref")
 
 

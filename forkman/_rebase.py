@@ -19,6 +19,7 @@ nothing of it outlives the operation; after a crash ``git worktree prune``
 from __future__ import annotations
 
 import enum
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -77,7 +78,6 @@ class SeriesRebase:
         tmp_parent.mkdir(parents=True, exist_ok=True)
         self.workdir = Path(tempfile.mkdtemp(prefix="rebase-", dir=tmp_parent)) / "tree"
         self.head = onto
-        history.git("worktree", "prune")
         history.git("worktree", "add", "-q", "--detach", str(self.workdir), onto)
         pointer = (self.workdir / ".git").read_text().strip()
         self._env = {
@@ -137,8 +137,14 @@ class SeriesRebase:
             ignore=lambda d, names: [".git"] if Path(d) == self.workdir else [],
         )
 
+    def take(self, dest: Path) -> None:
+        """Move the worktree's files to `dest` (the worktree is finished with)."""
+        (self.workdir / ".git").unlink()
+        os.replace(self.workdir, dest)
+
     def close(self) -> None:
         """Remove the worktree and forget it."""
-        self._git("cherry-pick", "--quit", check=False)
+        if (self.workdir / ".git").exists():
+            self._git("cherry-pick", "--quit", check=False)
         shutil.rmtree(self.workdir.parent, ignore_errors=True)
         self.history.git("worktree", "prune", check=False)

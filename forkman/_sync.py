@@ -293,16 +293,34 @@ def import_release(history: ForkHistory, fetched: FetchedUpstream) -> ImportedRe
 
 
 def review(
-    history: ForkHistory, entry: LockEntry, fetched: FetchedUpstream, staging: Path
+    history: ForkHistory,
+    entry: LockEntry,
+    fetched: FetchedUpstream,
+    imported: ImportedRelease,
+    staging: Path,
 ) -> DeltaSummary:
     """Summarize what upstream changed from the fork's release to `fetched`."""
+    from ._delta import is_metadata, summarize_changes
+
+    old_rev = history.rev(f"refs/tags/upstream/{entry.version}") or history.rev(
+        "refs/heads/upstream"
+    )
     old = staging / "old-upstream"
-    rev = history.rev(f"refs/tags/upstream/{entry.version}") or history.rev("refs/heads/upstream")
-    if rev is None:
-        old.mkdir()
-    else:
-        history.checkout(rev, old)
-    return summarize_delta(old, fetched.tree)
+    old.mkdir()
+    if old_rev is None:
+        return summarize_delta(old, fetched.tree)
+    out = history.git(
+        "diff-tree", "-r", "-z", "--no-renames", "--name-status", old_rev, imported.commit
+    )
+    fields = [f for f in out.split("\0") if f]
+    kinds: dict[str, list[str]] = {"A": [], "D": [], "M": []}
+    for status, path in zip(fields[::2], fields[1::2], strict=True):
+        kinds.get(status[:1], kinds["M"]).append(path)
+    root_names = history.git("ls-tree", "--name-only", "-z", old_rev).split("\0")
+    history.checkout(old_rev, old, [n for n in root_names if n and is_metadata(n)])
+    return summarize_changes(
+        old, fetched.tree, added=kinds["A"], removed=kinds["D"], changed=kinds["M"]
+    )
 
 
 def rebase_series(
@@ -312,12 +330,14 @@ def rebase_series(
     tmp_parent: Path,
     *,
     export_to: Path | None = None,
+    final_to: Path | None = None,
     observer: Observer = NullObserver(),
     name: str = "",
 ) -> RebaseProgress:
     """Pick the remaining patches onto ``progress.onto``; stops at the first conflict.
 
-    On a conflict the worktree (with conflict markers) is copied to `export_to`.
+    On a conflict the worktree (with conflict markers) is copied to `export_to`;
+    when every patch went through, the finished tree is moved to `final_to`.
     """
     with SeriesRebase(history, tmp_parent, progress.onto) as rebase:
         while progress.next < len(progress.originals):
@@ -341,6 +361,8 @@ def rebase_series(
                 progress.done.append((index, outcome.commit))
                 progress.onto = outcome.commit
             progress.next += 1
+        if final_to is not None:
+            rebase.take(final_to)
     progress.conflicts = []
     return progress
 
@@ -442,15 +464,22 @@ def _finish_or_pause(
         )
     day = today()
     items = [(headers[i].with_update(day), commit) for i, commit in progress.done]
-    built = stage_series(project, history, name, items, progress.onto, staging / "out")
+    built = stage_series(
+        project, history, name, items, progress.onto, staging / "out", vendored=staging / "final"
+    )
     new = _new_entry(project, entry, state, built.records, built.vendored_tree, dropped)
     fault_point("sync-staged")
-    commit_series(txn, project, entry, built)
-    git_dir = project.fork_git_dir(name)
-    txn.set_ref(git_dir, "refs/heads/upstream", state["upstream_commit"])
-    fault_point("sync-upstream-ref")
-    txn.set_ref(git_dir, f"refs/tags/upstream/{state['version']}", state["upstream_commit"])
-    fault_point("sync-tag")
+    commit_series(
+        txn,
+        project,
+        entry,
+        built,
+        {
+            "refs/heads/upstream": state["upstream_commit"],
+            f"refs/tags/upstream/{state['version']}": state["upstream_commit"],
+        },
+    )
+    fault_point("sync-refs")
     txn.commit(lambda lock: lock.with_entry(new))
     manifest, _ = scan_tree(project.root / new.path)
     save_manifest(project.state_dir, name, manifest)
@@ -542,7 +571,7 @@ def sync_fork(
         observer.step(name, f"importing upstream {fetched.version}")
         imported = import_release(history, fetched)
         fault_point("sync-imported")
-        delta = review(history, entry, fetched, staging)
+        delta = review(history, entry, fetched, imported, staging)
         fault_point("sync-reviewed")
         _base, originals = series_commits(history, entry)
         headers = load_headers(project, entry)
@@ -603,6 +632,7 @@ def sync_fork(
             headers,
             staging,
             export_to=staging / "conflicted",
+            final_to=staging / "final",
             observer=observer,
             name=name,
         )
@@ -677,6 +707,7 @@ def continue_sync(
             headers,
             staging,
             export_to=staging / "conflicted",
+            final_to=staging / "final",
             observer=observer,
             name=name,
         )

@@ -235,6 +235,21 @@ class ForkTransaction:
         self._write_journal()
         history.update_ref(ref, new)
 
+    def set_refs(self, git_dir: Path, refs: dict[str, str]) -> None:
+        """Move several refs of the fork's history (one journal write); rolled back together."""
+        from ._history import ForkHistory
+
+        history = ForkHistory(git_dir)
+        out = history.git("for-each-ref", "--format=%(refname) %(objectname)", *refs)
+        old = dict(line.split(" ", 1) for line in out.splitlines() if line)
+        for ref in refs:
+            self.steps.append(
+                {"ref": ref, "git_dir": self.project.relpath(git_dir), "old": old.get(ref)}
+            )
+        self._write_journal()
+        for ref, new in refs.items():
+            history.update_ref(ref, new)
+
     def commit(self, change: Callable[[Lock], Lock]) -> Lock:
         """Write the lock (the commit point) and finish; returns the new lock."""
         with lock_file_mutex(self.project):

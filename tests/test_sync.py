@@ -284,8 +284,7 @@ CLEAN_STEPS = [
     "series-tree",
     "series-patches",
     "series-ref",
-    "sync-upstream-ref",
-    "sync-tag",
+    "sync-refs",
     "before-lock-write",
 ]
 
@@ -340,7 +339,7 @@ def test_sigkill_before_pausing_rolls_back(series: Path, step: str) -> None:
         "continue-resumed",
         "series-tree",
         "series-patches",
-        "sync-upstream-ref",
+        "sync-refs",
         "before-lock-write",
     ],
 )
