@@ -35,7 +35,7 @@ from forkman._forks import fork  # noqa: E402
 from forkman._patches import record_patch  # noqa: E402
 from forkman._project import Project  # noqa: E402
 from forkman._unpack import unpack_archive  # noqa: E402
-from tests.support.index import LocalIndex, build_sdist  # noqa: E402
+from tests.support.index import LocalIndex  # noqa: E402
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "bench",
@@ -140,7 +140,8 @@ def main() -> None:
             root.mkdir()
             git(root, "init", "-q", "-b", "main")
             (root / "pyproject.toml").write_text(
-                f'[project]\nname = "c"\nversion = "0"\n\n[tool.forkman]\nindex-url = "{index.url}"\n'
+                '[project]\nname = "c"\nversion = "0"\n\n'
+                f'[tool.forkman]\nindex-url = "{index.url}"\n'
             )
             project = Project(root)
             t0 = time.perf_counter()
