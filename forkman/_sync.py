@@ -34,7 +34,7 @@ from packaging.version import InvalidVersion, Version
 
 from ._check import members_of, save_manifest
 from ._delta import DeltaSummary, summarize_delta
-from ._errors import BadInput, NotFound
+from ._errors import BadInput, ForkmanError, NotFound
 from ._forks import FetchedUpstream, fetch_upstream, now_utc, require_fork
 from ._history import ForkHistory
 from ._lock import GitSource, IndexSource, LockEntry, Source, _parse_source, _source_table
@@ -81,6 +81,8 @@ class SyncOutcome(enum.Enum):
     """The review was not confirmed; nothing changed."""
     ABORTED = "aborted"
     """A paused sync was undone."""
+    FAILED = "failed"
+    """An error stopped this fork's sync (``sync_all`` goes on with the others)."""
 
 
 @dataclass(frozen=True)
@@ -748,13 +750,25 @@ def sync_all(
     confirm: Confirm | None = None,
     observer: Observer = NullObserver(),
 ) -> list[SyncResult]:
-    """Sync every fork in the lock (one result each; a conflict pauses only its fork)."""
+    """Sync every fork in the lock, one result each.
+
+    A conflict pauses only its own fork; an error (a dirty tree, an index that
+    cannot be reached, a release that needs confirmation) is that fork's
+    ``FAILED`` result, and the other forks go on.
+    """
     if to is not None:
         raise BadInput("--to names one release of one fork", hint="forkman sync NAME --to VERSION")
-    return [
-        sync_fork(project, entry.name, yes=yes, dry_run=dry_run, confirm=confirm, observer=observer)
-        for entry in project.load_lock()
-    ]
+    results = []
+    for entry in project.load_lock():
+        try:
+            result = sync_fork(
+                project, entry.name, yes=yes, dry_run=dry_run, confirm=confirm, observer=observer
+            )
+        except ForkmanError as exc:
+            text = exc.message + (f" ({exc.hint})" if exc.hint else "")
+            result = SyncResult(entry.name, SyncOutcome.FAILED, entry.version, message=text)
+        results.append(result)
+    return results
 
 
 def source_of(state: dict[str, Any]) -> Source:

@@ -436,3 +436,77 @@ def test_sigkill_at_random_moments(series: Path, tmp_path: Path) -> None:
         assert run("sync", "demo", "--abort").exit_code == 0
         assert snapshot(series, skip=SKIP) == old
     assert sum(seen.values()) == 14
+
+
+def test_sync_all_goes_on_past_a_failing_fork(clean_series: Path, local_index: LocalIndex) -> None:
+    local_index.add_sdist("other", "1.0")
+    local_index.add_sdist("other", "1.1")
+    assert run("fork", "other>=1,<1.1").exit_code == 0
+    edit(clean_series, "a.py", "dirty\n")  # demo is dirty, other is clean
+    pyproject = clean_series / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"<1.1,>=1"', '">=1"'))
+    res = run("sync", "--all", "--yes")
+    assert res.exit_code == 2, res
+    assert "error: demo: vendor/demo has edits that are not recorded" in res.stderr
+    assert "other: 1.0 -> 1.1, 0 patch(es) carried" in res.stdout
+    lock = load_lock(clean_series / "forkman.lock")
+    assert lock.forks["demo"].version == "1.0" and lock.forks["other"].version == "1.1"
+
+
+def test_git_fork_syncs_to_a_ref(cwd: Path, tmp_path: Path) -> None:
+    upstream = tmp_path / "upstream-repo"
+    upstream.mkdir()
+    git(upstream, "init", "-q", "-b", "main")
+    (upstream / "pyproject.toml").write_text('[project]\nname = "foo"\nversion = "1.0"\n')
+    (upstream / "foo.py").write_text(lines(10))
+    git(upstream, "add", ".")
+    git(upstream, "commit", "-qm", "one")
+    git(upstream, "tag", "v1.0")
+    assert run("init").exit_code == 0
+    assert run("fork", f"git+file://{upstream}@v1.0", "--name", "foo").exit_code == 0
+    (cwd / "vendor/foo/foo.py").write_text(lines(10, l2="line2 = 'mine'"))
+    assert run("patch", "foo", "-m", "Mine").exit_code == 0
+    (upstream / "pyproject.toml").write_text('[project]\nname = "foo"\nversion = "1.1"\n')
+    (upstream / "foo.py").write_text(lines(10, l9="line9 = 'theirs'"))
+    git(upstream, "commit", "-qam", "two")
+    git(upstream, "tag", "v1.1")
+    res = run("sync", "foo", "--yes")
+    assert res.exit_code == 2 and "--to" in res.stderr
+    res = run("sync", "foo", "--to", "v1.1", "--yes")
+    assert res.exit_code == 0, res
+    assert "foo: 1.0 -> 1.1, 1 patch(es) carried" in res.stdout
+    assert (cwd / "vendor/foo/foo.py").read_text() == lines(
+        10, l2="line2 = 'mine'", l9="line9 = 'theirs'"
+    )
+    entry = load_lock(cwd / "forkman.lock").forks["foo"]
+    assert entry.source.commit == git(upstream, "rev-parse", "HEAD").strip()  # type: ignore[union-attr]
+    assert run("verify", "foo").exit_code == 0
+
+
+def test_terminal_asks_before_taking_a_release(clean_series: Path) -> None:
+    """On a real terminal sync shows the review and asks; 'n' changes nothing, 'y' syncs."""
+    import pty
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    before = snapshot(clean_series, skip=SKIP)
+    for answer, code in (("n", 1), ("y", 0)):
+        leader, follower = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "forkman", "sync", "demo"],
+            cwd=clean_series,
+            env=env,
+            stdin=follower,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        os.close(follower)
+        os.write(leader, f"{answer}\n".encode())
+        out, err = proc.communicate(timeout=60)
+        os.close(leader)
+        assert proc.returncode == code, err
+        assert b"demo: 1.0 -> 1.1" in err and b"new dependency: requests>=2" in err
+        assert b"take demo 1.1? [y/N]" in err
+        if answer == "n":
+            assert b"demo: 1.1 not taken" in out
+            assert snapshot(clean_series, skip=SKIP) == before
+    assert load_lock(clean_series / "forkman.lock").forks["demo"].version == "1.1"

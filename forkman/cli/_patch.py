@@ -303,7 +303,12 @@ def sync_cmd(
             )
         ]
     for result in results:
-        _render(result)
+        if result.outcome is SyncOutcome.FAILED:
+            click.echo(f"error: {result.name}: {result.message}", err=True)
+        else:
+            _render(result)
+    if any(r.outcome is SyncOutcome.FAILED for r in results):
+        return 2
     if any(r.outcome in (SyncOutcome.CONFLICT, SyncOutcome.DECLINED) for r in results):
         return 1
     return 0

@@ -303,7 +303,7 @@ def export(
     treeish = f"{commit}:{sub}" if sub else commit
     if sub and _git("cat-file", "-e", treeish, cwd=mirror, check=False).returncode != 0:
         raise NotFound(f"subdirectory {sub!r} does not exist at commit {commit[:12]} of {url}")
-    if _git("cat-file", "-t", treeish, cwd=mirror).stdout.strip() != b"tree":
+    if sub and _git("cat-file", "-t", treeish, cwd=mirror).stdout.strip() != b"tree":
         raise BadInput(f"{sub!r} at commit {commit[:12]} of {url} is not a directory")
     observer.step(_subject(url), f"exporting {commit[:12]}")
     dest.parent.mkdir(parents=True, exist_ok=True)
