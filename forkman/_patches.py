@@ -236,7 +236,12 @@ def commit_series(
     txn.replace_path(project.root / entry.path, built.vendored)
     fault_point("series-tree")
     series_dir = project.patches_path(entry.name)
-    if built.records:
+    keep = _unrelated_files(project, entry, series_dir)
+    for path in keep:  # notes or other files beside the series stay
+        target = built.patches_dir / path.name
+        if not target.exists():
+            shutil.copy2(path, target)
+    if built.records or keep:
         txn.replace_path(series_dir, built.patches_dir)
     elif series_dir.exists():
         txn.replace_path(series_dir, None)
@@ -244,6 +249,18 @@ def commit_series(
     refs = {"refs/heads/patched": built.tip, **(more_refs or {})}
     txn.set_refs(project.fork_git_dir(entry.name), refs)
     fault_point("series-ref")
+
+
+def _unrelated_files(project: Project, entry: LockEntry, series_dir: Path) -> list[Path]:
+    """Files in the series folder that are not patches of the series."""
+    if not series_dir.is_dir():
+        return []
+    recorded = {record.file for record in entry.patches}
+    return [
+        path
+        for path in sorted(series_dir.iterdir())
+        if path.is_file() and project.relpath(path) not in recorded
+    ]
 
 
 def _finish(project: Project, entry: LockEntry, new: LockEntry) -> None:

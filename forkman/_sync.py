@@ -113,6 +113,8 @@ class ConflictInfo:
     """Its description's first line."""
     files: tuple[str, ...]
     """Conflicted files, relative to the project root."""
+    unmarked: tuple[str, ...] = ()
+    """Conflicted files git could not mark (binary, or deleted on one side): decide by hand."""
 
 
 @dataclass(frozen=True)
@@ -442,6 +444,9 @@ def _finish_or_pause(
     dropped = [headers[i].subject for i in progress.dropped]
     if progress.conflicts:
         conflicted = staging / "conflicted"
+        unmarked = tuple(
+            f"{entry.path}/{p}" for p in progress.conflicts if not _has_markers(conflicted / p)
+        )
         txn.replace_path(project.root / entry.path, conflicted)
         fault_point("sync-pause-tree")
         state = {**state, "progress": _progress_data(progress)}
@@ -452,6 +457,7 @@ def _finish_or_pause(
             file=entry.patches[index].file,
             subject=headers[index].subject,
             files=tuple(f"{entry.path}/{p}" for p in progress.conflicts),
+            unmarked=unmarked,
         )
         observer.step(name, f"conflict in patch {index + 1} ({headers[index].subject})")
         return SyncResult(
@@ -648,17 +654,17 @@ def sync_fork(
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _has_markers(path: Path) -> bool:
+    """Whether `path` still holds conflict markers."""
+    if not path.is_file() or path.is_symlink():
+        return False
+    return any(
+        line.startswith(_MARKERS) or line == b"=======" for line in path.read_bytes().splitlines()
+    )
+
+
 def _unresolved(project: Project, entry: LockEntry, paths: Sequence[str]) -> list[str]:
-    left = []
-    for rel in paths:
-        path = project.root / entry.path / rel
-        if not path.is_file() or path.is_symlink():
-            continue
-        for line in path.read_bytes().splitlines():
-            if line.startswith(_MARKERS) or line == b"=======":
-                left.append(f"{entry.path}/{rel}")
-                break
-    return left
+    return [f"{entry.path}/{rel}" for rel in paths if _has_markers(project.root / entry.path / rel)]
 
 
 def continue_sync(

@@ -510,3 +510,56 @@ def test_terminal_asks_before_taking_a_release(clean_series: Path) -> None:
             assert b"demo: 1.1 not taken" in out
             assert snapshot(clean_series, skip=SKIP) == before
     assert load_lock(clean_series / "forkman.lock").forks["demo"].version == "1.1"
+
+
+def test_continue_can_stop_again_and_abort_undoes_both_steps(series: Path) -> None:
+    edit(series, "a.py", lines(20, l3="line3 = 'mine'", l15="line15 = 'mine too'"))
+    assert run("patch", "demo", "-m", "Patch d").exit_code == 0
+    (series / "patches/demo/NOTES.md").write_text("why these patches exist\n")
+    before = snapshot(series, skip=SKIP)
+    assert run("sync", "demo", "--yes").exit_code == 1
+    resolve_b(series)
+    res = run("sync", "demo", "--continue")
+    assert res.exit_code == 1, res
+    assert "patch 4 (patches/demo/0004-patch-d.patch) does not merge into 1.1" in res.stdout
+    assert "    vendor/demo/a.py" in res.stdout
+    assert "<<<<<<< " in (series / "vendor/demo/a.py").read_text()
+    res = run("sync", "demo", "--abort")
+    assert res.exit_code == 0, res
+    assert snapshot(series, skip=SKIP) == before
+    # and the whole way through
+    assert run("sync", "demo", "--yes").exit_code == 1
+    resolve_b(series)
+    assert run("sync", "demo", "--continue").exit_code == 1
+    edit(series, "a.py", lines(20, l3="line3 = 'mine'", l15="line15 = 'both'"))
+    res = run("sync", "demo", "--continue")
+    assert res.exit_code == 0, res
+    assert "3 patch(es) carried, 1 dropped" in res.stdout
+    assert sorted(p.name for p in (series / "patches/demo").iterdir()) == [
+        "0001-patch-a.patch",
+        "0002-patch-b.patch",
+        "0003-patch-d.patch",
+        "NOTES.md",
+    ]
+    assert run("check").exit_code == 0
+    assert run("verify").exit_code == 0
+
+
+def test_modify_delete_conflict_is_named(cwd: Path, local_index: LocalIndex) -> None:
+    local_index.add_sdist("gone", "1.0", {"keep.py": "x = 1\n", "old.py": lines(5)})
+    local_index.add_sdist("gone", "1.1", {"keep.py": "x = 2\n"})
+    assert run("init").exit_code == 0
+    assert run("fork", "gone==1.0").exit_code == 0
+    (cwd / "vendor/gone/old.py").write_text(lines(5, l2="line2 = 'mine'"))
+    assert run("patch", "gone", "-m", "Edit old").exit_code == 0
+    res = run("sync", "gone", "--to", "1.1", "--yes")
+    assert res.exit_code == 1, res
+    assert "vendor/gone/old.py  (no conflict markers" in res.stdout
+    # deciding by hand: upstream removed it, so do we
+    (cwd / "vendor/gone/old.py").unlink()
+    res = run("sync", "gone", "--continue")
+    assert res.exit_code == 0, res
+    assert "0 patch(es) carried, 1 dropped" in res.stdout
+    assert load_lock(cwd / "forkman.lock").forks["gone"].patches == ()
+    assert not (cwd / "patches/gone").exists()
+    assert run("check").exit_code == 0

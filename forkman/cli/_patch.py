@@ -216,7 +216,12 @@ def _render(result: Any) -> None:
         verb = "would conflict" if result.outcome is SyncOutcome.DRY_RUN else "conflicts"
         click.echo(f"  patch {c.number} ({c.file}) {verb} in:")
         for path in c.files:
-            click.echo(f"    {path}")
+            note = (
+                "  (no conflict markers: binary, or deleted on one side; choose its content)"
+                if path in c.unmarked
+                else ""
+            )
+            click.echo(f"    {path}{note}")
         if result.outcome is SyncOutcome.CONFLICT:
             click.echo(
                 f"  resolve the conflict markers in those files, then run "
