@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from forkman._delta import summarize_delta
-from forkman._lock import load_lock
+from forkman._lock import load_lock, write_lock
 from forkman._patchfile import parse_patch
 from forkman._project import Project
 from forkman._sync import SyncOutcome, sync_fork, sync_state
@@ -151,11 +151,20 @@ def test_abort_restores_everything_byte_for_byte(series: Path) -> None:
 
 
 def test_clean_sync_and_then_nothing_newer(clean_series: Path) -> None:
+    lock = load_lock(clean_series / "forkman.lock")
+    audited = lock.forks["demo"].with_section("audit", {"status": "clean", "vulnerabilities": []})
+    write_lock(clean_series / "forkman.lock", lock.with_entry(audited))
     res = run("sync", "demo", "--yes")
     assert res.exit_code == 0, res
     assert "demo: 1.0 -> 1.1, 1 patch(es) carried, 1 dropped (already upstream)" in res.stdout
     assert "new dependency: requests>=2" in res.stdout
     assert "demo_hook.pth added (.pth files run at interpreter start-up)" in res.stdout
+    sections = load_lock(clean_series / "forkman.lock").forks["demo"].sections
+    assert sections["audit"] == {"status": "clean", "vulnerabilities": []}  # carried over
+    assert sections["sync"]["from"] == "1.0" and sections["sync"]["to"] == "1.1"
+    assert sections["sync"]["build-changes"] == [
+        "demo_hook.pth added (.pth files run at interpreter start-up)"
+    ]
     assert run("check").exit_code == 0
     assert run("verify").exit_code == 0
     before = snapshot(clean_series)
