@@ -107,19 +107,18 @@ def history_of(project: Project, entry: LockEntry) -> ForkHistory:
 
 def series_commits(history: ForkHistory, entry: LockEntry) -> tuple[str, list[str]]:
     """(base commit, patch commits oldest first) of the fork's patched branch."""
-    tip = history.rev("refs/heads/patched")
-    if tip is None:
-        raise HistoryError(f"the history of {entry.name} has no patched branch")
     count = len(entry.patches)
-    base = history.rev(f"{tip}~{count}") if count else tip
-    if base is None:
+    out = history.git(
+        "rev-list", "--first-parent", f"--max-count={count + 1}", "refs/heads/patched", check=False
+    )
+    commits = out.split()[::-1]
+    if not commits:
+        raise HistoryError(f"the history of {entry.name} has no patched branch")
+    if len(commits) != count + 1:
         raise HistoryError(
             f"the history of {entry.name} has fewer commits than the lock's {count} patches"
         )
-    commits = history.log(base, tip) if count else []
-    if len(commits) != count:
-        raise HistoryError(f"the history of {entry.name} does not match the lock's patches")
-    return base, commits
+    return commits[0], commits[1:]
 
 
 def require_no_pause(project: Project, name: str) -> None:

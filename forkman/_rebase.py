@@ -78,6 +78,7 @@ class SeriesRebase:
         tmp_parent.mkdir(parents=True, exist_ok=True)
         self.workdir = Path(tempfile.mkdtemp(prefix="rebase-", dir=tmp_parent)) / "tree"
         self.head = onto
+        self._head_tree: str | None = None
         history.git("worktree", "add", "-q", "--detach", str(self.workdir), onto)
         pointer = (self.workdir / ".git").read_text().strip()
         self._env = {
@@ -114,19 +115,22 @@ class SeriesRebase:
                 raise RuntimeError(f"git cherry-pick failed: {_err}")
             return PickOutcome(PickKind.CONFLICT, None, conflicts)
         tree = self._git("write-tree").strip()
-        if tree == self.history.tree_of(self.head):
+        if self._head_tree is None:
+            self._head_tree = self.history.tree_of(self.head)
+        if tree == self._head_tree:
             return PickOutcome(PickKind.EMPTY, None)
         info = commit_info(self.history, patch)
         commit = self.history.commit(
             tree, [self.head], message or info.message, author=info.author, date=info.date
         )
-        self.advance(commit)
+        self.advance(commit, tree)
         return PickOutcome(PickKind.CLEAN, commit)
 
-    def advance(self, commit: str) -> None:
+    def advance(self, commit: str, tree: str | None = None) -> None:
         """Move the worktree's head to `commit` (whose tree is what the index holds)."""
         self._git("update-ref", "--no-deref", "HEAD", commit)
         self.head = commit
+        self._head_tree = tree
 
     def export(self, dest: Path) -> None:
         """Copy the worktree's files (conflict markers included) to `dest`."""

@@ -247,8 +247,7 @@ class ForkTransaction:
                 {"ref": ref, "git_dir": self.project.relpath(git_dir), "old": old.get(ref)}
             )
         self._write_journal()
-        for ref, new in refs.items():
-            history.update_ref(ref, new)
+        history.update_refs(refs)
 
     def commit(self, change: Callable[[Lock], Lock]) -> Lock:
         """Write the lock (the commit point) and finish; returns the new lock."""
