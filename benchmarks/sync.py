@@ -14,7 +14,10 @@ The baseline: for each package, a plain git repository holding 1.0, the two
 patch commits and 1.1, and `git rebase` of the series onto 1.1 (the same
 three-way work, without review, verification, patch files or a lock).
 
-    python benchmarks/sync.py [--forks 50] [--files 30]
+    python benchmarks/sync.py [--forks 50] [--files 30] [--repeat 3]
+
+Every time printed is the median of --repeat runs (the consumer is restored
+from a copy between the runs of the sync, the plain repositories reset).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -77,8 +81,8 @@ def git(cwd: Path, *args: str) -> None:
     )
 
 
-def baseline(tmp: Path, forks: int, files: int) -> float:
-    """Seconds for `git rebase` of a two-patch series onto 1.1, in `forks` plain repos."""
+def baseline(tmp: Path, forks: int, files: int, repeat: int) -> float:
+    """Median seconds for `git rebase` of a two-patch series onto 1.1, in `forks` plain repos."""
     repos = []
     for f in range(forks):
         repo = tmp / f"plain{f:03d}"
@@ -99,10 +103,17 @@ def baseline(tmp: Path, forks: int, files: int) -> float:
         git(repo, "add", "-A")
         git(repo, "commit", "-qm", "1.1")
         repos.append(repo)
-    start = time.perf_counter()
     for repo in repos:
-        git(repo, "rebase", "-q", "upstream", "patched")
-    return time.perf_counter() - start
+        git(repo, "tag", "before", "patched")
+    times = []
+    for _ in range(repeat):
+        for repo in repos:
+            git(repo, "checkout", "-q", "-B", "patched", "before")
+        start = time.perf_counter()
+        for repo in repos:
+            git(repo, "rebase", "-q", "upstream", "patched")
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def run_cli(root: Path, env: dict[str, str], *args: str) -> float:
@@ -125,6 +136,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--forks", type=int, default=50)
     parser.add_argument("--files", type=int, default=30)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
     args = parser.parse_args()
     n = args.forks
     with tempfile.TemporaryDirectory(prefix="forkman-bench-sync-") as tmp_s:
@@ -153,7 +165,9 @@ def main() -> None:
             print(f"set up {n} forks with 2 patches each in {time.perf_counter() - t0:.1f} s")
             env = {**os.environ, "PYTHONPATH": str(REPO)}
 
-            t_none = run_cli(root, env, "sync", "--all", "--yes")
+            t_none = statistics.median(
+                run_cli(root, env, "sync", "--all", "--yes") for _ in range(args.repeat)
+            )
             print(
                 f"sync --all, no upstream change: {t_none:.2f} s total, "
                 f"{t_none / n * 1000:.1f} ms per fork"
@@ -179,8 +193,16 @@ def main() -> None:
             t_unpack = time.perf_counter() - t_unpack
             shutil.rmtree(tmp / "unpack")
 
-            t_sync = run_cli(root, env, "sync", "--all", "--yes")
-            run_cli(root, env, "check")
+            before = tmp / "consumer-before"
+            shutil.copytree(root, before, symlinks=True)
+            runs = []
+            for r in range(args.repeat):
+                if r:
+                    shutil.rmtree(root)
+                    shutil.copytree(before, root, symlinks=True)
+                runs.append(run_cli(root, env, "sync", "--all", "--yes"))
+                run_cli(root, env, "check")
+            t_sync = statistics.median(runs)
             overhead = (t_sync - t_unpack) / n
             print(
                 f"download (cold, separate): {t_dl / n * 1000:.1f} ms per fork; "
@@ -191,7 +213,7 @@ def main() -> None:
                 f"{overhead * 1000:.1f} ms per fork excluding download and unpack"
             )
 
-            t_git = baseline(tmp, n, args.files)
+            t_git = baseline(tmp, n, args.files, args.repeat)
             print(f"plain git rebase of the same series: {t_git / n * 1000:.1f} ms per fork")
             print(f"ratio forkman sync / git rebase (per fork): {overhead / (t_git / n):.1f}x")
         finally:
