@@ -447,6 +447,11 @@ def _finish_or_pause(
         unmarked = tuple(
             f"{entry.path}/{p}" for p in progress.conflicts if not _has_markers(conflicted / p)
         )
+        index = progress.next
+        ours = f"upstream {state['version']}" + (" + earlier patches" if progress.done else "")
+        theirs = f"patch {index + 1}: {headers[index].subject}"
+        for rel in progress.conflicts:
+            _label_markers(conflicted / rel, ours, theirs)
         txn.replace_path(project.root / entry.path, conflicted)
         fault_point("sync-pause-tree")
         state = {**state, "progress": _progress_data(progress)}
@@ -652,6 +657,25 @@ def sync_fork(
         return replace(result, delta=delta)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _label_markers(path: Path, ours: str, theirs: str) -> None:
+    """Name the two sides of git's conflict markers for the reader."""
+    if not path.is_file() or path.is_symlink():
+        return
+    data = path.read_bytes()
+    out = []
+    changed = False
+    for line in data.splitlines(keepends=True):
+        body = line.rstrip(b"\r\n")
+        end = line[len(body) :]
+        if body == b"<<<<<<< HEAD":
+            line, changed = b"<<<<<<< " + ours.encode() + end, True
+        elif body.startswith(b">>>>>>> ") and body != b">>>>>>> ":
+            line, changed = b">>>>>>> " + theirs.encode() + end, True
+        out.append(line)
+    if changed:
+        path.write_bytes(b"".join(out))
 
 
 def _has_markers(path: Path) -> bool:

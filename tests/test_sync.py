@@ -58,7 +58,10 @@ def test_sync_merges_conflicts_continues_and_drops_absorbed(series: Path) -> Non
     assert "forkman sync demo --abort" in res.stdout
     assert "patch 1 (Patch a) carried" in res.stderr
     text = (series / "vendor/demo/b.py").read_text()
-    assert "<<<<<<< " in text and "line1 = 'upstream'" in text and "line1 = 'mine'" in text
+    assert text.startswith(
+        "<<<<<<< upstream 1.1 + earlier patches\nline1 = 'upstream'\n=======\n"
+        "line1 = 'mine'\n>>>>>>> patch 2: Patch b\nline2 = 2\n"
+    )
     assert load_lock(series / "forkman.lock").forks["demo"].version == "1.0"
     assert sync_state(Project(series), "demo") == "conflict"
     status = run("status")
