@@ -575,3 +575,15 @@ def test_modify_delete_conflict_is_named(cwd: Path, local_index: LocalIndex) -> 
     assert load_lock(cwd / "forkman.lock").forks["gone"].patches == ()
     assert not (cwd / "patches/gone").exists()
     assert run("check").exit_code == 0
+
+
+def test_prereleases_only_when_the_policy_allows(
+    clean_series: Path, local_index: LocalIndex
+) -> None:
+    local_index.add_sdist("demo", "1.2rc1", {"a.py": "rc\n"})
+    res = run("sync", "demo", "--dry-run")
+    assert "would move 1.0 -> 1.1" in res.stdout
+    pyproject = clean_series / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + "prereleases = true\n")
+    res = run("sync", "demo", "--dry-run")
+    assert "would move 1.0 -> 1.2rc1" in res.stdout
