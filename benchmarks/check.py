@@ -66,8 +66,13 @@ def build(root: Path, forks: int, files: int) -> None:
     write_lock(root / "forkman.lock", lock)
     (root / ".gitignore").write_text(".forkman/\n")
     subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b",
-           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "b",
+        "GIT_AUTHOR_EMAIL": "b@b",
+        "GIT_COMMITTER_NAME": "b",
+        "GIT_COMMITTER_EMAIL": "b@b",
+    }
     subprocess.run(["git", "commit", "-qm", "bench"], cwd=root, check=True, env=env)
 
 

@@ -61,6 +61,7 @@ class FindingKind(enum.Enum):
     PATCH_UNRECORDED = "patch unrecorded"
     LOCK_EDITED = "lock edited"
     LOCK_INVALID = "lock invalid"
+    SYNC_PAUSED = "sync paused at a conflict"
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,12 @@ class CheckReport:
                 "forkman.lock is written by forkman only: restore it with "
                 "`git checkout -- forkman.lock`"
             )
+        for f in self.findings:
+            if f.kind is FindingKind.SYNC_PAUSED:
+                hints.append(
+                    f"{f.fork}: resolve the conflict markers, then `forkman sync {f.fork} "
+                    f"--continue`; or undo the sync with `forkman sync {f.fork} --abort`"
+                )
         if FindingKind.MISSING_FORK in kinds:
             hints.append("restore the tree from git, or remove the fork with `forkman unfork NAME`")
         if FindingKind.UNTRACKED_FORK in kinds:
@@ -256,11 +263,31 @@ def _diff(
     return findings
 
 
+def paused_sync(state_dir: Path, name: str) -> str | None:
+    """The version a sync of fork `name` paused at a conflict is moving to, or None."""
+    try:
+        data = json.loads((state_dir / "txn" / f"{name}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    paused = data.get("paused") if isinstance(data, dict) else None
+    return str(paused.get("version", "?")) if isinstance(paused, dict) else None
+
+
 def check_fork(
     root: Path, state_dir: Path, entry: LockEntry, cache: StatCache | None
 ) -> list[Finding]:
     """Findings for one fork's vendored tree."""
     findings: list[Finding] = []
+    version = paused_sync(state_dir, entry.name)
+    if version is not None:
+        return [
+            Finding(
+                FindingKind.SYNC_PAUSED,
+                entry.name,
+                entry.path,
+                f"the sync to {version} waits for a conflict resolution",
+            )
+        ]
     base = root / entry.path
     if not base.is_dir():
         return [

@@ -135,6 +135,30 @@ class ForkHistory:
             args.append(old)
         self.git(*args)
 
+    def update_refs(self, refs: Mapping[str, str | None]) -> None:
+        """Move (None: delete) several refs in one git ref transaction: all or none."""
+        lines = "".join(
+            f"update {ref} {new}\n" if new else f"delete {ref}\n" for ref, new in refs.items()
+        )
+        fd, path = tempfile.mkstemp(prefix="refs-", dir=self.git_dir)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(lines)
+            with open(path, "rb") as stdin:
+                cmd = gitpython.Git()
+                try:
+                    cmd.execute(
+                        ["git", "update-ref", "--stdin"],
+                        env=_clean_env({"GIT_DIR": str(self.git_dir)}),
+                        istream=stdin,
+                    )
+                except gitpython.GitCommandError as exc:
+                    raise HistoryError(
+                        f"git update-ref failed in {self.git_dir.name}: {exc.stderr}"
+                    ) from None
+        finally:
+            os.unlink(path)
+
     # -- trees and commits --------------------------------------------------------
     def snapshot(self, tree_dir: Path, members: Sequence[str] | None = None) -> str:
         """Write the content of `tree_dir` (or only `members` of it) as a tree; its id."""
@@ -179,8 +203,8 @@ class ForkHistory:
         """The tree id of commit `rev`."""
         return self.git("rev-parse", f"{rev}^{{tree}}").strip()
 
-    def checkout(self, rev: str, dest: Path) -> None:
-        """Write the tree of `rev` into the (new or empty) directory `dest`."""
+    def checkout(self, rev: str, dest: Path, paths: Sequence[str] | None = None) -> None:
+        """Write the tree of `rev` (or only `paths` of it) into the new or empty folder `dest`."""
         dest.mkdir(parents=True, exist_ok=True)
         fd, index = tempfile.mkstemp(prefix="index-", dir=self.git_dir)
         os.close(fd)
@@ -188,7 +212,10 @@ class ForkHistory:
         env = {"GIT_INDEX_FILE": index, "GIT_WORK_TREE": str(dest)}
         try:
             self.git("read-tree", rev, env=env)
-            self.git("checkout-index", "-a", "-f", env=env, cwd=dest)
+            if paths is None:
+                self.git("checkout-index", "-a", "-f", env=env, cwd=dest)
+            elif paths:
+                self.git("checkout-index", "-f", "--", *paths, env=env, cwd=dest)
         finally:
             if os.path.exists(index):
                 os.unlink(index)

@@ -248,13 +248,31 @@ def lock_from_data(data: Mapping[str, Any], *, origin: str = LOCK_NAME) -> Lock:
     return Lock(forks)
 
 
+# The last lock text parsed in this process, by sha256: commands that
+# read the lock several times (a sync of many forks) parse each version once.
+_PARSED: dict[str, Lock] = {}
+
+
+def _text_key(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
 def load_lock(path: Path) -> Lock:
     """Read `path`; an absent lock is an empty one."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return Lock()
-    return parse_lock(text, origin=path.name)
+    key = _text_key(text)
+    cached = _PARSED.get(key)
+    if cached is not None:
+        return cached
+    lock = parse_lock(text, origin=path.name)
+    _PARSED.clear()
+    _PARSED[key] = lock
+    return lock
 
 
 def _source_table(source: Source) -> dict[str, str]:

@@ -70,6 +70,8 @@ def status(project: Project, actor_states: dict[str, str] | None = None) -> list
         if finding.fork is None:
             continue
         state = "missing" if finding.kind is FindingKind.MISSING_FORK else "modified"
+        if finding.kind is FindingKind.SYNC_PAUSED:
+            state = "conflict"
         dirty.setdefault(finding.fork, state)
     rows = []
     for entry in lock:

@@ -18,6 +18,14 @@ the change committed and only the clean-up is finished; otherwise every step
 is undone from the backups, in reverse order. Either way the fork is entirely
 old or entirely new.
 
+A transaction can also *pause* (:meth:`ForkTransaction.pause`): a sync that
+stops at a conflict records its resumable state in the journal and leaves
+its steps in place. :func:`recover` leaves a paused journal alone (it only
+undoes steps taken after the pause point by an interrupted ``--continue``);
+:func:`resume` reopens it to go on and commit, :func:`abort_paused` rolls
+every step back, byte for byte. So a fork is entirely old, entirely new, or
+in a resumable paused state.
+
 Lock writes from concurrent transactions (different forks in parallel) are
 serialized by a process-wide mutex plus an ``fcntl`` lock on
 ``.forkman/lock.mutex``, and are read-modify-write of only the fork's own
@@ -38,6 +46,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ._errors import Busy
 from ._fsutil import atomic_write_bytes, fsync_dir
 from ._lock import Lock, LockEntry, dump_lock, load_lock, write_lock
 from ._project import Project
@@ -105,12 +114,16 @@ class ForkTransaction:
         self.journal_path = project.state_dir / "txn" / f"{fork}.json"
         self.steps: list[dict[str, Any]] = []
         self.after: str | None = None
+        self.paused: dict[str, Any] | None = None
+        self.pause_point = 0
         self._done = False
         self._committed = False
+        self._detached = False
+        self._resumed = False
 
     # -- journal ------------------------------------------------------------------
     def _write_journal(self) -> None:
-        data = {
+        data: dict[str, Any] = {
             "fork": self.fork,
             "operation": self.operation,
             "id": self.id,
@@ -118,21 +131,64 @@ class ForkTransaction:
             "steps": self.steps,
             "after": self.after,
         }
+        if self.paused is not None:
+            data["paused"] = self.paused
+            data["pause_point"] = self.pause_point
         atomic_write_bytes(self.journal_path, json.dumps(data, indent=1).encode())
 
     def __enter__(self) -> ForkTransaction:
+        if self._resumed:
+            self._detached = False
+            self._done = False
+            return self
         self.project.ensure_state_dir()
         if self.journal_path.exists():
             recover(self.project)
+            if paused_state(self.project, self.fork) is not None:
+                raise Busy(
+                    f"{self.fork} has a paused {self.operation_in_progress()} "
+                    "waiting for a conflict resolution",
+                    hint=f"finish it with `forkman sync {self.fork} --continue`, "
+                    f"or undo it with `forkman sync {self.fork} --abort`",
+                )
         self.dir.mkdir(parents=True)
         self._write_journal()
         return self
 
+    def operation_in_progress(self) -> str:
+        """The operation of the journal on disk for this fork."""
+        try:
+            return str(json.loads(self.journal_path.read_text()).get("operation", "operation"))
+        except (OSError, ValueError):
+            return "operation"
+
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if self._detached:
+            return
         if not self._done:
+            if self.paused is not None and not self._committed:
+                # Back to the pause point: the paused state stays resumable.
+                _rollback(self.project, self.steps[self.pause_point :])
+                del self.steps[self.pause_point :]
+                self._write_journal()
+                self._done = True
+                return
             if not self._committed:  # past the commit point, only clean-up is left
                 _rollback(self.project, self.steps)
             self._cleanup()
+
+    # -- pausing -------------------------------------------------------------------
+    def pause(self, state: dict[str, Any]) -> None:
+        """Stop here, keeping every step, with `state` to resume from (JSON data).
+
+        The journal is the record: it survives the process, :func:`recover`
+        leaves it alone, :func:`resume` picks it up, :func:`abort_paused` undoes it.
+        """
+        self.paused = dict(state)
+        self.pause_point = len(self.steps)
+        self._write_journal()
+        self._detached = True
+        self._done = True
 
     def _cleanup(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -179,6 +235,20 @@ class ForkTransaction:
         self._write_journal()
         history.update_ref(ref, new)
 
+    def set_refs(self, git_dir: Path, refs: dict[str, str]) -> None:
+        """Move several refs of the fork's history (one journal write); rolled back together."""
+        from ._history import ForkHistory
+
+        history = ForkHistory(git_dir)
+        out = history.git("for-each-ref", "--format=%(refname) %(objectname)", *refs)
+        old = dict(line.split(" ", 1) for line in out.splitlines() if line)
+        for ref in refs:
+            self.steps.append(
+                {"ref": ref, "git_dir": self.project.relpath(git_dir), "old": old.get(ref)}
+            )
+        self._write_journal()
+        history.update_refs(refs)
+
     def commit(self, change: Callable[[Lock], Lock]) -> Lock:
         """Write the lock (the commit point) and finish; returns the new lock."""
         with lock_file_mutex(self.project):
@@ -222,11 +292,16 @@ def _rollback(project: Project, steps: list[dict[str, Any]]) -> None:
 
 
 def recover(project: Project) -> list[str]:
-    """Finish or undo interrupted transactions; a line per fork recovered."""
+    """Finish or undo interrupted transactions; a line per fork recovered.
+
+    A paused transaction is kept: only steps taken after its pause point (by
+    an interrupted resume) are undone, which brings it back to the pause.
+    """
     txn_dir = project.state_dir / "txn"
     if not txn_dir.is_dir():
         return []
     done: list[str] = []
+    keep: set[str] = set()
     for journal in sorted(txn_dir.glob("*.json")):
         try:
             data = json.loads(journal.read_text())
@@ -238,12 +313,69 @@ def recover(project: Project) -> list[str]:
             current = entry_digest(load_lock(project.lock_path).get(fork))
         if data.get("after") is not None and current == data["after"]:
             done.append(f"{fork}: completed the interrupted {data['operation']}")
+        elif data.get("paused") is not None:
+            point = int(data.get("pause_point", len(data["steps"])))
+            if len(data["steps"]) > point or data.get("after") is not None:
+                _rollback(project, data["steps"][point:])
+                data["steps"] = data["steps"][:point]
+                data["after"] = None
+                atomic_write_bytes(journal, json.dumps(data, indent=1).encode())
+                done.append(f"{fork}: back to the paused {data['operation']} (resume interrupted)")
+            keep.add(data["dir"])
+            continue
         else:
             _rollback(project, data["steps"])
             done.append(f"{fork}: rolled back the interrupted {data['operation']}")
         shutil.rmtree(project.root / data["dir"], ignore_errors=True)
         journal.unlink()
     for leftover in txn_dir.iterdir():
-        if leftover.is_dir():
+        if leftover.is_dir() and project.relpath(leftover) not in keep:
             shutil.rmtree(leftover, ignore_errors=True)
     return done
+
+
+def paused_state(project: Project, fork: str) -> dict[str, Any] | None:
+    """The state a paused transaction of `fork` recorded, or None."""
+    journal = project.state_dir / "txn" / f"{fork}.json"
+    try:
+        data = json.loads(journal.read_text())
+    except (OSError, ValueError):
+        return None
+    paused = data.get("paused")
+    return paused if isinstance(paused, dict) else None
+
+
+def resume(project: Project, fork: str) -> ForkTransaction:
+    """Reopen the paused transaction of `fork` (use it as a context manager)."""
+    for _line in recover(project):
+        pass
+    journal = project.state_dir / "txn" / f"{fork}.json"
+    data = json.loads(journal.read_text())
+    if data.get("paused") is None:
+        raise Busy(f"{fork} has no paused operation")
+    txn = ForkTransaction(project, fork, data["operation"])
+    txn.id = data["id"]
+    txn.dir = project.root / data["dir"]
+    txn.steps = list(data["steps"])
+    txn.paused = data["paused"]
+    txn.pause_point = int(data.get("pause_point", len(txn.steps)))
+    txn._resumed = True
+    return txn
+
+
+def abort_paused(project: Project, fork: str) -> bool:
+    """Undo the paused transaction of `fork` entirely; False when there is none."""
+    recover(project)
+    journal = project.state_dir / "txn" / f"{fork}.json"
+    try:
+        data = json.loads(journal.read_text())
+    except (OSError, ValueError):
+        return False
+    if data.get("paused") is None:
+        return False
+    fault_point("abort-rollback")
+    _rollback(project, data["steps"])
+    shutil.rmtree(project.root / data["dir"], ignore_errors=True)
+    journal.unlink()
+    fsync_dir(journal.parent)
+    return True

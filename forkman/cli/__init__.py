@@ -31,6 +31,11 @@ COMMANDS: dict[str, str] = {
     "watch": "_actors:watch_cmd",
     "sandbox": "_sandbox:sandbox_group",
     "test": "_sandbox:test_cmd",
+    "patch": "_patch:patch_cmd",
+    "patches": "_patch:patches_cmd",
+    "diff": "_patch:diff_cmd",
+    "restore": "_patch:restore_cmd",
+    "sync": "_patch:sync_cmd",
 }
 
 

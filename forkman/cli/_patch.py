@@ -1,0 +1,319 @@
+"""Patch and sync commands: patch, patches, diff, restore, sync."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .._errors import BadInput
+from ._output import StderrObserver, table
+
+
+@click.command("patch")
+@click.argument("name")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-m", "--message", default=None, help="The patch's description.")
+@click.option("--fixes", multiple=True, help="A vulnerability id the patch fixes (repeatable).")
+@click.option("--origin", default=None, help="Where the change comes from (URL, upstream, ...).")
+@click.option("--forwarded", default=None, help="`no`, `not-needed`, or where it was sent.")
+@click.option("--author", default=None, help='"Name <email>" (default: your git identity).')
+@click.option("--drop", "drop", type=int, default=None, metavar="N", help="Drop patch N.")
+@click.option("--move", "move", type=int, default=None, metavar="N", help="Move patch N ...")
+@click.option("--to", "to", type=int, default=None, metavar="M", help="... to position M.")
+@click.option("--edit", "edit", type=int, default=None, metavar="N", help="Edit patch N's header.")
+@click.option("--import", "import_", is_flag=True, help="Import FILES as new patches.")
+@click.pass_obj
+def patch_cmd(
+    obj: Any,
+    name: str,
+    files: tuple[Path, ...],
+    message: str | None,
+    fixes: tuple[str, ...],
+    origin: str | None,
+    forwarded: str | None,
+    author: str | None,
+    drop: int | None,
+    move: int | None,
+    to: int | None,
+    edit: int | None,
+    import_: bool,
+) -> int:
+    """Record the edits in NAME's vendored tree as the next patch, or change the series.
+
+    \b
+    Examples:
+      forkman patch attrs -m "Fix slots pickling" --fixes PYSEC-2024-1
+      forkman patch attrs --drop 2
+      forkman patch attrs --move 3 --to 1
+      forkman patch attrs --edit 1 -m "Better description"
+      forkman patch attrs --import fix-a.patch fix-b.patch
+    """
+    from .. import _patches
+
+    project = obj.project()
+    observer = StderrObserver()
+    modes = [m for m in (drop, move, edit) if m is not None] + ([1] if import_ else [])
+    if len(modes) > 1:
+        raise BadInput("use one of --drop, --move, --edit, --import at a time")
+    if files and not import_:
+        raise BadInput(
+            "patch files are only read with --import", hint="forkman patch NAME --import FILE..."
+        )
+    if to is not None and move is None:
+        raise BadInput("--to goes with --move", hint="forkman patch NAME --move 3 --to 1")
+    if drop is not None:
+        _patches.drop_patch(project, name, drop, observer)
+        click.echo(f"dropped patch {drop} of {name}")
+    elif move is not None:
+        if to is None:
+            raise BadInput("--move needs --to", hint="forkman patch NAME --move 3 --to 1")
+        _patches.move_patch(project, name, move, to, observer)
+        click.echo(f"moved patch {move} of {name} to position {to}")
+    elif edit is not None:
+        _patches.edit_patch(
+            project,
+            name,
+            edit,
+            message=message,
+            fixes=fixes or None,
+            origin=origin,
+            forwarded=forwarded,
+            author=author,
+            observer=observer,
+        )
+        click.echo(f"edited patch {edit} of {name}")
+    elif import_:
+        entry = _patches.import_patches(project, name, files, observer=observer)
+        for record in entry.patches[len(entry.patches) - len(files) :]:
+            click.echo(f"imported {record.file}")
+    else:
+        if not message:
+            raise BadInput("the patch needs a description", hint=f'forkman patch {name} -m "..."')
+        record = _patches.record_patch(
+            project,
+            name,
+            message,
+            fixes=fixes,
+            origin=origin or "",
+            forwarded=forwarded or "no",
+            author=author,
+            observer=observer,
+        )
+        click.echo(f"recorded {record.file}")
+    return 0
+
+
+@click.command("patches")
+@click.argument("name")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_obj
+def patches_cmd(obj: Any, name: str, fmt: str) -> int:
+    """List NAME's patch series: order, file, status, fixes.
+
+    Exit 1 when a patch file differs from the lock or is missing.
+
+    \b
+    Example:
+      forkman patches attrs
+    """
+    from .._patches import PatchStatus, list_patches
+
+    rows = list_patches(obj.project(), name)
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "number": r.number,
+                        "file": r.file,
+                        "subject": r.subject,
+                        "status": r.status.value,
+                        "applied": r.applied,
+                        "fixes": list(r.fixes),
+                    }
+                    for r in rows
+                ],
+                indent=2,
+            )
+        )
+    elif not rows:
+        click.echo(f"{name} has no patches: edit its files, then `forkman patch {name} -m MSG`")
+    else:
+        click.echo(
+            table(
+                ["#", "patch", "status", "applied", "fixes", "description"],
+                [
+                    [
+                        r.number,
+                        r.file,
+                        r.status.value,
+                        "yes" if r.applied else "no",
+                        ", ".join(r.fixes) or "-",
+                        r.subject,
+                    ]
+                    for r in rows
+                ],
+            )
+        )
+    return 0 if all(r.status is PatchStatus.OK for r in rows) else 1
+
+
+@click.command("diff")
+@click.argument("name")
+@click.option("--upstream", "span", default=None, metavar="A..B", help="Upstream's own changes.")
+@click.pass_obj
+def diff_cmd(obj: Any, name: str, span: str | None) -> int:
+    """Show NAME's patches as one diff against pristine upstream, or upstream's delta.
+
+    \b
+    Examples:
+      forkman diff attrs
+      forkman diff attrs --upstream 23.1.0..23.2.0
+    """
+    from .._patches import fork_diff, upstream_diff
+
+    project = obj.project()
+    text = upstream_diff(project, name, span) if span else fork_diff(project, name)
+    click.echo(text, nl=False)
+    return 0
+
+
+@click.command("restore")
+@click.argument("name")
+@click.pass_obj
+def restore_cmd(obj: Any, name: str) -> int:
+    """Discard unrecorded edits in NAME's vendored tree (back to the recorded series).
+
+    \b
+    Example:
+      forkman restore attrs
+    """
+    from .._patches import restore
+
+    changed = restore(obj.project(), name, observer=StderrObserver(quiet=True))
+    if not changed:
+        click.echo(f"{name}: nothing to restore")
+    for path in changed:
+        click.echo(f"restored {path}")
+    return 0
+
+
+def _render(result: Any) -> None:
+    from .._sync import SyncOutcome
+
+    click.echo(result.message)
+    if result.delta is not None and result.outcome is not SyncOutcome.DECLINED:
+        for line in result.delta.lines():
+            click.echo(f"  {line}")
+    for subject in result.dropped:
+        click.echo(f"  dropped (already upstream): {subject}")
+    if result.conflict is not None:
+        c = result.conflict
+        verb = "would conflict" if result.outcome is SyncOutcome.DRY_RUN else "conflicts"
+        click.echo(f"  patch {c.number} ({c.file}) {verb} in:")
+        for path in c.files:
+            note = (
+                "  (no conflict markers: binary, or deleted on one side; choose its content)"
+                if path in c.unmarked
+                else ""
+            )
+            click.echo(f"    {path}{note}")
+        if result.outcome is SyncOutcome.CONFLICT:
+            click.echo(
+                f"  resolve the conflict markers in those files, then run "
+                f"`forkman sync {result.name} --continue`; "
+                f"`forkman sync {result.name} --abort` puts everything back"
+            )
+
+
+@click.command("sync")
+@click.argument("name", required=False)
+@click.option("--all", "all_", is_flag=True, help="Sync every fork.")
+@click.option("--to", default=None, metavar="VERSION", help="Move to this release (or git ref).")
+@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Take the release without asking.")
+@click.option("--continue", "continue_", is_flag=True, help="Go on after resolving a conflict.")
+@click.option("--abort", is_flag=True, help="Undo a sync stopped at a conflict.")
+@click.pass_obj
+def sync_cmd(
+    obj: Any,
+    name: str | None,
+    all_: bool,
+    to: str | None,
+    dry_run: bool,
+    yes: bool,
+    continue_: bool,
+    abort: bool,
+) -> int:
+    """Move a fork to a newer upstream release, carrying its patches (three-way merges).
+
+    Shows what upstream changed and asks before taking it (--yes in automation;
+    without a terminal and without --yes the sync is refused). Exit 0 when done
+    or nothing is newer, 1 when a patch conflicts (the sync waits for
+    --continue or --abort), 2 on errors.
+
+    \b
+    Examples:
+      forkman sync attrs
+      forkman sync attrs --to 23.2.0 --yes
+      forkman sync --all --dry-run
+      forkman sync attrs --continue
+    """
+    from .. import _sync
+    from .._sync import SyncOutcome
+
+    if all_ == bool(name):
+        raise BadInput(
+            "name one fork or pass --all", hint="forkman sync attrs | forkman sync --all"
+        )
+    if continue_ and abort:
+        raise BadInput("--continue and --abort exclude each other")
+    if (continue_ or abort) and (all_ or to or dry_run):
+        raise BadInput("--continue and --abort take only the fork's name")
+    project = obj.project()
+    observer = StderrObserver()
+    if continue_ or abort:
+        assert name is not None
+        fn = _sync.continue_sync if continue_ else _sync.abort_sync
+        result = fn(project, name, observer=observer)
+        _render(result)
+        return 1 if result.outcome is SyncOutcome.CONFLICT else 0
+
+    confirm = None
+    if not yes and sys.stdin.isatty():
+
+        def confirm(target: Any, delta: Any) -> bool:
+            click.echo(f"{target.name}: {target.current} -> {target.version}", err=True)
+            for line in delta.lines():
+                click.echo(f"  {line}", err=True)
+            return click.confirm(f"take {target.name} {target.version}?", err=True)
+
+    if all_:
+        results = _sync.sync_all(
+            project, to=to, yes=yes, dry_run=dry_run, confirm=confirm, observer=observer
+        )
+        if not results:
+            click.echo("no forks to sync")
+        elif all(r.outcome in (SyncOutcome.UP_TO_DATE, SyncOutcome.PINNED) for r in results):
+            click.echo("no newer releases: every fork is up to date")
+    else:
+        assert name is not None
+        results = [
+            _sync.sync_fork(
+                project, name, to=to, yes=yes, dry_run=dry_run, confirm=confirm, observer=observer
+            )
+        ]
+    for result in results:
+        if result.outcome is SyncOutcome.FAILED:
+            click.echo(f"error: {result.name}: {result.message}", err=True)
+        else:
+            _render(result)
+    if any(r.outcome is SyncOutcome.FAILED for r in results):
+        return 2
+    if any(r.outcome in (SyncOutcome.CONFLICT, SyncOutcome.DECLINED) for r in results):
+        return 1
+    return 0
