@@ -193,7 +193,11 @@ def test_constraint_limits_the_target(clean_series: Path, local_index: LocalInde
 
 def test_pinned_fork_is_skipped(clean_series: Path) -> None:
     pyproject = clean_series / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text() + "pinned = true\n")
+    text = pyproject.read_text()
+    assert "[tool.forkman.forks.demo]\n" in text
+    pyproject.write_text(
+        text.replace("[tool.forkman.forks.demo]\n", "[tool.forkman.forks.demo]\npinned = true\n")
+    )
     before = snapshot(clean_series)
     res = run("sync", "--all", "--yes")
     assert res.exit_code == 0
@@ -584,6 +588,10 @@ def test_prereleases_only_when_the_policy_allows(
     res = run("sync", "demo", "--dry-run")
     assert "would move 1.0 -> 1.1" in res.stdout
     pyproject = clean_series / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text() + "prereleases = true\n")
+    text = pyproject.read_text()
+    assert "[tool.forkman.forks.demo]\n" in text
+    pyproject.write_text(
+        text.replace("[tool.forkman.forks.demo]\n", "[tool.forkman.forks.demo]\nprereleases = true\n")
+    )
     res = run("sync", "demo", "--dry-run")
     assert "would move 1.0 -> 1.2rc1" in res.stdout
