@@ -172,3 +172,77 @@ def run_test(
 
 
 TEST = register_operation("test", run_test, recover=_recover_readonly, state=ActorState.TESTING)
+
+
+def sync_result_json(result: Any) -> dict[str, JSON]:
+    """A :class:`forkman._sync.SyncResult` as JSON (for replies and ``--format json``)."""
+    conflict = result.conflict
+    return {
+        "name": result.name,
+        "outcome": result.outcome.value,
+        "old_version": result.old_version,
+        "new_version": result.new_version,
+        "message": result.message,
+        "delta": result.delta.lines() if result.delta is not None else None,
+        "carried": list(result.carried),
+        "dropped": list(result.dropped),
+        "conflict": None
+        if conflict is None
+        else {
+            "number": conflict.number,
+            "file": conflict.file,
+            "subject": conflict.subject,
+            "files": list(conflict.files),
+            "unmarked": list(conflict.unmarked),
+        },
+    }
+
+
+def run_sync(
+    project: Project, name: str, args: Mapping[str, Any], ctx: ActorContext
+) -> Mapping[str, JSON]:
+    """``sync``: args mode (sync|continue|abort), to, yes, dry_run, expect_versions.
+
+    `expect_versions` maps forks to the version a person reviewed and confirmed:
+    the sync takes exactly that release and refuses if the newest allowed one
+    changed since.
+    """
+    from ._errors import BadInput
+    from ._sync import SyncOutcome, abort_sync, continue_sync, sync_fork
+
+    observer = _ActorObserver(ctx)
+    mode = args.get("mode", "sync")
+    if mode == "continue":
+        result = continue_sync(project, name, observer=observer)
+    elif mode == "abort":
+        result = abort_sync(project, name, observer=observer)
+    else:
+        expect = (args.get("expect_versions") or {}).get(name)
+        confirm = None
+        if expect:
+
+            def confirm(target: Any, delta: Any) -> bool:
+                if target.version != expect:
+                    raise BadInput(
+                        f"{name}: the release to take is now {target.version}, "
+                        f"not the {expect} that was reviewed",
+                        hint="run the sync again to review it",
+                    )
+                return True
+
+        result = sync_fork(
+            project,
+            name,
+            to=args.get("to"),
+            yes=bool(args.get("yes")),
+            dry_run=bool(args.get("dry_run")),
+            confirm=confirm,
+            observer=observer,
+        )
+    out = sync_result_json(result)
+    if result.outcome is SyncOutcome.CONFLICT:
+        out["state"] = "conflict"
+    return out
+
+
+SYNC = register_operation("sync", run_sync, recover=_recover_transaction, state=ActorState.SYNCING)

@@ -61,6 +61,7 @@ OPERATIONS: dict[str, str] = {
     "unfork": "forkman._operations:UNFORK",
     "verify": "forkman._operations:VERIFY",
     "test": "forkman._operations:TEST",
+    "sync": "forkman._operations:SYNC",
 }
 
 _DEFAULT_STATES = {

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from .._errors import BadInput
+from ._actors import actor_options
 from ._output import StderrObserver, table
 
 
@@ -202,31 +203,31 @@ def restore_cmd(obj: Any, name: str) -> int:
     return 0
 
 
-def _render(result: Any) -> None:
-    from .._sync import SyncOutcome
-
-    click.echo(result.message)
-    if result.delta is not None and result.outcome is not SyncOutcome.DECLINED:
-        for line in result.delta.lines():
+def _render(result: dict[str, Any]) -> None:
+    """Show one fork's sync result (as the fork actor replied it)."""
+    click.echo(result["message"])
+    if result.get("delta") and result["outcome"] != "declined":
+        for line in result["delta"]:
             click.echo(f"  {line}")
-    for subject in result.dropped:
+    for subject in result.get("dropped", []):
         click.echo(f"  dropped (already upstream): {subject}")
-    if result.conflict is not None:
-        c = result.conflict
-        verb = "would conflict" if result.outcome is SyncOutcome.DRY_RUN else "conflicts"
-        click.echo(f"  patch {c.number} ({c.file}) {verb} in:")
-        for path in c.files:
+    c = result.get("conflict")
+    if c is not None:
+        verb = "would conflict" if result["outcome"] == "dry-run" else "conflicts"
+        click.echo(f"  patch {c['number']} ({c['file']}) {verb} in:")
+        for path in c["files"]:
             note = (
                 "  (no conflict markers: binary, or deleted on one side; choose its content)"
-                if path in c.unmarked
+                if path in c["unmarked"]
                 else ""
             )
             click.echo(f"    {path}{note}")
-        if result.outcome is SyncOutcome.CONFLICT:
+        if result["outcome"] == "conflict":
+            name = result["name"]
             click.echo(
                 f"  resolve the conflict markers in those files, then run "
-                f"`forkman sync {result.name} --continue`; "
-                f"`forkman sync {result.name} --abort` puts everything back"
+                f"`forkman sync {name} --continue`; "
+                f"`forkman sync {name} --abort` puts everything back"
             )
 
 
@@ -238,6 +239,7 @@ def _render(result: Any) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Take the release without asking.")
 @click.option("--continue", "continue_", is_flag=True, help="Go on after resolving a conflict.")
 @click.option("--abort", is_flag=True, help="Undo a sync stopped at a conflict.")
+@actor_options
 @click.pass_obj
 def sync_cmd(
     obj: Any,
@@ -248,6 +250,8 @@ def sync_cmd(
     yes: bool,
     continue_: bool,
     abort: bool,
+    jobs: int | None,
+    wait: float,
 ) -> int:
     """Move a fork to a newer upstream release, carrying its patches (three-way merges).
 
@@ -263,8 +267,8 @@ def sync_cmd(
       forkman sync --all --dry-run
       forkman sync attrs --continue
     """
-    from .. import _sync
-    from .._sync import SyncOutcome
+    from .._forks import require_fork
+    from ._actors import on_fork, on_forks
 
     if all_ == bool(name):
         raise BadInput(
@@ -274,46 +278,69 @@ def sync_cmd(
         raise BadInput("--continue and --abort exclude each other")
     if (continue_ or abort) and (all_ or to or dry_run):
         raise BadInput("--continue and --abort take only the fork's name")
+    if all_ and to is not None:
+        raise BadInput("--to names one release of one fork", hint="forkman sync NAME --to VERSION")
     project = obj.project()
-    observer = StderrObserver()
+    project.require_git()
     if continue_ or abort:
         assert name is not None
-        fn = _sync.continue_sync if continue_ else _sync.abort_sync
-        result = fn(project, name, observer=observer)
+        fork = require_fork(project, name).name
+        mode = "continue" if continue_ else "abort"
+        result = on_fork(obj, project, fork, "sync", {"mode": mode}, wait=wait)
         _render(result)
-        return 1 if result.outcome is SyncOutcome.CONFLICT else 0
-
-    confirm = None
-    if not yes and sys.stdin.isatty():
-
-        def confirm(target: Any, delta: Any) -> bool:
-            click.echo(f"{target.name}: {target.current} -> {target.version}", err=True)
-            for line in delta.lines():
-                click.echo(f"  {line}", err=True)
-            return click.confirm(f"take {target.name} {target.version}?", err=True)
-
-    if all_:
-        results = _sync.sync_all(
-            project, to=to, yes=yes, dry_run=dry_run, confirm=confirm, observer=observer
+        return 1 if result["outcome"] == "conflict" else 0
+    names = [require_fork(project, name).name] if name else sorted(project.load_lock().forks)
+    if not names:
+        click.echo("no forks to sync")
+        return 0
+    args: dict[str, Any] = {"to": to, "yes": yes, "dry_run": dry_run}
+    if not yes and not dry_run and sys.stdin.isatty():
+        # Review first (a dry run through the actors), ask, then take exactly what was confirmed.
+        reviews = _results(
+            on_forks(obj, project, names, "sync", {**args, "dry_run": True}, jobs=jobs)
         )
-        if not results:
-            click.echo("no forks to sync")
-        elif all(r.outcome in (SyncOutcome.UP_TO_DATE, SyncOutcome.PINNED) for r in results):
-            click.echo("no newer releases: every fork is up to date")
-    else:
-        assert name is not None
-        results = [
-            _sync.sync_fork(
-                project, name, to=to, yes=yes, dry_run=dry_run, confirm=confirm, observer=observer
+        confirmed: dict[str, str] = {}
+        for result in reviews:
+            if result["outcome"] != "dry-run":
+                continue
+            click.echo(
+                f"{result['name']}: {result['old_version']} -> {result['new_version']}", err=True
             )
+            for line in result.get("delta") or []:
+                click.echo(f"  {line}", err=True)
+            if click.confirm(f"take {result['name']} {result['new_version']}?", err=True):
+                confirmed[result["name"]] = str(result["new_version"])
+        results = [r for r in reviews if r["outcome"] != "dry-run"]
+        results += [
+            {**r, "outcome": "declined", "message": f"{r['name']}: {r['new_version']} not taken"}
+            for r in reviews
+            if r["outcome"] == "dry-run" and r["name"] not in confirmed
         ]
-    for result in results:
-        if result.outcome is SyncOutcome.FAILED:
-            click.echo(f"error: {result.name}: {result.message}", err=True)
+        if confirmed:
+            taken = {"to": to, "yes": True, "expect_versions": confirmed}
+            results += _results(on_forks(obj, project, sorted(confirmed), "sync", taken, jobs=jobs))
+    else:
+        results = _results(on_forks(obj, project, names, "sync", args, jobs=jobs, wait=wait))
+    if all_ and all(r["outcome"] in ("up-to-date", "pinned") for r in results):
+        click.echo("no newer releases: every fork is up to date")
+    for result in sorted(results, key=lambda r: r["name"]):
+        if result["outcome"] == "failed":
+            click.echo(f"error: {result['name']}: {result['message']}", err=True)
         else:
             _render(result)
-    if any(r.outcome is SyncOutcome.FAILED for r in results):
+    if any(r["outcome"] == "failed" for r in results):
         return 2
-    if any(r.outcome in (SyncOutcome.CONFLICT, SyncOutcome.DECLINED) for r in results):
+    if any(r["outcome"] in ("conflict", "declined") for r in results):
         return 1
     return 0
+
+
+def _results(replies: dict[str, Any]) -> list[dict[str, Any]]:
+    """Sync results from actor replies; a failed reply is a ``failed`` result."""
+    out = []
+    for fork, reply in sorted(replies.items()):
+        if reply.ok:
+            out.append(dict(reply.result))
+        else:
+            out.append({"name": fork, "outcome": "failed", "message": reply.error or "failed"})
+    return out

@@ -35,6 +35,11 @@ def run(*args: str, cwd: Path | None = None, input: str | None = None) -> Result
     return Result(res.exit_code, res.stdout, res.stderr)
 
 
+# The fork actors' own runtime state (their database and process locks) records every
+# command, including one that changed nothing else: it is not part of the project.
+ACTOR_RUNTIME = (".forkman/actors.sqlite", ".forkman/locks/")
+
+
 def snapshot(root: Path, *, skip: tuple[str, ...] = (".git",)) -> dict[str, str]:
     """Every file under `root` (except `skip` top-level names) -> sha256 (or link target)."""
     out: dict[str, str] = {}
@@ -45,7 +50,7 @@ def snapshot(root: Path, *, skip: tuple[str, ...] = (".git",)) -> dict[str, str]
         for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
             path = Path(dirpath) / name
             rel = (rel_dir / name).as_posix()
-            if rel.split("/")[0] in skip:
+            if rel.split("/")[0] in skip or rel.startswith(ACTOR_RUNTIME):
                 continue
             if path.is_symlink():
                 out[rel] = "-> " + os.readlink(path)
