@@ -21,7 +21,6 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 if TYPE_CHECKING:
     import tomlkit
-    from tomlkit.items import Table
 
 from ._errors import ConfigError
 from ._fsutil import atomic_write_text
@@ -209,10 +208,9 @@ def edit_pyproject(pyproject: Path, change: Callable[[tomlkit.TOMLDocument], Non
     atomic_write_text(pyproject, render_pyproject_edit(pyproject, change))
 
 
-def forkman_table(doc: tomlkit.TOMLDocument) -> Table:
+def forkman_table(doc: tomlkit.TOMLDocument) -> Any:
     """``[tool.forkman]`` of `doc`, created (as a super-table chain) when absent."""
     import tomlkit
-    from tomlkit.items import Table
 
     tool = doc.get("tool")
     if tool is None:
@@ -222,14 +220,13 @@ def forkman_table(doc: tomlkit.TOMLDocument) -> Table:
     if table is None:
         table = tomlkit.table()
         tool["forkman"] = table
-    assert isinstance(table, Table)
+    _require_table(table, "[tool.forkman]")
     return table
 
 
-def fork_table(doc: tomlkit.TOMLDocument, name: str, *, create: bool = True) -> Table | None:
+def fork_table(doc: tomlkit.TOMLDocument, name: str, *, create: bool = True) -> Any:
     """``[tool.forkman.forks.NAME]`` of `doc`."""
     import tomlkit
-    from tomlkit.items import Table
 
     table = forkman_table(doc)
     forks = table.get("forks")
@@ -244,8 +241,17 @@ def fork_table(doc: tomlkit.TOMLDocument, name: str, *, create: bool = True) -> 
             return None
         ftable = tomlkit.table()
         forks[name] = ftable
-    assert isinstance(ftable, Table)
+    _require_table(ftable, f"[tool.forkman.forks.{name}]")
     return ftable
+
+
+def _require_table(value: object, where: str) -> None:
+    """`value` is a TOML table (tomlkit gives a proxy when its sub-tables are not contiguous)."""
+    from tomlkit.container import OutOfOrderTableProxy
+    from tomlkit.items import InlineTable, Table
+
+    if not isinstance(value, Table | OutOfOrderTableProxy | InlineTable):
+        raise ConfigError(f"{where} must be a table")
 
 
 def remove_fork_table(doc: tomlkit.TOMLDocument, name: str) -> None:

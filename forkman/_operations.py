@@ -186,6 +186,7 @@ def sync_result_json(result: Any) -> dict[str, JSON]:
         "delta": result.delta.lines() if result.delta is not None else None,
         "carried": list(result.carried),
         "dropped": list(result.dropped),
+        "risks": [f.to_dict() for f in result.risks],
         "conflict": None
         if conflict is None
         else {
@@ -201,7 +202,8 @@ def sync_result_json(result: Any) -> dict[str, JSON]:
 def run_sync(
     project: Project, name: str, args: Mapping[str, Any], ctx: ActorContext
 ) -> Mapping[str, JSON]:
-    """``sync``: args mode (sync|continue|abort), to, yes, dry_run, expect_versions.
+    """``sync``: args mode (sync|continue|abort), to, yes, dry_run, expect_versions,
+    accept_publisher_change, accept_risk.
 
     `expect_versions` maps forks to the version a person reviewed and confirmed:
     the sync takes exactly that release and refuses if the newest allowed one
@@ -237,6 +239,8 @@ def run_sync(
             yes=bool(args.get("yes")),
             dry_run=bool(args.get("dry_run")),
             confirm=confirm,
+            accept_publisher_change=bool(args.get("accept_publisher_change")),
+            accept_risk=bool(args.get("accept_risk")),
             observer=observer,
         )
     out = sync_result_json(result)

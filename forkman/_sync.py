@@ -34,7 +34,7 @@ from packaging.version import InvalidVersion, Version
 
 from ._check import members_of, save_manifest
 from ._delta import DeltaSummary, summarize_delta
-from ._errors import BadInput, ForkmanError, NotFound
+from ._errors import BadInput, ForkmanError, NotFound, SecurityError
 from ._forks import FetchedUpstream, fetch_upstream, now_utc, require_fork
 from ._history import ForkHistory
 from ._lock import GitSource, IndexSource, LockEntry, Source, _parse_source, _source_table
@@ -139,6 +139,8 @@ class SyncResult:
     """Subjects of the patches dropped because upstream already has them."""
     conflict: ConflictInfo | None = None
     """Where the sync stopped (conflict only)."""
+    risks: tuple[Any, ...] = ()
+    """Risky changes the upstream delta makes (:class:`forkman.audit.review.Finding`)."""
 
 
 Confirm = Callable[[SyncTarget, DeltaSummary], bool]
@@ -248,8 +250,15 @@ def fetch_target(
     target: SyncTarget,
     staging: Path,
     observer: Observer = NullObserver(),
+    *,
+    accept_publisher_change: bool = False,
 ) -> FetchedUpstream:
-    """Download and verify the target release exactly as `fork` does; unpack it in `staging`."""
+    """Download and verify the target release exactly as `fork` does; unpack it in `staging`.
+
+    The release's provenance is checked against the fork's recorded publisher:
+    another publisher, or no provenance where the previous release had it, is
+    refused unless `accept_publisher_change`.
+    """
     from ._config import DistPreference
 
     prefer = None
@@ -265,6 +274,8 @@ def fetch_target(
         index_url=target.index_url,
         prefer=prefer,
         prereleases=True,
+        previous_provenance=entry.sections.get("provenance"),
+        accept_publisher_change=accept_publisher_change,
         observer=observer,
     )
 
@@ -327,6 +338,29 @@ def review(
     )
 
 
+def risk_review(
+    project: Project,
+    history: ForkHistory,
+    entry: LockEntry,
+    fetched: FetchedUpstream,
+    staging: Path,
+) -> Any:
+    """Scan the upstream delta for risky changes (:mod:`forkman.audit.review`)."""
+    from .audit._settings import load_settings
+    from .audit.review import ReviewReport, review_delta
+
+    old_rev = history.rev(f"refs/tags/upstream/{entry.version}")
+    old: Path | None = None
+    if old_rev is not None:
+        old = staging / "old-upstream-full"
+        history.checkout(old_rev, old)
+    findings = review_delta(old, fetched.tree)
+    settings = load_settings(project)
+    return ReviewReport(
+        entry.name, entry.version, fetched.version, tuple(findings), settings.block_on
+    )
+
+
 def rebase_series(
     history: ForkHistory,
     progress: RebaseProgress,
@@ -383,7 +417,10 @@ def _new_entry(
     dropped: list[str],
 ) -> LockEntry:
     sections = dict(entry.sections)
-    sections.update(state.get("sections", {}))
+    new_sections = state.get("sections", {})
+    # provenance belongs to a release file: the new release's (verified) or none at all
+    sections.pop("provenance", None)
+    sections.update(new_sections)
     sync_section = {
         "from": state["old_version"],
         "to": state["version"],
@@ -525,6 +562,8 @@ def sync_fork(
     yes: bool = False,
     dry_run: bool = False,
     confirm: Confirm | None = None,
+    accept_publisher_change: bool = False,
+    accept_risk: bool = False,
     observer: Observer = NullObserver(),
 ) -> SyncResult:
     """Move fork `name` to the newest release its policy allows (or `to`).
@@ -571,7 +610,14 @@ def sync_fork(
     fault_point("sync-resolved")
     staging = _staging(project, name)
     try:
-        fetched = fetch_target(project, entry, target, staging, observer)
+        fetched = fetch_target(
+            project,
+            entry,
+            target,
+            staging,
+            observer,
+            accept_publisher_change=accept_publisher_change,
+        )
         fault_point("sync-fetched")
         if (
             isinstance(entry.source, GitSource)
@@ -585,6 +631,7 @@ def sync_fork(
         imported = import_release(history, fetched)
         fault_point("sync-imported")
         delta = review(history, entry, fetched, imported, staging)
+        risk = risk_review(project, history, entry, fetched, staging)
         fault_point("sync-reviewed")
         _base, originals = series_commits(history, entry)
         headers = load_headers(project, entry)
@@ -613,9 +660,22 @@ def sync_fork(
                 fetched.version,
                 f"{name}: would move {entry.version} -> {fetched.version}",
                 delta=delta,
+                risks=risk.findings,
                 carried=tuple(headers[i].subject for i, _ in progress.done),
                 dropped=tuple(headers[i].subject for i in progress.dropped),
                 conflict=conflict,
+            )
+        if risk.blocking and not accept_risk:
+            shown = "; ".join(
+                f"{f.severity.name.lower()} {f.rule} {f.file}:{f.line}" for f in risk.blocking[:5]
+            )
+            raise SecurityError(
+                f"upstream {entry.version} -> {fetched.version} of {name} has "
+                f"{len(risk.blocking)} risky change(s) at or above "
+                f"{risk.block_on.name.lower()}: {shown}",
+                hint=f"read them with `forkman review {name} --upstream "
+                f"{entry.version}..{fetched.version}` after a dry run, or take the release "
+                "anyway with --accept-risk",
             )
         if not yes:
             assert confirm is not None
@@ -635,7 +695,7 @@ def sync_fork(
             "source": _source_table(fetched.source),
             "upstream_commit": imported.commit,
             "upstream_tree": imported.tree_hash,
-            "sections": dict(fetched.sections),
+            "sections": {**fetched.sections, "review": risk.lock_section()},
             "delta": delta.as_section(),
             "date": now_utc(),
         }
@@ -778,6 +838,8 @@ def sync_all(
     yes: bool = False,
     dry_run: bool = False,
     confirm: Confirm | None = None,
+    accept_publisher_change: bool = False,
+    accept_risk: bool = False,
     observer: Observer = NullObserver(),
 ) -> list[SyncResult]:
     """Sync every fork in the lock, one result each.
@@ -792,7 +854,14 @@ def sync_all(
     for entry in project.load_lock():
         try:
             result = sync_fork(
-                project, entry.name, yes=yes, dry_run=dry_run, confirm=confirm, observer=observer
+                project,
+                entry.name,
+                yes=yes,
+                dry_run=dry_run,
+                confirm=confirm,
+                accept_publisher_change=accept_publisher_change,
+                accept_risk=accept_risk,
+                observer=observer,
             )
         except ForkmanError as exc:
             text = exc.message + (f" ({exc.hint})" if exc.hint else "")

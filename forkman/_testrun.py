@@ -33,7 +33,7 @@ from typing import Any
 from ._config import Config
 from ._errors import BadInput, ConfigError, IntegrityError, NetworkError, NotFound
 from ._fsutil import remove_tree, staging_dir
-from ._lock import GitSource, LockEntry, write_lock
+from ._lock import GitSource, LockEntry
 from ._observer import NullObserver, Observer
 from ._project import Project, cache_root
 from .sandbox import ForkServer, RunResult, SandboxPolicy, Tier
@@ -607,10 +607,14 @@ def run_tests(
     finally:
         if own:
             srv.stop()
-    lock = project.load_lock()
-    for outcome in outcomes:
-        current = lock.get(outcome.name)
-        if current is not None:
-            lock = lock.with_entry(current.with_section("test", lock_section(outcome)))
-    write_lock(project.lock_path, lock)
+    from ._txn import update_lock
+
+    def record(lock: Any) -> Any:
+        for outcome in outcomes:
+            current = lock.get(outcome.name)
+            if current is not None:
+                lock = lock.with_entry(current.with_section("test", lock_section(outcome)))
+        return lock
+
+    update_lock(project, record)
     return outcomes

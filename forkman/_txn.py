@@ -102,6 +102,40 @@ def update_lock(project: Project, change: Callable[[Lock], Lock]) -> Lock:
         return lock
 
 
+class _Owner:
+    """The lock a live transaction of one fork holds (``.forkman/txn/<fork>.owner``).
+
+    A journal whose owner lock is free belongs to a process that died: recovery
+    may finish or undo it. A journal whose owner lock is held belongs to a live
+    transaction (another thread or process) and is left alone. ``flock`` locks of
+    separate opens conflict across threads too, and the kernel drops them when
+    the process dies.
+    """
+
+    def __init__(self, project: Project, fork: str) -> None:
+        self.path = project.state_dir / "txn" / f"{fork}.owner"
+        self._fh: Any = None
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free; False when a live transaction holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+b")  # noqa: SIM115 - held for the transaction's life
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            return False
+        self._fh = fh
+        return True
+
+    def release(self) -> None:
+        """Let go of the lock."""
+        if self._fh is not None:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+
 class ForkTransaction:
     """One atomic change to one fork (see the module docstring)."""
 
@@ -120,6 +154,7 @@ class ForkTransaction:
         self._committed = False
         self._detached = False
         self._resumed = False
+        self._owner = _Owner(project, fork)
 
     # -- journal ------------------------------------------------------------------
     def _write_journal(self) -> None:
@@ -136,14 +171,22 @@ class ForkTransaction:
             data["pause_point"] = self.pause_point
         atomic_write_bytes(self.journal_path, json.dumps(data, indent=1).encode())
 
+    def _own(self) -> None:
+        if not self._owner.try_acquire():
+            raise Busy(
+                f"another forkman command is changing {self.fork} right now",
+                hint="wait for it to finish, then try again",
+            )
+
     def __enter__(self) -> ForkTransaction:
+        self.project.ensure_state_dir()
+        self._own()
         if self._resumed:
             self._detached = False
             self._done = False
             return self
-        self.project.ensure_state_dir()
         if self.journal_path.exists():
-            recover(self.project)
+            recover(self.project, _owned=self.fork)
             if paused_state(self.project, self.fork) is not None:
                 raise Busy(
                     f"{self.fork} has a paused {self.operation_in_progress()} "
@@ -163,6 +206,12 @@ class ForkTransaction:
             return "operation"
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            self._finish()
+        finally:
+            self._owner.release()
+
+    def _finish(self) -> None:
         if self._detached:
             return
         if not self._done:
@@ -291,11 +340,14 @@ def _rollback(project: Project, steps: list[dict[str, Any]]) -> None:
         fsync_dir(target.parent)
 
 
-def recover(project: Project) -> list[str]:
+def recover(project: Project, *, _owned: str | None = None) -> list[str]:
     """Finish or undo interrupted transactions; a line per fork recovered.
 
-    A paused transaction is kept: only steps taken after its pause point (by
-    an interrupted resume) are undone, which brings it back to the pause.
+    Only journals whose owner died are touched: a live transaction (another
+    thread or process holding the fork's owner lock) is left alone. A paused
+    transaction is kept: only steps taken after its pause point (by an
+    interrupted resume) are undone, which brings it back to the pause.
+    `_owned` names the fork whose owner lock the caller already holds.
     """
     txn_dir = project.state_dir / "txn"
     if not txn_dir.is_dir():
@@ -303,35 +355,55 @@ def recover(project: Project) -> list[str]:
     done: list[str] = []
     keep: set[str] = set()
     for journal in sorted(txn_dir.glob("*.json")):
+        fork_name = journal.name.removesuffix(".json")
+        owner = _Owner(project, fork_name)
+        if fork_name != _owned and not owner.try_acquire():
+            # a live transaction: its files and its temporary folder are its own
+            with contextlib.suppress(OSError, ValueError):
+                keep.add(json.loads(journal.read_text())["dir"])
+            continue
         try:
-            data = json.loads(journal.read_text())
-        except (OSError, ValueError):
-            journal.unlink()
-            continue
-        fork = data["fork"]
-        with lock_file_mutex(project):
-            current = entry_digest(load_lock(project.lock_path).get(fork))
-        if data.get("after") is not None and current == data["after"]:
-            done.append(f"{fork}: completed the interrupted {data['operation']}")
-        elif data.get("paused") is not None:
-            point = int(data.get("pause_point", len(data["steps"])))
-            if len(data["steps"]) > point or data.get("after") is not None:
-                _rollback(project, data["steps"][point:])
-                data["steps"] = data["steps"][:point]
-                data["after"] = None
-                atomic_write_bytes(journal, json.dumps(data, indent=1).encode())
-                done.append(f"{fork}: back to the paused {data['operation']} (resume interrupted)")
-            keep.add(data["dir"])
-            continue
-        else:
-            _rollback(project, data["steps"])
-            done.append(f"{fork}: rolled back the interrupted {data['operation']}")
-        shutil.rmtree(project.root / data["dir"], ignore_errors=True)
-        journal.unlink()
+            line = _recover_one(project, journal, keep)
+        finally:
+            owner.release()
+        if line:
+            done.append(line)
     for leftover in txn_dir.iterdir():
         if leftover.is_dir() and project.relpath(leftover) not in keep:
             shutil.rmtree(leftover, ignore_errors=True)
     return done
+
+
+def _recover_one(project: Project, journal: Path, keep: set[str]) -> str | None:
+    """Finish or undo one dead transaction (its owner lock is held by the caller)."""
+    try:
+        data = json.loads(journal.read_text())
+    except (OSError, ValueError):
+        journal.unlink(missing_ok=True)
+        return None
+    fork = data["fork"]
+    with lock_file_mutex(project):
+        current = entry_digest(load_lock(project.lock_path).get(fork))
+    line: str | None
+    if data.get("after") is not None and current == data["after"]:
+        line = f"{fork}: completed the interrupted {data['operation']}"
+    elif data.get("paused") is not None:
+        point = int(data.get("pause_point", len(data["steps"])))
+        line = None
+        if len(data["steps"]) > point or data.get("after") is not None:
+            _rollback(project, data["steps"][point:])
+            data["steps"] = data["steps"][:point]
+            data["after"] = None
+            atomic_write_bytes(journal, json.dumps(data, indent=1).encode())
+            line = f"{fork}: back to the paused {data['operation']} (resume interrupted)"
+        keep.add(data["dir"])
+        return line
+    else:
+        _rollback(project, data["steps"])
+        line = f"{fork}: rolled back the interrupted {data['operation']}"
+    shutil.rmtree(project.root / data["dir"], ignore_errors=True)
+    journal.unlink()
+    return line
 
 
 def paused_state(project: Project, fork: str) -> dict[str, Any] | None:
@@ -373,9 +445,15 @@ def abort_paused(project: Project, fork: str) -> bool:
         return False
     if data.get("paused") is None:
         return False
-    fault_point("abort-rollback")
-    _rollback(project, data["steps"])
-    shutil.rmtree(project.root / data["dir"], ignore_errors=True)
-    journal.unlink()
-    fsync_dir(journal.parent)
+    owner = _Owner(project, fork)
+    if not owner.try_acquire():
+        raise Busy(f"another forkman command is changing {fork} right now")
+    try:
+        fault_point("abort-rollback")
+        _rollback(project, data["steps"])
+        shutil.rmtree(project.root / data["dir"], ignore_errors=True)
+        journal.unlink()
+        fsync_dir(journal.parent)
+    finally:
+        owner.release()
     return True

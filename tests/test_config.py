@@ -131,3 +131,25 @@ def test_malformed_pyproject(tmp_path: Path) -> None:
     path.write_text("[tool.forkman\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(path)
+
+
+def test_edits_tables_that_are_not_contiguous(tmp_path: Path) -> None:
+    """[tool.forkman] with a sub-table further down the file (tomlkit proxies it)."""
+    path = tmp_path / "pyproject.toml"
+    path.write_text(
+        '[tool.forkman]\nindex-url = "http://127.0.0.1:1/simple/"\n\n'
+        '[tool.uv.sources]\nx = { path = "vendor/x" }\n\n'
+        '[tool.forkman.audit]\nblock-on = "critical"\n'
+    )
+
+    def add(doc: object) -> None:
+        table = fork_table(doc, "attrs")  # type: ignore[arg-type]
+        assert table is not None
+        table["constraint"] = ">=23"
+
+    edit_pyproject(path, add)
+    config = load_config(path)
+    assert str(config.policy("attrs").constraint) == ">=23"
+    assert config.section("audit") == {"block-on": "critical"}
+    edit_pyproject(path, lambda doc: remove_fork_table(doc, "attrs"))
+    assert "attrs" not in load_config(path).forks

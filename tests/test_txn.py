@@ -108,7 +108,8 @@ def test_sigkill_at_each_step_then_next_command_recovers(ready: Project, step: s
     assert proc.returncode == -signal.SIGKILL
     assert (ready.state_dir / "txn").is_dir()
     assert not assert_consistent(ready)  # `forkman check` recovered it first
-    assert not any((ready.state_dir / "txn").iterdir())
+    leftovers = [p for p in (ready.state_dir / "txn").iterdir() if p.suffix != ".owner"]
+    assert not leftovers  # only the (unlocked) owner lock files stay
 
 
 def test_sigkill_at_random_moments(ready: Project) -> None:
@@ -136,3 +137,30 @@ def test_sigkill_at_random_moments(ready: Project) -> None:
         else:
             absent += 1
     assert present + absent == 12
+
+
+def test_recovery_leaves_a_live_transaction_alone(ready: Project) -> None:
+    """Another command's recovery must not undo a transaction whose owner is alive."""
+    from forkman._txn import ForkTransaction
+
+    fork(ready, "demo==1.0")
+    target = ready.root / "vendor" / "demo" / "m0.py"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with ForkTransaction(ready, "demo", "test") as txn:
+        txn.write_file(target, b"x = 'in flight'\n")
+        for command in (["status"], ["check"]):
+            proc = subprocess.run(
+                [sys.executable, "-m", "forkman", *command],
+                cwd=ready.root,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert "recovered" not in proc.stderr, proc.stderr
+            assert target.read_text() == "x = 'in flight'\n"
+        assert recover(ready) == []  # in this process too: another thread's view
+        assert target.read_text() == "x = 'in flight'\n"
+    # the transaction ended without committing: rolled back by its owner
+    assert target.read_text() == "x = 0\n"
+    assert not (ready.state_dir / "txn" / "demo.json").exists()

@@ -573,7 +573,7 @@ def verify_fork(
     """Verify the provenance of fork `name`'s recorded file and record the publisher."""
     from packaging.utils import canonicalize_name
 
-    from .._lock import IndexSource, write_lock
+    from .._lock import IndexSource
 
     lock = project.load_lock()
     entry = lock.get(name) or lock.get(canonicalize_name(name))
@@ -622,13 +622,19 @@ def verify_fork(
         publisher = verify_provenance(dist, _get(url, timeout=30), expected)
         origin = url
     if record:
-        lock = project.load_lock()
-        current = lock.get(entry.name)
-        if current is not None:
-            table = {**publisher.to_lock(), "file": source.filename, "source": origin}
-            write_lock(
-                project.lock_path, lock.with_entry(current.with_section("provenance", table))
+        from .._txn import update_lock
+
+        table = {**publisher.to_lock(), "file": source.filename, "source": origin}
+
+        def record_publisher(lock: Any) -> Any:
+            current = lock.get(entry.name)
+            return (
+                lock
+                if current is None
+                else lock.with_entry(current.with_section("provenance", table))
             )
+
+        update_lock(project, record_publisher)
     return ProvenanceCheck(entry.name, source.filename, publisher, origin)
 
 

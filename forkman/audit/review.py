@@ -928,7 +928,6 @@ def review_fork(
     record: bool = True,
 ) -> ReviewReport:
     """Review the delta between two upstream imports of fork `name` (default: the last two)."""
-    from .._lock import write_lock
     from ._settings import load_settings
 
     settings = load_settings(project)
@@ -951,11 +950,17 @@ def review_fork(
         remove_tree(tmp)
     report = ReviewReport(fork_name, old_v, new_v, tuple(findings), settings.block_on)
     if record and entry is not None:
-        lock = project.load_lock()
-        current = lock.get(fork_name)
-        if current is not None:
-            write_lock(
-                project.lock_path,
-                lock.with_entry(current.with_section("review", report.lock_section())),
+        from .._txn import update_lock
+
+        section = report.lock_section()
+
+        def record_review(lock: Any) -> Any:
+            current = lock.get(fork_name)
+            return (
+                lock
+                if current is None
+                else lock.with_entry(current.with_section("review", section))
             )
+
+        update_lock(project, record_review)
     return report

@@ -203,12 +203,19 @@ def restore_cmd(obj: Any, name: str) -> int:
     return 0
 
 
+def _risk_line(risk: dict[str, Any]) -> str:
+    where = f"{risk['file']}:{risk['line']}" if risk.get("line") else risk["file"]
+    return f"risk ({risk['severity']}, {risk['rule']}): {where}: {risk['message']}"
+
+
 def _render(result: dict[str, Any]) -> None:
     """Show one fork's sync result (as the fork actor replied it)."""
     click.echo(result["message"])
     if result.get("delta") and result["outcome"] != "declined":
         for line in result["delta"]:
             click.echo(f"  {line}")
+    for risk in result.get("risks") or []:
+        click.echo(f"  {_risk_line(risk)}")
     for subject in result.get("dropped", []):
         click.echo(f"  dropped (already upstream): {subject}")
     c = result.get("conflict")
@@ -239,6 +246,17 @@ def _render(result: dict[str, Any]) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Take the release without asking.")
 @click.option("--continue", "continue_", is_flag=True, help="Go on after resolving a conflict.")
 @click.option("--abort", is_flag=True, help="Undo a sync stopped at a conflict.")
+@click.option(
+    "--accept-publisher-change",
+    is_flag=True,
+    help="Take a release published by someone else than the recorded publisher, or one "
+    "without the provenance the previous release had.",
+)
+@click.option(
+    "--accept-risk",
+    is_flag=True,
+    help="Take a release whose upstream delta has risky changes the policy blocks on.",
+)
 @actor_options
 @click.pass_obj
 def sync_cmd(
@@ -250,6 +268,8 @@ def sync_cmd(
     yes: bool,
     continue_: bool,
     abort: bool,
+    accept_publisher_change: bool,
+    accept_risk: bool,
     jobs: int | None,
     wait: float,
 ) -> int:
@@ -293,7 +313,8 @@ def sync_cmd(
     if not names:
         click.echo("no forks to sync")
         return 0
-    args: dict[str, Any] = {"to": to, "yes": yes, "dry_run": dry_run}
+    accept = {"accept_publisher_change": accept_publisher_change, "accept_risk": accept_risk}
+    args: dict[str, Any] = {"to": to, "yes": yes, "dry_run": dry_run, **accept}
     if not yes and not dry_run and sys.stdin.isatty():
         # Review first (a dry run through the actors), ask, then take exactly what was confirmed.
         reviews = _results(
@@ -308,6 +329,8 @@ def sync_cmd(
             )
             for line in result.get("delta") or []:
                 click.echo(f"  {line}", err=True)
+            for risk in result.get("risks") or []:
+                click.echo(f"  {_risk_line(risk)}", err=True)
             if click.confirm(f"take {result['name']} {result['new_version']}?", err=True):
                 confirmed[result["name"]] = str(result["new_version"])
         results = [r for r in reviews if r["outcome"] != "dry-run"]
@@ -317,7 +340,7 @@ def sync_cmd(
             if r["outcome"] == "dry-run" and r["name"] not in confirmed
         ]
         if confirmed:
-            taken = {"to": to, "yes": True, "expect_versions": confirmed}
+            taken = {"to": to, "yes": True, "expect_versions": confirmed, **accept}
             results += _results(on_forks(obj, project, sorted(confirmed), "sync", taken, jobs=jobs))
     else:
         results = _results(on_forks(obj, project, names, "sync", args, jobs=jobs, wait=wait))

@@ -41,7 +41,7 @@ def release_files(version: str) -> dict[str, str]:
         files["b.py"] = lines(10, l1="line1 = 'upstream'")
         files["c.py"] = lines(10, l2="line2 = 'fixed'")
         files["new.py"] = "NEW = True\n"
-        files["demo_hook.pth"] = "import os\n"
+        files["demo_hook.pth"] = "demo_extra\n"  # a path line: flagged, not executable
     return files
 
 
@@ -62,9 +62,14 @@ def make_series(root: Path, local_index: LocalIndex) -> None:
     assert run("init").exit_code == 0
     res = run("fork", "demo>=1,<1.1")
     assert res.exit_code == 0, res
-    # widen the constraint so sync may move to 1.1
+    # widen the constraint so sync may move to 1.1; release 1.1 adds a .pth hook on
+    # purpose (the delta summary must show it), so these tests block only on critical
+    # risks: the default risk policy is tested in tests/test_sync_risk.py
     pyproject = root / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace('"<1.1,>=1"', '"<2,>=1"'))
+    pyproject.write_text(
+        pyproject.read_text().replace('"<1.1,>=1"', '"<2,>=1"')
+        + '\n[tool.forkman.audit]\nblock-on = "critical"\n'
+    )
     edit(root, "a.py", lines(20, l3="line3 = 'mine'"))
     assert run("patch", "demo", "-m", "Patch a", "--fixes", "PYSEC-0000-1").exit_code == 0
     edit(root, "b.py", lines(10, l1="line1 = 'mine'"))
