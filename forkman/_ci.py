@@ -609,7 +609,8 @@ class ForkTestStage:
                     fork=o.name,
                     path=entry.path if entry else None,
                     level=Level.WARNING if o.status == "no-tests" else Level.ERROR,
-                    hint=f"`forkman test {o.name}` shows the full output",
+                    hint=f"`forkman test {o.name}` reruns it; run the command from the lock's "
+                    "test table in the vendored tree for the full pytest output",
                 )
             )
         failing = [f for f in findings if f.level is Level.ERROR]

@@ -587,9 +587,9 @@ def sync_fork(
         return SyncResult(
             name, SyncOutcome.PINNED, entry.version, message=f"{name} is pinned; skipped"
         )
-    if members_of(entry) is not None or entry.layout != "project":
-        raise BadInput(f"{name} uses the {entry.layout} layout, which sync does not handle yet")
-    require_clean(project, entry, "sync")
+    namespace = members_of(entry) is not None or entry.layout != "project"
+    if not namespace:
+        require_clean(project, entry, "sync")
     history = history_of(project, entry)
     fault_point("sync-start")
     target = resolve_target(project, entry, to=to, observer=observer)
@@ -601,6 +601,13 @@ def sync_fork(
             message=f"{name} {entry.version}: no newer release allowed by its constraint"
             if to is None
             else f"{name} is already at {entry.version}",
+        )
+    if namespace:
+        raise BadInput(
+            f"{name} {entry.version} -> {target.version}: {name} uses the {entry.layout} "
+            "layout, which sync cannot carry patches for yet",
+            hint=f"`forkman unfork {name}` then `forkman fork {name}=={target.version} "
+            "--layout namespace` moves it (patches must be re-applied by hand)",
         )
     if not (yes or dry_run or confirm is not None):
         raise BadInput(

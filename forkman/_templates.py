@@ -219,7 +219,10 @@ def _source(entry: LockEntry) -> str:
 def _provenance(entry: LockEntry) -> str:
     table = entry.sections.get("provenance")
     if not isinstance(table, Mapping) or not table:
-        return "No publisher attestation recorded (`forkman audit` verifies PEP 740 provenance)."
+        return (
+            "No publisher attestation recorded "
+            "(`forkman provenance NAME` verifies PEP 740 provenance)."
+        )
     lines = []
     publisher = table.get("publisher")
     if publisher is not None:

@@ -309,9 +309,11 @@ def sync_cmd(
         result = on_fork(obj, project, fork, "sync", {"mode": mode}, wait=wait)
         _render(result)
         return 1 if result["outcome"] == "conflict" else 0
+    adopted = _fork_declared(obj, project, name)
     names = [require_fork(project, name).name] if name else sorted(project.load_lock().forks)
+    names = [n for n in names if n not in adopted]
     if not names:
-        click.echo("no forks to sync")
+        click.echo("no forks to sync" if not adopted else "every declared fork is forked")
         return 0
     accept = {"accept_publisher_change": accept_publisher_change, "accept_risk": accept_risk}
     args: dict[str, Any] = {"to": to, "yes": yes, "dry_run": dry_run, **accept}
@@ -356,6 +358,64 @@ def sync_cmd(
     if any(r["outcome"] in ("conflict", "declined") for r in results):
         return 1
     return 0
+
+
+def _fork_declared(obj: Any, project: Any, name: str | None) -> set[str]:
+    """Fork what ``[tool.forkman.forks.NAME] requirement`` declares and the lock lacks.
+
+    This is how a configuration written by `forkman migrate vendoring` (or by
+    hand) becomes forks: the first sync fetches each declared release.
+    """
+    from packaging.utils import canonicalize_name
+
+    from ._actors import on_fork
+
+    lock = project.load_lock()
+    adopted: set[str] = set()
+    for fork, policy in sorted(project.config.forks.items()):
+        spec = policy.raw.get("requirement")
+        if not isinstance(spec, str) or fork in lock.forks:
+            continue
+        if name is not None and canonicalize_name(name) != fork:
+            continue
+        args = {"spec": spec, "layout": policy.raw.get("layout")}
+        result = on_fork(obj, project, fork, "fork", args)
+        click.echo(f"forked {fork} {result['version']} into {result['path']} (declared: {spec})")
+        waiting = sorted((project.patches_path(fork)).glob("*.patch"))
+        if waiting:
+            click.echo(
+                f"warning: {fork}: {len(waiting)} patch file(s) in "
+                f"{project.relpath(project.patches_path(fork))} are not applied yet: "
+                f"apply them with `forkman patch {fork} --import FILE...`",
+                err=True,
+            )
+        adopted.add(fork)
+    _retransform(obj, project, adopted)
+    return adopted
+
+
+def _retransform(obj: Any, project: Any, adopted: set[str]) -> None:
+    """Re-vendor namespace forks adopted before the modules they import were vendored.
+
+    Each namespace fork's imports of the other namespace forks are rewritten
+    when it is vendored; a fork adopted earlier in the same run did not know
+    the later ones yet. The adopted forks carry no patches, so vendoring them
+    again is exact.
+    """
+    from .._forks import namespace_owners
+    from ._actors import on_fork
+
+    for fork in sorted(adopted):
+        entry = project.load_lock().get(fork)
+        ns = entry.sections.get("namespace") if entry is not None else None
+        if entry is None or not isinstance(ns, dict) or entry.patches:
+            continue
+        recorded = set(ns.get("transform", {}).get("other-modules", []))
+        if recorded == set(namespace_owners(project, fork)[1]):
+            continue
+        spec = project.config.forks[fork].raw["requirement"]
+        on_fork(obj, project, fork, "unfork")
+        on_fork(obj, project, fork, "fork", {"spec": spec, "layout": "namespace"})
 
 
 def _results(replies: dict[str, Any]) -> list[dict[str, Any]]:

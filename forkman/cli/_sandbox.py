@@ -184,7 +184,9 @@ def test_cmd(
             worst = 2
             continue
         rows.append({"name": name, **reply.result})
-        if not reply.result.get("ok"):
+        if reply.result.get("status") == "error":  # the suite could not run: not a finding
+            worst = 2
+        elif not reply.result.get("ok"):
             worst = max(worst, 1)
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))

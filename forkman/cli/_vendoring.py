@@ -89,12 +89,13 @@ def migrate_group() -> None:
 def migrate_vendoring_cmd(obj: Context, dry_run: bool) -> int:
     """Turn [tool.vendoring] into forkman config and patch series.
 
-    Then run `forkman sync` to fetch the pinned releases and write the lock.
+    Then run `forkman sync --all`: it forks each pinned release declared in
+    [tool.forkman.forks] and writes the lock.
 
     \b
     Example:
       forkman migrate vendoring
-      forkman sync
+      forkman sync --all
     """
     from ..vendoring.migrate import migrate_vendoring
 
@@ -109,5 +110,7 @@ def migrate_vendoring_cmd(obj: Context, dry_run: bool) -> int:
     for skipped in result.skipped:
         click.echo(f"skipped {skipped}", err=True)
     if not dry_run:
-        click.echo("next: forkman sync", err=True)
+        click.echo(
+            "next: forkman sync --all (forks the pinned releases, writes the lock)", err=True
+        )
     return 0
