@@ -27,42 +27,9 @@ import hashlib
 import marshal
 import os
 from pathlib import Path
-from typing import Any
 
-
-def _spawn(argv: list[str], cwd: Path) -> tuple[int, int]:
-    """Start `argv` in `cwd` with stdout to a pipe; (pid, read fd)."""
-    read_fd, write_fd = os.pipe()
-    env = dict(os.environ)
-    env.pop("GIT_DIR", None)
-    env.pop("GIT_WORK_TREE", None)
-    env["GIT_OPTIONAL_LOCKS"] = "0"
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        pid = os.posix_spawnp(
-            argv[0],
-            argv,
-            env,
-            file_actions=[
-                (os.POSIX_SPAWN_DUP2, write_fd, 1),
-                (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
-                (os.POSIX_SPAWN_CLOSE, read_fd),
-            ],
-        )
-    finally:
-        os.chdir(old)
-        os.close(write_fd)
-    return pid, read_fd
-
-
-def _collect(pid: int, read_fd: int) -> bytes | None:
-    chunks = []
-    while chunk := os.read(read_fd, 1 << 16):
-        chunks.append(chunk)
-    os.close(read_fd)
-    _, status = os.waitpid(pid, 0)
-    return b"".join(chunks) if os.waitstatus_to_exitcode(status) == 0 else None
+from ._gitstatus import collect as _collect
+from ._gitstatus import spawn, start_status
 
 
 def _digest(path: Path) -> str | None:
@@ -72,26 +39,46 @@ def _digest(path: Path) -> str | None:
         return None
 
 
-def quick_clean(root: Path, vendor_dir: str, patches_dir: str, names: list[str]) -> int | None:
-    """The number of forks checked when the project is provably clean, else None."""
-    state = root / ".forkman"
-    vendor = vendor_dir.strip("/")
-    if not (state / "gittrees").is_file() or not (root / ".git").exists():
-        return None
+def _repo_top(start: Path) -> Path | None:
+    for candidate in (start, *start.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return None
+
+
+def quick_clean(
+    root: Path,
+    vendor_dir: str,
+    patches_dir: str,
+    names: list[str],
+    status: tuple[int, int] | None = None,
+) -> int | None:
+    """The number of forks checked when the project is provably clean, else None.
+
+    `status` is a ``git status`` started by :func:`start_status` (one is
+    started here when absent); it is always collected.
+    """
+    if status is None:
+        status = start_status()
     try:
-        status = _spawn(
-            ["git", "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", vendor],
-            root,
-        )
-        trees = _spawn(["git", "ls-tree", "-z", "HEAD", "--", vendor + "/"], root)
-    except OSError:
-        return None
-    try:
+        trees = None
+        state = root / ".forkman"
+        vendor = vendor_dir.strip("/")
+        top = _repo_top(root.resolve())
+        if status is None or top is None or not (state / "gittrees").is_file():
+            return None
+        try:
+            trees = spawn(["git", "ls-tree", "-z", "HEAD", "--", vendor + "/"], str(root))
+        except OSError:
+            return None
         wanted = _expected_trees(root, state, vendor, patches_dir, names)
     finally:
-        status_out = _collect(*status)
-        trees_out = _collect(*trees)
-    if wanted is None or status_out != b"" or trees_out is None:
+        status_out = _collect(*status) if status is not None else None
+        trees_out = _collect(*trees) if trees is not None else None
+    if wanted is None or status_out is None or trees_out is None:
+        return None
+    prefix = (root.resolve() / vendor).relative_to(top).as_posix() + "/"
+    if any(record[3:].startswith(prefix.encode()) for record in _records(status_out)):
         return None
     committed = {}
     for record in trees_out.split(b"\0"):
@@ -104,14 +91,31 @@ def quick_clean(root: Path, vendor_dir: str, patches_dir: str, names: list[str])
     return len(wanted)
 
 
+def _records(status_out: bytes) -> list[bytes]:
+    """The entries of ``git status --porcelain=v1 -z`` (both names of a rename)."""
+    fields = status_out.split(b"\0")
+    out: list[bytes] = []
+    i = 0
+    while i < len(fields):
+        field = fields[i]
+        i += 1
+        if len(field) < 4:
+            continue
+        out.append(field)
+        if field[:1] in (b"R", b"C") and i < len(fields):
+            out.append(b"   " + fields[i])  # the original name, in the same shape
+            i += 1
+    return out
+
+
 def _expected_trees(
     root: Path, state: Path, vendor: str, patches_dir: str, names: list[str]
 ) -> dict[str, str] | None:
     """Fork path -> proven git tree id, if the lock and patches allow the quick path."""
     try:
         text = (root / "forkman.lock").read_bytes()
-        cached: Any = marshal.loads((state / "lock.cache").read_bytes())
-        known: Any = marshal.loads((state / "gittrees").read_bytes())
+        cached: object = marshal.loads((state / "lock.cache").read_bytes())
+        known: object = marshal.loads((state / "gittrees").read_bytes())
     except (OSError, EOFError, ValueError, TypeError):
         return None
     if not (isinstance(cached, tuple) and len(cached) == 3 and cached[2] is True):
@@ -148,7 +152,7 @@ def _expected_trees(
     return wanted
 
 
-def _all_claimed(vendor_path: Path, vendor: str, forks: dict[str, Any]) -> bool:
+def _all_claimed(vendor_path: Path, vendor: str, forks: dict[str, dict[str, str]]) -> bool:
     """Whether every directory in the vendor folder belongs to a fork."""
     claimed = {table.get("path") for table in forks.values()}
     try:

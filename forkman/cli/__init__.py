@@ -9,7 +9,10 @@ Add a line to :data:`COMMANDS` to expose a new command.
 from __future__ import annotations
 
 import sys
-from typing import Any
+
+MYPY = False  # importing typing at run time would slow `forkman check` down
+if MYPY:
+    from typing import Any
 
 # command name -> "module:attribute" (module relative to forkman.cli)
 COMMANDS: dict[str, str] = {
@@ -42,11 +45,15 @@ COMMANDS: dict[str, str] = {
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `forkman` console script and `python -m forkman`."""
     args = sys.argv[1:] if argv is None else list(argv)
-    from ._check import fast_check
+    if args[:1] == ["check"]:
+        from .._gitstatus import start_status
 
-    code = fast_check(args)
-    if code is not None:
-        sys.exit(code)
+        status = start_status()  # first thing: it runs while the check gets ready
+        from ._check import fast_check
+
+        code = fast_check(args, status)
+        if code is not None:
+            sys.exit(code)
     from ._app import cli
 
     cli.main(args=args, prog_name="forkman")

@@ -9,7 +9,6 @@ whose command (:mod:`forkman.cli._check_cmd`) calls the same :func:`run_check`.
 from __future__ import annotations
 
 import sys
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +27,8 @@ def _find_root(start: Path) -> Path:
 
 
 def _dirs(root: Path) -> tuple[str, str]:
+    import tomllib
+
     try:
         data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -54,13 +55,24 @@ def _dirs(root: Path) -> tuple[str, str]:
     return str(vendor), str(patches)
 
 
-def run_check(root: Path, names: Sequence[str], fmt: str) -> int:
-    """Check the project at `root`, print the report, return the exit code."""
-    vendor_dir, patches_dir = _dirs(root)
-    if not (root / ".forkman" / "txn").is_dir():
-        from .._quickcheck import quick_clean
+def run_check(
+    root: Path, names: Sequence[str], fmt: str, status: tuple[int, int] | None = None
+) -> int:
+    """Check the project at `root`, print the report, return the exit code.
 
-        count = quick_clean(root, vendor_dir, patches_dir, list(names))
+    `status` is a ``git status`` already started (see :mod:`forkman._quickcheck`).
+    """
+    from .._quickcheck import quick_clean
+
+    try:
+        vendor_dir, patches_dir = _dirs(root)
+    except BaseException:
+        _discard(status)
+        raise
+    if (root / ".forkman" / "txn").is_dir():
+        _discard(status)  # interrupted work to recover first: the full check runs
+    else:
+        count = quick_clean(root, vendor_dir, patches_dir, list(names), status)
         if count is not None:
             if fmt == "json":
                 import json
@@ -96,8 +108,18 @@ def run_check(root: Path, names: Sequence[str], fmt: str) -> int:
     return 1
 
 
-def fast_check(args: Sequence[str]) -> int | None:
-    """Run `check` if `args` is a plain check invocation; None to let click handle it."""
+def _discard(status: tuple[int, int] | None) -> None:
+    if status is not None:
+        from .._gitstatus import collect
+
+        collect(*status)
+
+
+def fast_check(args: Sequence[str], status: tuple[int, int] | None = None) -> int | None:
+    """Run `check` if `args` is a plain check invocation; None to let click handle it.
+
+    `status` is a ``git status`` the entry point started before importing this.
+    """
     if not args or args[0] != "check":
         return None
     fmt = "text"
@@ -110,13 +132,17 @@ def fast_check(args: Sequence[str]) -> int | None:
         elif arg in ("--format=text", "--format=json"):
             fmt = arg.split("=", 1)[1]
         elif arg.startswith("-"):
+            _discard(status)
             return None
         else:
             names.append(arg)
     from .._errors import ForkmanError
+    from .._gitstatus import start_status
 
+    if status is None:
+        status = start_status()  # runs while the rest of the check gets ready
     try:
-        return run_check(_find_root(Path.cwd()), names, fmt)
+        return run_check(_find_root(Path.cwd()), names, fmt, status)
     except ForkmanError as exc:
         print(exc.diagnostics(), file=sys.stderr)
         return exc.exit_code

@@ -1,0 +1,56 @@
+"""Start ``git status`` before anything else (``forkman check``'s quick path).
+
+Only :mod:`os` is used, which the interpreter has loaded already: the status
+starts within a millisecond of the process and runs while forkman imports
+the rest of the check and reads the lock.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def spawn(argv: list[str], cwd: str | None = None) -> tuple[int, int]:
+    """Start `argv` (in `cwd`) with stdout to a pipe; (pid, read fd)."""
+    read_fd, write_fd = os.pipe()
+    env = dict(os.environ)
+    env.pop("GIT_DIR", None)
+    env.pop("GIT_WORK_TREE", None)
+    env["GIT_OPTIONAL_LOCKS"] = "0"
+    old = os.getcwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        pid = os.posix_spawnp(
+            argv[0],
+            argv,
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, write_fd, 1),
+                (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_CLOSE, read_fd),
+            ],
+        )
+    finally:
+        if cwd is not None:
+            os.chdir(old)
+        os.close(write_fd)
+    return pid, read_fd
+
+
+def collect(pid: int, read_fd: int) -> bytes | None:
+    """All of a spawned process's stdout; None when it failed."""
+    chunks = []
+    while chunk := os.read(read_fd, 1 << 16):
+        chunks.append(chunk)
+    os.close(read_fd)
+    _, status = os.waitpid(pid, 0)
+    return b"".join(chunks) if os.waitstatus_to_exitcode(status) == 0 else None
+
+
+def start_status() -> tuple[int, int] | None:
+    """``git status`` of the whole repository around the current directory, started now."""
+    try:
+        return spawn(["git", "status", "--porcelain=v1", "-z", "--untracked-files=all"])
+    except OSError:
+        return None
