@@ -382,7 +382,14 @@ class _GitView:
         self.ok = False
         self.dirty: list[str] = []
         self.trees: dict[str, str] = {}
-        if not paths or not (root / ".git").exists():
+        from ._quickcheck import repo_top
+
+        top = repo_top(root.resolve())
+        # status paths are relative to the repository's top, which may be above `root`
+        self._base = "" if top is None else (root.resolve().relative_to(top).as_posix() + "/")
+        if self._base == "./":
+            self._base = ""
+        if not paths or top is None:
             self._procs: list[subprocess.Popen[bytes]] = []
             return
         env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE")}
@@ -435,8 +442,9 @@ class _GitView:
         """The committed tree id of `path` when git reports nothing changed under it."""
         if not self.ok:
             return None
-        prefix = path.rstrip("/") + "/"
-        if any(d == path or d.startswith(prefix) for d in self.dirty):
+        full = self._base + path.rstrip("/")
+        prefix = full + "/"
+        if any(d == full or d.startswith(prefix) for d in self.dirty):
             return None
         return self.trees.get(path)
 

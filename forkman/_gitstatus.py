@@ -48,9 +48,9 @@ def collect(pid: int, read_fd: int) -> bytes | None:
     return b"".join(chunks) if os.waitstatus_to_exitcode(status) == 0 else None
 
 
-def start_status() -> tuple[int, int] | None:
-    """``git status`` of the whole repository around the current directory, started now."""
+def start_status(cwd: str | None = None) -> tuple[int, int] | None:
+    """``git status`` of the whole repository around `cwd` (default: here), started now."""
     try:
-        return spawn(["git", "status", "--porcelain=v1", "-z", "--untracked-files=all"])
+        return spawn(["git", "status", "--porcelain=v1", "-z", "--untracked-files=all"], cwd)
     except OSError:
         return None

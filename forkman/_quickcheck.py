@@ -39,7 +39,7 @@ def _digest(path: Path) -> str | None:
         return None
 
 
-def _repo_top(start: Path) -> Path | None:
+def repo_top(start: Path) -> Path | None:
     for candidate in (start, *start.parents):
         if (candidate / ".git").exists():
             return candidate
@@ -59,12 +59,12 @@ def quick_clean(
     started here when absent); it is always collected.
     """
     if status is None:
-        status = start_status()
+        status = start_status(str(root))
     try:
         trees = None
         state = root / ".forkman"
         vendor = vendor_dir.strip("/")
-        top = _repo_top(root.resolve())
+        top = repo_top(root.resolve())
         if status is None or top is None or not (state / "gittrees").is_file():
             return None
         try:

@@ -113,3 +113,29 @@ def test_patch_file_edit_is_reported(committed: Path) -> None:
     assert quick_clean(committed, "vendor", "patches", []) is None
     res = forkman(committed, "check")
     assert res.returncode == 1 and "patch unrecorded" in res.stdout
+
+
+def test_quick_path_in_a_project_below_the_repository_top(
+    tmp_path: Path, local_index: LocalIndex
+) -> None:
+    repo = tmp_path / "mono"
+    project = repo / "services" / "api"
+    project.mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    (project / "pyproject.toml").write_text(
+        f'[project]\nname = "api"\n\n[tool.forkman]\nindex-url = "{local_index.url}"\n'
+    )
+    (repo / "README").write_text("monorepo\n")
+    local_index.add_sdist("demo", "1.0", {"a.py": "a = 1\n"})
+    assert run("init", cwd=project).exit_code == 0
+    assert run("fork", "demo==1.0", cwd=project).exit_code == 0
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "api with a fork")
+    assert forkman(project, "check").returncode == 0
+    assert quick_clean(project, "vendor", "patches", []) == 1
+    (repo / "README").write_text("an unrelated edit elsewhere in the repository\n")
+    assert quick_clean(project, "vendor", "patches", []) == 1
+    (project / "vendor" / "demo" / "a.py").write_text("a = 2\n")
+    assert quick_clean(project, "vendor", "patches", []) is None
+    res = forkman(project, "check")
+    assert res.returncode == 1 and "modified: vendor/demo/a.py" in res.stdout
