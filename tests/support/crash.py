@@ -18,7 +18,7 @@ import random
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,12 +37,18 @@ class CrashReport:
     """Duration of the first, complete run (seconds)."""
 
 
-def _run_to_end(command: Sequence[str], cwd: Path, env: Mapping[str, str], timeout: float) -> float:
+def _run_to_end(
+    command: Sequence[str],
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float,
+    returncodes: Container[int] = (0,),
+) -> float:
     start = time.monotonic()
     done = subprocess.run(
         list(command), cwd=cwd, env=dict(env), capture_output=True, text=True, timeout=timeout
     )
-    if done.returncode != 0:
+    if done.returncode not in returncodes:
         raise AssertionError(
             f"{' '.join(command)} exited {done.returncode}\nstdout:\n{done.stdout}\n"
             f"stderr:\n{done.stderr}"
@@ -60,15 +66,18 @@ def crash_test(
     env: Mapping[str, str] | None = None,
     timeout: float = 120.0,
     max_attempts: int | None = None,
+    returncodes: Container[int] = (0,),
 ) -> CrashReport:
     """Run `command` once to completion (calibration), then `kills` times killed with
     SIGKILL at a random moment within the calibrated duration (seeded), calling
     ``check("killed")`` after each; finally run it to completion and ``check("final")``.
+    A complete run must exit with one of `returncodes` (e.g. 1 for a sync that stops at a
+    conflict on purpose).
     """
     rng = random.Random(seed)
     environment = dict(os.environ if env is None else env)
     report = CrashReport()
-    report.calibration = _run_to_end(command, cwd, environment, timeout)
+    report.calibration = _run_to_end(command, cwd, environment, timeout, returncodes)
     check("final")
     attempts = 0
     limit = max_attempts if max_attempts is not None else kills * 3
@@ -98,12 +107,12 @@ def crash_test(
         else:
             report.finished_early += 1
             err = proc.stderr.read().decode() if proc.stderr else ""
-            if proc.returncode != 0:
+            if proc.returncode not in returncodes:
                 raise AssertionError(f"run exited {proc.returncode} before being killed:\n{err}")
         finally:
             if proc.stderr:
                 proc.stderr.close()
         check("killed")
-    _run_to_end(command, cwd, environment, timeout)
+    _run_to_end(command, cwd, environment, timeout, returncodes)
     check("final")
     return report
