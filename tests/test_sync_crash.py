@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from forkman._history import ForkHistory
 from forkman._lock import load_lock
 from forkman._patches import series_commits
-from forkman._history import ForkHistory
 from forkman._project import Project
 from forkman._treehash import file_digest, tree_hash
 from forkman._txn import paused_state
