@@ -148,7 +148,8 @@ def watch_cmd(obj: object, once: bool, interval: float, jobs: int | None, wait: 
             for alarm, reply in result.delivered:
                 name = alarm.key.split(":", 1)[1]
                 if reply.ok:
-                    click.echo(f"{name}: {alarm.name} ok")
+                    summary = reply.result.get("summary")
+                    click.echo(f"{name}: {alarm.name} ok" + (f": {summary}" if summary else ""))
                 else:
                     failures += 1
                     click.echo(f"{name}: {alarm.name} FAILED: {reply.error}")
