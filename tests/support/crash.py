@@ -56,6 +56,28 @@ def _run_to_end(
     return time.monotonic() - start
 
 
+def _wait_group_gone(pgid: int, timeout: float = 10.0) -> None:
+    """Wait until every process of group `pgid` has exited (zombies count as gone).
+
+    A SIGKILLed command's children (git, say) die a moment after it; until then
+    they may still hold its files and locks.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = False
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                alive = True
+                break
+        if not alive:
+            return
+        time.sleep(0.01)
+
+
 def crash_test(
     command: Sequence[str],
     check: Callable[[str], None],
@@ -102,6 +124,7 @@ def crash_test(
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+            _wait_group_gone(proc.pid)
             report.kills += 1
             report.moments.append(delay)
         else:
