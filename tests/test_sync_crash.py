@@ -147,9 +147,11 @@ def test_sigkill_sync_all_at_random_moments(cwd: Path, local_index: LocalIndex) 
             res = run("status")
             assert res.exit_code == 0, res
             paused_forks = [n for n in FORKS if paused_state(project, n) is not None]
+            rows = {line.split()[0]: line for line in res.stdout.splitlines()[2:]}
             for name in paused_forks:
-                row = next(line for line in res.stdout.splitlines() if line.startswith(name))
-                assert "conflict" in row, res
+                assert "conflict" in rows[name], res
+            for name in interrupted:
+                assert "interrupted: sync interrupted" in rows[name], res
         assert not (root / ".forkman" / "txn").is_dir() or all(
             paused_state(project, p.stem) is not None
             for p in (root / ".forkman" / "txn").glob("*.json")
@@ -198,6 +200,6 @@ def test_sigkill_sync_all_at_random_moments(cwd: Path, local_index: LocalIndex) 
     )
     # the kills hit real work: interrupted actors, open transactions, and both versions
     assert seen["kills that interrupted an operation"] >= KILLS // 3, seen
-    assert seen["open transactions"] >= 3, seen
+    assert seen["open transactions"] >= 2, seen
     assert seen["fork at 1.0"] and seen["fork at 1.1"], seen
     assert seen["paused"] >= 1, seen
