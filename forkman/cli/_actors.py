@@ -72,7 +72,8 @@ def on_fork(
 
     reply = on_forks(obj, project, [name], kind, args, wait=wait)[name]
     if not reply.ok:
-        raise ForkmanError(reply.error or f"{kind} failed")
+        message = reply.result.get("error_message") or reply.error or f"{kind} failed"
+        raise ForkmanError(message, hint=reply.result.get("error_hint"))
     for warning in reply.result.get("warnings", []):
         click.echo(f"warning: {warning}", err=True)
     return reply.result
