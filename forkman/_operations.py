@@ -334,6 +334,7 @@ def run_check_upstream(
     """
     from ._errors import ForkmanError
     from ._forks import require_fork
+    from ._lock import GitSource
     from ._sync import resolve_target, sync_fork
     from ._txn import paused_state
 
@@ -341,6 +342,13 @@ def run_check_upstream(
     entry = require_fork(project, name)
     if project.config.policy(name).pinned:
         return {"current": entry.version, "newer": None, "summary": "pinned"}
+    if isinstance(entry.source, GitSource):
+        # a git fork moves to a ref someone names; there is no release list to compare
+        return {
+            "current": entry.version,
+            "newer": None,
+            "summary": "from git: name a ref with `forkman sync NAME --to REF`",
+        }
     target = resolve_target(project, entry, observer=observer)
     if target is None:
         return {

@@ -236,3 +236,20 @@ def test_watch_once_checks_upstream_and_audits_every_fork(
     assert git(cwd, "--git-dir", ".forkman/forks/demo.git", "show-ref") == refs_before
     assert lock.forks["demo"].version == "1.0"
     assert run("check").exit_code == 0
+
+
+def test_watch_on_a_git_fork_reports_there_is_no_release_list(cwd: Path, tmp_path: Path) -> None:
+    upstream = tmp_path / "upstream-repo"
+    upstream.mkdir()
+    git(upstream, "init", "-q", "-b", "main")
+    (upstream / "pyproject.toml").write_text('[project]\nname = "foo"\nversion = "1.0"\n')
+    (upstream / "foo.py").write_text(lines(5))
+    git(upstream, "add", ".")
+    git(upstream, "commit", "-qm", "one")
+    assert run("init").exit_code == 0
+    assert run("fork", f"git+file://{upstream}@main", "--name", "foo").exit_code == 0
+    with (cwd / "pyproject.toml").open("a") as fh:
+        fh.write('\n[tool.forkman.watch]\naudit = "off"\n')
+    res = run("watch", "--once")
+    assert res.exit_code == 0, res
+    assert "foo: check-upstream ok: from git: name a ref" in res.stdout, res
