@@ -250,3 +250,166 @@ def run_sync(
 
 
 SYNC = register_operation("sync", run_sync, recover=_recover_transaction, state=ActorState.SYNCING)
+
+
+def run_patch(
+    project: Project, name: str, args: Mapping[str, Any], ctx: ActorContext
+) -> Mapping[str, JSON]:
+    """``patch``: args mode (record|drop|move|edit|import) and that mode's fields.
+
+    record: message, fixes, origin, forwarded, author; drop: number; move:
+    number, to; edit: number, message, fixes, origin, forwarded, author;
+    import: files (absolute paths).
+    """
+    from pathlib import Path
+
+    from . import _patches
+    from ._errors import BadInput
+
+    observer = _ActorObserver(ctx)
+    mode = args.get("mode", "record")
+    fixes = list(args.get("fixes") or [])
+    if mode == "record":
+        record = _patches.record_patch(
+            project,
+            name,
+            str(args.get("message") or ""),
+            fixes=fixes,
+            origin=args.get("origin") or "",
+            forwarded=args.get("forwarded") or "no",
+            author=args.get("author"),
+            observer=observer,
+        )
+        return {"mode": mode, "file": record.file, "patches": [record.file]}
+    if mode == "drop":
+        entry = _patches.drop_patch(project, name, int(args["number"]), observer)
+    elif mode == "move":
+        entry = _patches.move_patch(project, name, int(args["number"]), int(args["to"]), observer)
+    elif mode == "edit":
+        entry = _patches.edit_patch(
+            project,
+            name,
+            int(args["number"]),
+            message=args.get("message"),
+            fixes=fixes or None,
+            origin=args.get("origin"),
+            forwarded=args.get("forwarded"),
+            author=args.get("author"),
+            observer=observer,
+        )
+    elif mode == "import":
+        files = [Path(f) for f in args.get("files") or []]
+        entry = _patches.import_patches(project, name, files, observer=observer)
+        imported = entry.patches[len(entry.patches) - len(files) :]
+        return {"mode": mode, "patches": [p.file for p in imported]}
+    else:
+        raise BadInput(f"unknown patch mode {mode!r}")
+    return {"mode": mode, "patches": [p.file for p in entry.patches]}
+
+
+def run_restore(
+    project: Project, name: str, args: Mapping[str, Any], ctx: ActorContext
+) -> Mapping[str, JSON]:
+    """``restore``: discard unrecorded edits; the paths restored."""
+    from ._patches import restore
+
+    return {"restored": restore(project, name, observer=_ActorObserver(ctx))}
+
+
+PATCH = register_operation(
+    "patch", run_patch, recover=_recover_transaction, state=ActorState.PATCHING
+)
+RESTORE = register_operation(
+    "restore", run_restore, recover=_recover_transaction, state=ActorState.WORKING
+)
+
+
+def run_check_upstream(
+    project: Project, name: str, args: Mapping[str, Any], ctx: ActorContext
+) -> Mapping[str, JSON]:
+    """``check-upstream``: is a newer release allowed? A dry run; the fork never changes.
+
+    When the fork is clean and no sync of it waits at a conflict, the dry run
+    also says whether its patches would merge into that release.
+    """
+    from ._errors import ForkmanError
+    from ._forks import require_fork
+    from ._lock import GitSource
+    from ._sync import resolve_target, sync_fork
+    from ._txn import paused_state
+
+    observer = _ActorObserver(ctx)
+    entry = require_fork(project, name)
+    if project.config.policy(name).pinned:
+        return {"current": entry.version, "newer": None, "summary": "pinned"}
+    if isinstance(entry.source, GitSource):
+        # a git fork moves to a ref someone names; there is no release list to compare
+        return {
+            "current": entry.version,
+            "newer": None,
+            "summary": "from git: name a ref with `forkman sync NAME --to REF`",
+        }
+    target = resolve_target(project, entry, observer=observer)
+    if target is None:
+        return {
+            "current": entry.version,
+            "newer": None,
+            "summary": f"{entry.version} is the newest allowed release",
+        }
+    out: dict[str, JSON] = {
+        "current": entry.version,
+        "newer": target.version,
+        "summary": f"{entry.version} -> {target.version} available",
+        "would_conflict": None,
+    }
+    if paused_state(project, name) is None:
+        try:
+            result = sync_fork(project, name, to=target.version, dry_run=True, observer=observer)
+        except ForkmanError as exc:  # e.g. unrecorded edits: the release is still reported
+            out["dry_run_error"] = exc.message
+        else:
+            conflict = result.conflict
+            out["would_conflict"] = conflict is not None
+            out["delta"] = result.delta.lines() if result.delta is not None else None
+            if conflict is not None:
+                out["summary"] = (
+                    f"{out['summary']}; patch {conflict.number} ({conflict.subject}) would conflict"
+                )
+    return out
+
+
+def run_audit(
+    project: Project, name: str, args: Mapping[str, Any], ctx: ActorContext
+) -> Mapping[str, JSON]:
+    """``audit``: this fork's known vulnerabilities; the lock's ``audit`` table is updated.
+
+    Fails closed: a fork that could not be audited (no advisory database, say)
+    is a failed operation, not a pass.
+    """
+    from ._errors import SecurityError
+    from .audit.vulnerabilities import ForkStatus, audit_project, lock_section
+
+    observer = _ActorObserver(ctx)
+    report = audit_project(project, [name], online=bool(args.get("online")), observer=observer)
+    fork = report.forks[0]
+    section = lock_section(report, fork)
+    if fork.status is ForkStatus.UNAUDITED:
+        raise SecurityError(
+            f"{name} {fork.version} was NOT audited: {'; '.join(fork.unaudited)}",
+            hint="import the advisory database with `forkman db update`",
+        )
+    open_ids = list(section["vulnerabilities"])
+    return {
+        "status": fork.status.value,
+        "ok": not open_ids,
+        "vulnerabilities": open_ids,
+        "summary": fork.status.value
+        + (f": {', '.join(open_ids)}" if open_ids else "")
+        + (f" (fixed in {fork.fix_version})" if open_ids and fork.fix_version else ""),
+    }
+
+
+CHECK_UPSTREAM = register_operation(
+    "check-upstream", run_check_upstream, recover=_recover_readonly, state=ActorState.FETCHING
+)
+AUDIT = register_operation("audit", run_audit, recover=_recover_readonly, state=ActorState.AUDITING)

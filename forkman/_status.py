@@ -77,7 +77,7 @@ def status(project: Project, actor_states: dict[str, str] | None = None) -> list
     for entry in lock:
         state = dirty.get(entry.name, "clean")
         actor = (actor_states or {}).get(entry.name)
-        if actor and actor != "idle":
+        if actor and actor != "idle" and actor != state:
             state = f"{state}, {actor}"
         if config.policy(entry.name).pinned:
             state += ", pinned"

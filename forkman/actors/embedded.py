@@ -286,6 +286,8 @@ class EmbeddedEngine(Engine):
             result = dict(work())
         except ForkmanError as exc:
             error = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
+            # kept apart too, so a command can show the error as it would have been raised
+            result = {"error_message": exc.message, "error_hint": exc.hint}
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             self.observer.warning(

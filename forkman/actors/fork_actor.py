@@ -62,6 +62,10 @@ OPERATIONS: dict[str, str] = {
     "verify": "forkman._operations:VERIFY",
     "test": "forkman._operations:TEST",
     "sync": "forkman._operations:SYNC",
+    "patch": "forkman._operations:PATCH",
+    "restore": "forkman._operations:RESTORE",
+    "check-upstream": "forkman._operations:CHECK_UPSTREAM",
+    "audit": "forkman._operations:AUDIT",
 }
 
 _DEFAULT_STATES = {

@@ -72,7 +72,8 @@ def on_fork(
 
     reply = on_forks(obj, project, [name], kind, args, wait=wait)[name]
     if not reply.ok:
-        raise ForkmanError(reply.error or f"{kind} failed")
+        message = reply.result.get("error_message") or reply.error or f"{kind} failed"
+        raise ForkmanError(message, hint=reply.result.get("error_hint"))
     for warning in reply.result.get("warnings", []):
         click.echo(f"warning: {warning}", err=True)
     return reply.result
@@ -107,6 +108,11 @@ def _in(seconds: float) -> str:
 @click.pass_obj
 def watch_cmd(obj: object, once: bool, interval: float, jobs: int | None, wait: float) -> int:
     """Run scheduled upstream checks and re-audits for every fork; show what is due next.
+
+    check-upstream reports a newer allowed release (a dry run: the fork is not
+    changed); audit records each fork's known vulnerabilities in forkman.lock
+    and fails when a fork cannot be audited. With --once: exit 1 when a check
+    failed or found something.
 
     Intervals come from [tool.forkman.watch] (check-upstream = "24h",
     audit = "24h"). Schedules are durable: a restarted watch picks up where it
@@ -147,8 +153,12 @@ def watch_cmd(obj: object, once: bool, interval: float, jobs: int | None, wait: 
             result = watch_once(engine)
             for alarm, reply in result.delivered:
                 name = alarm.key.split(":", 1)[1]
-                if reply.ok:
-                    click.echo(f"{name}: {alarm.name} ok")
+                summary = reply.result.get("summary") if reply.ok else None
+                if reply.ok and reply.result.get("ok") is False:
+                    failures += 1  # it ran, and found something (e.g. an open vulnerability)
+                    click.echo(f"{name}: {alarm.name} FINDINGS: {summary or 'see its result'}")
+                elif reply.ok:
+                    click.echo(f"{name}: {alarm.name} ok" + (f": {summary}" if summary else ""))
                 else:
                     failures += 1
                     click.echo(f"{name}: {alarm.name} FAILED: {reply.error}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import click
 
 from .._errors import BadInput
 from ._actors import actor_options
-from ._output import StderrObserver, table
+from ._output import table
 
 
 @click.command("patch")
@@ -27,6 +28,7 @@ from ._output import StderrObserver, table
 @click.option("--to", "to", type=int, default=None, metavar="M", help="... to position M.")
 @click.option("--edit", "edit", type=int, default=None, metavar="N", help="Edit patch N's header.")
 @click.option("--import", "import_", is_flag=True, help="Import FILES as new patches.")
+@actor_options
 @click.pass_obj
 def patch_cmd(
     obj: Any,
@@ -42,6 +44,8 @@ def patch_cmd(
     to: int | None,
     edit: int | None,
     import_: bool,
+    jobs: int | None,
+    wait: float,
 ) -> int:
     """Record the edits in NAME's vendored tree as the next patch, or change the series.
 
@@ -53,10 +57,10 @@ def patch_cmd(
       forkman patch attrs --edit 1 -m "Better description"
       forkman patch attrs --import fix-a.patch fix-b.patch
     """
-    from .. import _patches
+    from .._forks import require_fork
+    from ._actors import on_fork
 
     project = obj.project()
-    observer = StderrObserver()
     modes = [m for m in (drop, move, edit) if m is not None] + ([1] if import_ else [])
     if len(modes) > 1:
         raise BadInput("use one of --drop, --move, --edit, --import at a time")
@@ -66,45 +70,39 @@ def patch_cmd(
         )
     if to is not None and move is None:
         raise BadInput("--to goes with --move", hint="forkman patch NAME --move 3 --to 1")
+    if move is not None and to is None:
+        raise BadInput("--move needs --to", hint="forkman patch NAME --move 3 --to 1")
+    if import_ and not files:
+        raise BadInput("no patch files given", hint="forkman patch NAME --import FILE...")
+    if drop is None and move is None and edit is None and not import_ and not message:
+        raise BadInput("the patch needs a description", hint=f'forkman patch {name} -m "..."')
+    project.require_git()
+    fork = require_fork(project, name).name
+    header = {
+        "message": message,
+        "fixes": list(fixes),
+        "origin": origin,
+        "forwarded": forwarded,
+        "author": author,
+    }
     if drop is not None:
-        _patches.drop_patch(project, name, drop, observer)
+        on_fork(obj, project, fork, "patch", {"mode": "drop", "number": drop}, wait=wait)
         click.echo(f"dropped patch {drop} of {name}")
     elif move is not None:
-        if to is None:
-            raise BadInput("--move needs --to", hint="forkman patch NAME --move 3 --to 1")
-        _patches.move_patch(project, name, move, to, observer)
+        on_fork(obj, project, fork, "patch", {"mode": "move", "number": move, "to": to}, wait=wait)
         click.echo(f"moved patch {move} of {name} to position {to}")
     elif edit is not None:
-        _patches.edit_patch(
-            project,
-            name,
-            edit,
-            message=message,
-            fixes=fixes or None,
-            origin=origin,
-            forwarded=forwarded,
-            author=author,
-            observer=observer,
-        )
+        on_fork(obj, project, fork, "patch", {"mode": "edit", "number": edit, **header}, wait=wait)
         click.echo(f"edited patch {edit} of {name}")
     elif import_:
-        entry = _patches.import_patches(project, name, files, observer=observer)
-        for record in entry.patches[len(entry.patches) - len(files) :]:
-            click.echo(f"imported {record.file}")
+        # absolute: the fork's actor may not share this process's working directory
+        paths = [os.path.abspath(f) for f in files]
+        result = on_fork(obj, project, fork, "patch", {"mode": "import", "files": paths}, wait=wait)
+        for file in result["patches"]:
+            click.echo(f"imported {file}")
     else:
-        if not message:
-            raise BadInput("the patch needs a description", hint=f'forkman patch {name} -m "..."')
-        record = _patches.record_patch(
-            project,
-            name,
-            message,
-            fixes=fixes,
-            origin=origin or "",
-            forwarded=forwarded or "no",
-            author=author,
-            observer=observer,
-        )
-        click.echo(f"recorded {record.file}")
+        result = on_fork(obj, project, fork, "patch", {"mode": "record", **header}, wait=wait)
+        click.echo(f"recorded {result['file']}")
     return 0
 
 
@@ -185,17 +183,22 @@ def diff_cmd(obj: Any, name: str, span: str | None) -> int:
 
 @click.command("restore")
 @click.argument("name")
+@actor_options
 @click.pass_obj
-def restore_cmd(obj: Any, name: str) -> int:
+def restore_cmd(obj: Any, name: str, jobs: int | None, wait: float) -> int:
     """Discard unrecorded edits in NAME's vendored tree (back to the recorded series).
 
     \b
     Example:
       forkman restore attrs
     """
-    from .._patches import restore
+    from .._forks import require_fork
+    from ._actors import on_fork
 
-    changed = restore(obj.project(), name, observer=StderrObserver(quiet=True))
+    project = obj.project()
+    project.require_git()
+    fork = require_fork(project, name).name
+    changed = on_fork(obj, project, fork, "restore", wait=wait)["restored"]
     if not changed:
         click.echo(f"{name}: nothing to restore")
     for path in changed:
