@@ -384,11 +384,10 @@ class _GitView:
         self.trees: dict[str, str] = {}
         from ._quickcheck import repo_top
 
-        top = repo_top(root.resolve())
+        top = repo_top(root)
         # status paths are relative to the repository's top, which may be above `root`
-        self._base = "" if top is None else (root.resolve().relative_to(top).as_posix() + "/")
-        if self._base == "./":
-            self._base = ""
+        rel = "." if top is None else os.path.relpath(root.resolve(), top).replace(os.sep, "/")
+        self._base = "" if rel == "." else rel + "/"
         if not paths or top is None:
             self._procs: list[subprocess.Popen[bytes]] = []
             return

@@ -17,37 +17,58 @@ answer from three facts, or gives up:
 Patch files are still hashed (they are few and small). When any fact is
 missing or disagrees, :func:`quick_clean` returns None and the full check in
 :mod:`forkman._check` runs, explains every difference and learns the tree ids
-for next time. Deliberately standard-library only: importing forkman's
-dataclasses alone would cost more than the whole check.
+for next time. It imports nothing but :mod:`os`, :mod:`marshal` and the
+builtin sha256 (no :mod:`pathlib`, no :mod:`typing`, none of forkman's
+dataclasses): on a warm project those imports would cost more than the whole
+check.
 """
 
 from __future__ import annotations
 
-import hashlib
 import marshal
 import os
-from pathlib import Path
 
 from ._gitstatus import collect as _collect
 from ._gitstatus import spawn, start_status
 
+try:  # the builtin module imports in a fraction of hashlib's time
+    from _sha256 import sha256 as _sha256  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - Python 3.12+ names it _sha2
+    from hashlib import sha256 as _sha256
 
-def _digest(path: Path) -> str | None:
+
+def sha256_hex(data: bytes) -> str:
+    """The sha256 hex digest of `data`."""
+    return str(_sha256(data).hexdigest())
+
+
+def _read(path: str) -> bytes | None:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        with open(path, "rb") as fh:
+            return fh.read()
     except OSError:
         return None
 
 
-def repo_top(start: Path) -> Path | None:
-    for candidate in (start, *start.parents):
-        if (candidate / ".git").exists():
-            return candidate
-    return None
+def _digest(path: str) -> str | None:
+    data = _read(path)
+    return None if data is None else sha256_hex(data)
+
+
+def repo_top(start: str | os.PathLike[str]) -> str | None:
+    """The top of the git work tree holding `start` (None outside one)."""
+    here = os.path.abspath(os.fspath(start))
+    while True:
+        if os.path.exists(os.path.join(here, ".git")):
+            return here
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
 
 
 def quick_clean(
-    root: Path,
+    root: str | os.PathLike[str],
     vendor_dir: str,
     patches_dir: str,
     names: list[str],
@@ -55,30 +76,32 @@ def quick_clean(
 ) -> int | None:
     """The number of forks checked when the project is provably clean, else None.
 
-    `status` is a ``git status`` started by :func:`start_status` (one is
-    started here when absent); it is always collected.
+    `status` is a ``git status`` started by :func:`forkman._gitstatus.start_status`
+    (one is started here when absent); it is always collected.
     """
+    root = os.path.abspath(os.fspath(root))
     if status is None:
-        status = start_status(str(root))
+        status = start_status(root)
+    trees = None
+    wanted = None
     try:
-        trees = None
-        state = root / ".forkman"
+        state = os.path.join(root, ".forkman")
         vendor = vendor_dir.strip("/")
-        top = repo_top(root.resolve())
-        if status is None or top is None or not (state / "gittrees").is_file():
+        top = repo_top(root)
+        if status is None or top is None or not os.path.isfile(os.path.join(state, "gittrees")):
             return None
         try:
-            trees = spawn(["git", "ls-tree", "-z", "HEAD", "--", vendor + "/"], str(root))
+            trees = spawn(["git", "ls-tree", "-z", "HEAD", "--", vendor + "/"], root)
         except OSError:
             return None
         wanted = _expected_trees(root, state, vendor, patches_dir, names)
     finally:
         status_out = _collect(*status) if status is not None else None
         trees_out = _collect(*trees) if trees is not None else None
-    if wanted is None or status_out is None or trees_out is None:
+    if wanted is None or status_out is None or trees_out is None or top is None:
         return None
-    prefix = (root.resolve() / vendor).relative_to(top).as_posix() + "/"
-    if any(record[3:].startswith(prefix.encode()) for record in _records(status_out)):
+    prefix = os.path.relpath(os.path.join(root, vendor), top).replace(os.sep, "/") + "/"
+    if any(record[3:].startswith(os.fsencode(prefix)) for record in _records(status_out)):
         return None
     committed = {}
     for record in trees_out.split(b"\0"):
@@ -109,18 +132,22 @@ def _records(status_out: bytes) -> list[bytes]:
 
 
 def _expected_trees(
-    root: Path, state: Path, vendor: str, patches_dir: str, names: list[str]
+    root: str, state: str, vendor: str, patches_dir: str, names: list[str]
 ) -> dict[str, str] | None:
     """Fork path -> proven git tree id, if the lock and patches allow the quick path."""
+    text = _read(os.path.join(root, "forkman.lock"))
+    raw_cache = _read(os.path.join(state, "lock.cache"))
+    raw_known = _read(os.path.join(state, "gittrees"))
+    if text is None or raw_cache is None or raw_known is None:
+        return None
     try:
-        text = (root / "forkman.lock").read_bytes()
-        cached: object = marshal.loads((state / "lock.cache").read_bytes())
-        known: object = marshal.loads((state / "gittrees").read_bytes())
-    except (OSError, EOFError, ValueError, TypeError):
+        cached: object = marshal.loads(raw_cache)
+        known: object = marshal.loads(raw_known)
+    except (EOFError, ValueError, TypeError):
         return None
     if not (isinstance(cached, tuple) and len(cached) == 3 and cached[2] is True):
         return None
-    if cached[0] != hashlib.sha256(text).hexdigest() or not isinstance(known, dict):
+    if cached[0] != sha256_hex(text) or not isinstance(known, dict):
         return None
     forks = cached[1].get("forks", {})
     if names and not set(names) <= set(forks):
@@ -140,19 +167,21 @@ def _expected_trees(
         recorded = set()
         for patch in table.get("patches", []):
             recorded.add(patch.get("file"))
-            if _digest(root / patch.get("file", "")) != patch.get("sha256"):
+            if _digest(os.path.join(root, patch.get("file", ""))) != patch.get("sha256"):
                 return None
-        series = root / patches_dir / name
-        if series.is_dir() and any(
-            f"{patches_dir}/{name}/{p.name}" not in recorded for p in series.glob("*.patch")
+        series = os.path.join(root, patches_dir, name)
+        if os.path.isdir(series) and any(
+            f"{patches_dir}/{name}/{entry}" not in recorded
+            for entry in os.listdir(series)
+            if entry.endswith(".patch")
         ):
             return None
-    if not names and not _all_claimed(root / vendor, vendor, forks):
+    if not names and not _all_claimed(os.path.join(root, vendor), vendor, forks):
         return None
     return wanted
 
 
-def _all_claimed(vendor_path: Path, vendor: str, forks: dict[str, dict[str, str]]) -> bool:
+def _all_claimed(vendor_path: str, vendor: str, forks: dict[str, dict[str, str]]) -> bool:
     """Whether every directory in the vendor folder belongs to a fork."""
     claimed = {table.get("path") for table in forks.values()}
     try:

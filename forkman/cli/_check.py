@@ -1,42 +1,66 @@
 """`forkman check` without click: it runs in pre-commit hooks, so start-up matters.
 
 :func:`fast_check` handles the plain forms (``check [NAME...] [--format
-text|json]``) with nothing but the standard library and forkman's lock and
-tree code; anything else (``--help``, ``--project``) falls through to click,
-whose command (:mod:`forkman.cli._check_cmd`) calls the same :func:`run_check`.
+text|json]``); when :mod:`forkman._quickcheck` proves the project clean it
+imports nothing else, otherwise the full check explains every finding.
+Anything else (``--help``, ``--project``) falls through to click, whose command
+(:mod:`forkman.cli._check_cmd`) calls the same :func:`run_check`.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Sequence
-from pathlib import Path
+
+MYPY = False  # the quick path imports nothing it does not need (not even typing)
+if MYPY:
+    from collections.abc import Sequence
 
 
-def _find_root(start: Path) -> Path:
-    here = start.resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / "pyproject.toml").is_file():
-            return candidate
+def _find_root(start: str) -> str:
+    here = os.path.abspath(start)
+    while True:
+        if os.path.isfile(os.path.join(here, "pyproject.toml")):
+            return here
+        parent = os.path.dirname(here)
+        if parent == here:
+            break
+        here = parent
     from .._errors import ProjectError
 
     raise ProjectError(
-        f"no pyproject.toml in {here} or any parent directory",
+        f"no pyproject.toml in {os.path.abspath(start)} or any parent directory",
         hint="run forkman inside your project, or pass --project DIR",
     )
 
 
-def _dirs(root: Path) -> tuple[str, str]:
+def _dirs(root: str) -> tuple[str, str]:
+    """vendor-dir and patches-dir, cached by the pyproject's digest (parsing TOML is slow)."""
+    import marshal
+
+    from .._quickcheck import sha256_hex
+
+    with open(os.path.join(root, "pyproject.toml"), "rb") as fh:
+        raw = fh.read()
+    digest = sha256_hex(raw)
+    cache = os.path.join(root, ".forkman", "config.cache")
+    try:
+        with open(cache, "rb") as fh:
+            cached = marshal.loads(fh.read())
+        if isinstance(cached, tuple) and len(cached) == 3 and cached[0] == digest:
+            return str(cached[1]), str(cached[2])
+    except (OSError, EOFError, ValueError, TypeError):
+        pass
     import tomllib
 
     try:
-        data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         from .._errors import ConfigError
 
-        raise ConfigError(f"{root / 'pyproject.toml'} is not valid TOML: {exc}") from None
+        raise ConfigError(f"{root}/pyproject.toml is not valid TOML: {exc}") from None
     tool = data.get("tool", {})
-    if "forkman" not in tool and not (root / "forkman.lock").exists():
+    if "forkman" not in tool and not os.path.exists(os.path.join(root, "forkman.lock")):
         from .._errors import ProjectError
 
         raise ProjectError(
@@ -49,14 +73,27 @@ def _dirs(root: Path) -> tuple[str, str]:
     vendor = table.get("vendor-dir", "vendor")
     patches = table.get("patches-dir", "patches")
     if not isinstance(vendor, str) or not isinstance(patches, str):
+        from pathlib import Path
+
         from .._config import load_config
 
-        load_config(root / "pyproject.toml")  # raises the precise configuration error
+        load_config(Path(root) / "pyproject.toml")  # raises the precise configuration error
+    if "forkman" in tool and os.path.isdir(os.path.dirname(cache)):
+        import contextlib
+        from pathlib import Path
+
+        from .._fsutil import atomic_write_bytes
+
+        with contextlib.suppress(OSError):
+            atomic_write_bytes(Path(cache), marshal.dumps((digest, vendor, patches)))
     return str(vendor), str(patches)
 
 
 def run_check(
-    root: Path, names: Sequence[str], fmt: str, status: tuple[int, int] | None = None
+    root: str | os.PathLike[str],
+    names: Sequence[str],
+    fmt: str,
+    status: tuple[int, int] | None = None,
 ) -> int:
     """Check the project at `root`, print the report, return the exit code.
 
@@ -64,12 +101,13 @@ def run_check(
     """
     from .._quickcheck import quick_clean
 
+    root = os.fspath(root)
     try:
         vendor_dir, patches_dir = _dirs(root)
     except BaseException:
         _discard(status)
         raise
-    if (root / ".forkman" / "txn").is_dir():
+    if os.path.isdir(os.path.join(root, ".forkman", "txn")):
         _discard(status)  # interrupted work to recover first: the full check runs
     else:
         count = quick_clean(root, vendor_dir, patches_dir, list(names), status)
@@ -85,15 +123,17 @@ def run_check(
             else:
                 print(f"ok: {count} fork(s) match forkman.lock")
             return 0
+    from pathlib import Path
+
     from .._check import check
 
-    if (root / ".forkman" / "txn").is_dir():
+    if os.path.isdir(os.path.join(root, ".forkman", "txn")):
         from .._project import Project
         from .._txn import recover
 
-        for line in recover(Project(root)):
+        for line in recover(Project(Path(root))):
             print(f"recovered: {line}", file=sys.stderr)
-    report = check(root, vendor_dir=vendor_dir, patches_dir=patches_dir, names=names)
+    report = check(Path(root), vendor_dir=vendor_dir, patches_dir=patches_dir, names=names)
     if fmt == "json":
         print(report.to_json())
         return 0 if report.ok else 1
@@ -142,7 +182,7 @@ def fast_check(args: Sequence[str], status: tuple[int, int] | None = None) -> in
     if status is None:
         status = start_status()  # runs while the rest of the check gets ready
     try:
-        return run_check(_find_root(Path.cwd()), names, fmt, status)
+        return run_check(_find_root(os.getcwd()), names, fmt, status)
     except ForkmanError as exc:
         print(exc.diagnostics(), file=sys.stderr)
         return exc.exit_code
