@@ -523,6 +523,13 @@ def check(
         with contextlib.suppress(OSError):
             atomic_write_bytes(state_dir / "gittrees", marshal.dumps(known_trees))
     report.findings.sort(key=lambda f: (f.fork or "", f.path, f.kind.value))
+    if warm and not wanted:
+        from ._quickcheck import forget_dirs, record_dirs
+
+        if report.ok and view.ok:
+            record_dirs(root, vendor_dir)
+        else:
+            forget_dirs(root)
     return report
 
 

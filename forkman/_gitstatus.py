@@ -1,8 +1,7 @@
-"""Start ``git status`` before anything else (``forkman check``'s quick path).
+"""Run git subprocesses with nothing but :mod:`os` (``forkman check``'s quick path).
 
-Only :mod:`os` is used, which the interpreter has loaded already: the status
-starts within a millisecond of the process and runs while forkman imports
-the rest of the check and reads the lock.
+:mod:`subprocess` pulls in modules that cost more than the whole quick check;
+``posix_spawn`` and a pipe do the same here.
 """
 
 from __future__ import annotations
@@ -38,19 +37,17 @@ def spawn(argv: list[str], cwd: str | None = None) -> tuple[int, int]:
     return pid, read_fd
 
 
-def collect(pid: int, read_fd: int) -> bytes | None:
-    """All of a spawned process's stdout; None when it failed."""
+def finish(pid: int, read_fd: int) -> tuple[int, bytes]:
+    """A spawned process's exit code and stdout."""
     chunks = []
     while chunk := os.read(read_fd, 1 << 16):
         chunks.append(chunk)
     os.close(read_fd)
     _, status = os.waitpid(pid, 0)
-    return b"".join(chunks) if os.waitstatus_to_exitcode(status) == 0 else None
+    return os.waitstatus_to_exitcode(status), b"".join(chunks)
 
 
-def start_status(cwd: str | None = None) -> tuple[int, int] | None:
-    """``git status`` of the whole repository around `cwd` (default: here), started now."""
-    try:
-        return spawn(["git", "status", "--porcelain=v1", "-z", "--untracked-files=all"], cwd)
-    except OSError:
-        return None
+def collect(pid: int, read_fd: int) -> bytes | None:
+    """All of a spawned process's stdout; None when it failed."""
+    code, out = finish(pid, read_fd)
+    return out if code == 0 else None

@@ -7,10 +7,10 @@ answer from three facts, or gives up:
 1. the lock's parsed data is cached under ``.forkman/lock.cache`` by the
    sha256 of its text (so a hand edit or a merge is always re-parsed), and
    that text was canonical when it was cached;
-2. ``git status`` reports nothing under the vendor directory (no change in the
-   work tree or the index, no untracked file), and ``git ls-tree HEAD``
-   gives each fork directory's committed tree id, both started first thing
-   and run while this process reads the lock;
+2. git reports nothing under the vendor directory (no change in the work tree
+   or the index, no untracked file), and ``git ls-tree HEAD`` gives each fork
+   directory's committed tree id, all asked in parallel while this process
+   reads the lock;
 3. ``.forkman/gittrees`` maps each fork's lock tree hash (sha256) to the git
    tree id that a full check proved it to be.
 
@@ -28,8 +28,7 @@ from __future__ import annotations
 import marshal
 import os
 
-from ._gitstatus import collect as _collect
-from ._gitstatus import spawn, start_status
+from ._gitstatus import finish, spawn
 
 try:  # the builtin module imports in a fraction of hashlib's time
     from _sha256 import sha256 as _sha256  # type: ignore[import-not-found]
@@ -72,36 +71,42 @@ def quick_clean(
     vendor_dir: str,
     patches_dir: str,
     names: list[str],
-    status: tuple[int, int] | None = None,
 ) -> int | None:
     """The number of forks checked when the project is provably clean, else None.
 
-    `status` is a ``git status`` started by :func:`forkman._gitstatus.start_status`
-    (one is started here when absent); it is always collected.
+    What ``git status`` would say about the vendor folder is asked in parts,
+    limited to that folder and run in parallel while this process reads the
+    lock: ``diff-files`` (work tree vs index) and ``diff-index --cached`` (index
+    vs HEAD). Files added or removed since the last full check show in the
+    modification time of their directory (:func:`dirs_unchanged`), which is
+    what git's own untracked cache relies on.
     """
     root = os.path.abspath(os.fspath(root))
-    if status is None:
-        status = start_status(root)
-    trees = None
+    state = os.path.join(root, ".forkman")
+    vendor = vendor_dir.strip("/") + "/"
+    if repo_top(root) is None or not os.path.isfile(os.path.join(state, "gittrees")):
+        return None
+    commands = [
+        ["git", "diff-files", "--quiet", "--", vendor],
+        ["git", "diff-index", "--cached", "--quiet", "HEAD", "--", vendor],
+        ["git", "ls-tree", "-z", "HEAD", "--", vendor],
+    ]
+    procs = []
     wanted = None
     try:
-        state = os.path.join(root, ".forkman")
-        vendor = vendor_dir.strip("/")
-        top = repo_top(root)
-        if status is None or top is None or not os.path.isfile(os.path.join(state, "gittrees")):
-            return None
-        try:
-            trees = spawn(["git", "ls-tree", "-z", "HEAD", "--", vendor + "/"], root)
-        except OSError:
-            return None
-        wanted = _expected_trees(root, state, vendor, patches_dir, names)
+        for command in commands:
+            procs.append(spawn(command, root))
+        wanted = _expected_trees(root, state, vendor.rstrip("/"), patches_dir, names)
+        if wanted is not None and not dirs_unchanged(root, vendor_dir):
+            wanted = None
+    except OSError:
+        wanted = None
     finally:
-        status_out = _collect(*status) if status is not None else None
-        trees_out = _collect(*trees) if trees is not None else None
-    if wanted is None or status_out is None or trees_out is None or top is None:
+        results = [finish(*proc) for proc in procs]
+    if wanted is None or len(results) != len(commands):
         return None
-    prefix = os.path.relpath(os.path.join(root, vendor), top).replace(os.sep, "/") + "/"
-    if any(record[3:].startswith(os.fsencode(prefix)) for record in _records(status_out)):
+    (unstaged, _), (staged, _), (trees_code, trees_out) = results
+    if unstaged != 0 or staged != 0 or trees_code != 0:
         return None
     committed = {}
     for record in trees_out.split(b"\0"):
@@ -114,21 +119,79 @@ def quick_clean(
     return len(wanted)
 
 
-def _records(status_out: bytes) -> list[bytes]:
-    """The entries of ``git status --porcelain=v1 -z`` (both names of a rename)."""
-    fields = status_out.split(b"\0")
-    out: list[bytes] = []
-    i = 0
-    while i < len(fields):
-        field = fields[i]
-        i += 1
-        if len(field) < 4:
-            continue
-        out.append(field)
-        if field[:1] in (b"R", b"C") and i < len(fields):
-            out.append(b"   " + fields[i])  # the original name, in the same shape
-            i += 1
-    return out
+_DIRS = "vendordirs"
+# Directory timestamps come from the kernel's coarse clock (a few milliseconds a
+# tick): a change within the same tick as the recording could keep the stamp.
+_RACY_NS = 200_000_000
+
+
+def _dir_stamps(vendor_path: str) -> dict[str, tuple[int, int]] | None:
+    stamps: dict[str, tuple[int, int]] = {}
+    stack = [vendor_path]
+    while stack:
+        path = stack.pop()
+        try:
+            st = os.stat(path)
+            entries = os.scandir(path)
+        except OSError:
+            return None
+        stamps[path] = (st.st_mtime_ns, st.st_ctime_ns)
+        with entries:
+            stack.extend(e.path for e in entries if e.is_dir(follow_symlinks=False))
+    return stamps
+
+
+def record_dirs(root: str | os.PathLike[str], vendor_dir: str) -> None:
+    """Remember every directory under the vendor folder after a clean full check.
+
+    Directories changed in the last fraction of a second are not trusted (their
+    next change could carry the same timestamp): nothing is recorded then.
+    """
+    import time
+
+    root = os.path.abspath(os.fspath(root))
+    stamps = _dir_stamps(os.path.join(root, vendor_dir.strip("/")))
+    if not stamps:
+        return
+    now = time.time_ns()
+    if any(now - max(m, c) < _RACY_NS for m, c in stamps.values()):
+        return
+    target = os.path.join(root, ".forkman", _DIRS)
+    tmp = f"{target}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(marshal.dumps(stamps))
+        os.replace(tmp, target)
+    except OSError:
+        return
+
+
+def forget_dirs(root: str | os.PathLike[str]) -> None:
+    """Drop the recorded directories (the next check is a full one)."""
+    path = os.path.join(os.fspath(root), ".forkman", _DIRS)
+    if os.path.exists(path):
+        os.unlink(path)
+
+
+def dirs_unchanged(root: str, vendor_dir: str) -> bool:
+    """Whether no entry was added to or removed from any vendored directory."""
+    raw = _read(os.path.join(root, ".forkman", _DIRS))
+    if raw is None:
+        return False
+    try:
+        recorded = marshal.loads(raw)
+    except (EOFError, ValueError, TypeError):
+        return False
+    if not isinstance(recorded, dict) or os.path.join(root, vendor_dir.strip("/")) not in recorded:
+        return False
+    for path, stamp in recorded.items():
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        if (st.st_mtime_ns, st.st_ctime_ns) != stamp:
+            return False
+    return True
 
 
 def _expected_trees(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,7 @@ def committed(cwd: Path, local_index: LocalIndex) -> Path:
     assert run("fork", "other==1.0").exit_code == 0
     git(cwd, "add", "-A")
     git(cwd, "commit", "-qm", "fork demo and other")
+    time.sleep(0.3)  # past the racy window: freshly written directories are not trusted
     first = forkman(cwd, "check")  # full path: proves the trees and learns their git ids
     assert first.returncode == 0, first
     assert quick_clean(cwd, "vendor", "patches", []) == 2
@@ -131,6 +133,7 @@ def test_quick_path_in_a_project_below_the_repository_top(
     assert run("fork", "demo==1.0", cwd=project).exit_code == 0
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "api with a fork")
+    time.sleep(0.3)  # past the racy window: freshly written directories are not trusted
     assert forkman(project, "check").returncode == 0
     assert quick_clean(project, "vendor", "patches", []) == 1
     (repo / "README").write_text("an unrelated edit elsewhere in the repository\n")

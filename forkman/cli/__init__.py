@@ -46,12 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `forkman` console script and `python -m forkman`."""
     args = sys.argv[1:] if argv is None else list(argv)
     if args[:1] == ["check"]:
-        from .._gitstatus import start_status
-
-        status = start_status()  # first thing: it runs while the check gets ready
         from ._check import fast_check
 
-        code = fast_check(args, status)
+        code = fast_check(args)
         if code is not None:
             sys.exit(code)
     from ._app import cli

@@ -89,28 +89,15 @@ def _dirs(root: str) -> tuple[str, str]:
     return str(vendor), str(patches)
 
 
-def run_check(
-    root: str | os.PathLike[str],
-    names: Sequence[str],
-    fmt: str,
-    status: tuple[int, int] | None = None,
-) -> int:
-    """Check the project at `root`, print the report, return the exit code.
-
-    `status` is a ``git status`` already started (see :mod:`forkman._quickcheck`).
-    """
+def run_check(root: str | os.PathLike[str], names: Sequence[str], fmt: str) -> int:
+    """Check the project at `root`, print the report, return the exit code."""
     from .._quickcheck import quick_clean
 
     root = os.fspath(root)
-    try:
-        vendor_dir, patches_dir = _dirs(root)
-    except BaseException:
-        _discard(status)
-        raise
-    if os.path.isdir(os.path.join(root, ".forkman", "txn")):
-        _discard(status)  # interrupted work to recover first: the full check runs
-    else:
-        count = quick_clean(root, vendor_dir, patches_dir, list(names), status)
+    vendor_dir, patches_dir = _dirs(root)
+    # with interrupted work to recover, the full check runs (and recovers it first)
+    if not os.path.isdir(os.path.join(root, ".forkman", "txn")):
+        count = quick_clean(root, vendor_dir, patches_dir, list(names))
         if count is not None:
             if fmt == "json":
                 import json
@@ -148,18 +135,8 @@ def run_check(
     return 1
 
 
-def _discard(status: tuple[int, int] | None) -> None:
-    if status is not None:
-        from .._gitstatus import collect
-
-        collect(*status)
-
-
-def fast_check(args: Sequence[str], status: tuple[int, int] | None = None) -> int | None:
-    """Run `check` if `args` is a plain check invocation; None to let click handle it.
-
-    `status` is a ``git status`` the entry point started before importing this.
-    """
+def fast_check(args: Sequence[str]) -> int | None:
+    """Run `check` if `args` is a plain check invocation; None to let click handle it."""
     if not args or args[0] != "check":
         return None
     fmt = "text"
@@ -172,17 +149,13 @@ def fast_check(args: Sequence[str], status: tuple[int, int] | None = None) -> in
         elif arg in ("--format=text", "--format=json"):
             fmt = arg.split("=", 1)[1]
         elif arg.startswith("-"):
-            _discard(status)
             return None
         else:
             names.append(arg)
     from .._errors import ForkmanError
-    from .._gitstatus import start_status
 
-    if status is None:
-        status = start_status()  # runs while the rest of the check gets ready
     try:
-        return run_check(_find_root(os.getcwd()), names, fmt, status)
+        return run_check(_find_root(os.getcwd()), names, fmt)
     except ForkmanError as exc:
         print(exc.diagnostics(), file=sys.stderr)
         return exc.exit_code
