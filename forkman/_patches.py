@@ -94,14 +94,13 @@ def default_author(project: Project) -> str:
 
 
 def history_of(project: Project, entry: LockEntry) -> ForkHistory:
-    """The fork's history, or an error that says how to get it back."""
+    """The fork's history, rebuilt from the lock when `.forkman/` lost it."""
     history = ForkHistory(project.fork_git_dir(entry.name))
     if not history.exists():
-        raise HistoryError(
-            f"the history of {entry.name} ({project.relpath(history.git_dir)}) is missing",
-            hint=f"it is derived state: `forkman unfork {entry.name}` and fork it again, "
-            "or restore .forkman/ from a backup",
-        )
+        # .forkman/ is a cache (a fresh clone has none): rebuild it from the lock
+        from ._rebuild import rebuild_history
+
+        return rebuild_history(project, entry)
     return history
 
 
