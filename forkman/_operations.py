@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from ._config import DistPreference
@@ -383,6 +384,9 @@ def run_audit(
 ) -> Mapping[str, JSON]:
     """``audit``: this fork's known vulnerabilities; the lock's ``audit`` table is updated.
 
+    args: online, database (a path), report (reply with the full audit, for
+    `forkman audit`, instead of failing on an unaudited fork).
+
     Fails closed: a fork that could not be audited (no advisory database, say)
     is a failed operation, not a pass.
     """
@@ -390,8 +394,26 @@ def run_audit(
     from .audit.vulnerabilities import ForkStatus, audit_project, lock_section
 
     observer = _ActorObserver(ctx)
-    report = audit_project(project, [name], online=bool(args.get("online")), observer=observer)
+    database = args.get("database")
+    report = audit_project(
+        project,
+        [name],
+        online=bool(args.get("online")),
+        database=Path(database) if database else None,
+        observer=observer,
+    )
     fork = report.forks[0]
+    if args.get("report"):
+        # `forkman audit`: the whole outcome, rendered by the command (never a silent pass:
+        # an unaudited fork is in the reply and fails the command there)
+        from .audit.vulnerabilities import database_json, fork_audit_json
+
+        return {
+            "fork": fork_audit_json(fork),
+            "when": report.when,
+            "database": database_json(report.database),
+            "sources": list(report.sources),
+        }
     section = lock_section(report, fork)
     if fork.status is ForkStatus.UNAUDITED:
         raise SecurityError(

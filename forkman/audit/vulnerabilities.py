@@ -349,6 +349,74 @@ def audit_project(
     return report
 
 
+def fork_audit_json(fork: ForkAudit) -> dict[str, Any]:
+    """One fork's audit as plain data (a fork actor's reply)."""
+    return {
+        "name": fork.name,
+        "version": fork.version,
+        "status": fork.status.value,
+        "vulnerabilities": [
+            {
+                "id": v.id,
+                "aliases": list(v.aliases),
+                "summary": v.summary,
+                "fix_versions": list(v.fix_versions),
+                "state": v.state.value,
+                "note": v.note,
+            }
+            for v in fork.vulnerabilities
+        ],
+        "unaudited": list(fork.unaudited),
+        "fix_version": fork.fix_version,
+        "path": fork.path,
+    }
+
+
+def fork_audit_from_json(data: Mapping[str, Any]) -> ForkAudit:
+    """The inverse of :func:`fork_audit_json`."""
+    return ForkAudit(
+        name=str(data["name"]),
+        version=str(data["version"]),
+        status=ForkStatus(data["status"]),
+        vulnerabilities=tuple(
+            Vulnerability(
+                id=str(v["id"]),
+                aliases=tuple(v["aliases"]),
+                summary=str(v["summary"]),
+                fix_versions=tuple(v["fix_versions"]),
+                state=VulnState(v["state"]),
+                note=str(v.get("note", "")),
+            )
+            for v in data["vulnerabilities"]
+        ),
+        unaudited=tuple(data["unaudited"]),
+        fix_version=data.get("fix_version"),
+        path=str(data.get("path", "")),
+    )
+
+
+def database_json(info: DatabaseInfo | None) -> dict[str, Any] | None:
+    """A database's description as plain data."""
+    if info is None:
+        return None
+    return {
+        "path": str(info.path),
+        "source": info.source,
+        "imported_at": info.imported_at,
+        "advisories": info.advisories,
+        "packages": info.packages,
+        "withdrawn": info.withdrawn,
+        "skipped": info.skipped,
+    }
+
+
+def database_from_json(data: Mapping[str, Any] | None) -> DatabaseInfo | None:
+    """The inverse of :func:`database_json`."""
+    if data is None:
+        return None
+    return DatabaseInfo(**{**data, "path": Path(data["path"])})
+
+
 def _without_when(section: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in section.items() if k != "when"}
 

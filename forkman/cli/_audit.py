@@ -138,15 +138,37 @@ def audit_cmd(
       forkman audit
       forkman audit jinja2 --format sarif > audit.sarif
     """
-    from ..audit.vulnerabilities import AuditFormat, ForkStatus, audit_project, render
-
-    report = audit_project(
-        ctx.obj.project(),
-        names,
-        online=online,
-        database=db_path,
-        observer=_StderrObserver(ctx.obj.verbose),
+    from .._errors import ForkmanError
+    from .._forks import require_fork
+    from ..audit.vulnerabilities import (
+        AuditFormat,
+        AuditReport,
+        ForkStatus,
+        audit_project,
+        database_from_json,
+        fork_audit_from_json,
+        render,
     )
+    from ._actors import on_forks
+
+    project = ctx.obj.project()
+    wanted = [require_fork(project, n).name for n in names] or sorted(project.load_lock().forks)
+    if wanted:
+        # each fork's audit is a message to its actor (recorded in the lock there)
+        args = {"online": online, "database": str(db_path) if db_path else None, "report": True}
+        replies = on_forks(ctx.obj, project, wanted, "audit", args)
+        for name in wanted:
+            if not replies[name].ok:
+                raise ForkmanError(f"{name}: {replies[name].error}")
+        first = replies[wanted[0]].result
+        report = AuditReport(
+            when=str(first["when"]),
+            database=database_from_json(first["database"]),
+            sources=tuple(first["sources"]),
+            forks=tuple(fork_audit_from_json(replies[n].result["fork"]) for n in wanted),
+        )
+    else:
+        report = audit_project(project, (), online=online, database=db_path)
     if not report.forks:
         click.echo("no forks to audit (forkman.lock lists none)", err=True)
     click.echo(render(report, AuditFormat(fmt)))
