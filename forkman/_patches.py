@@ -280,6 +280,14 @@ def _prepare(project: Project, name: str, doing: str) -> tuple[LockEntry, ForkHi
     project.require_git()
     recover(project)
     entry = require_fork(project, name)
+    if members_of(entry) is not None:
+        # its tree shares the namespace folder with other forks: the series
+        # operations rewrite a fork's whole folder, so they would touch theirs
+        raise BadInput(
+            f"{entry.name} uses the namespace layout: forkman cannot {doing} for it yet",
+            hint="patch series are carried for project-layout forks; for this fork, "
+            "keep the change in the namespace folder's own history",
+        )
     require_no_pause(project, entry.name)
     history = history_of(project, entry)
     return entry, history

@@ -56,3 +56,24 @@ def test_migrate_then_sync_forks_the_pins(cwd: Path, local_index: LocalIndex) ->
     assert run("verify").exit_code == 0
     res = run("sync", "--all", "--yes")
     assert res.exit_code == 0 and "every fork is up to date" in res.stdout
+
+
+def test_patch_series_of_a_namespace_fork_is_refused_without_damage(
+    cwd: Path, local_index: LocalIndex
+) -> None:
+    test_migrate_then_sync_forks_the_pins(cwd, local_index)
+    series = cwd / "patches" / "six"
+    series.mkdir(parents=True)
+    patch = series / "0001-six.patch"
+    patch.write_text(
+        "diff --git a/six.py b/six.py\n--- a/six.py\n+++ b/six.py\n@@ -1 +1 @@\n-X = 1\n+X = 2\n"
+    )
+    before = (cwd / "src/tool/_vendor/alpha/__init__.py").read_text()
+    res = run("patch", "six", "--import", str(patch.relative_to(cwd)))
+    # series operations rewrite a fork's whole folder; a namespace fork shares it
+    assert res.exit_code == 2, res
+    assert "namespace layout" in res.stderr
+    assert (cwd / "src/tool/_vendor/alpha/__init__.py").read_text() == before
+    assert (cwd / "src/tool/_vendor/six.py").read_text() == "X = 1\n"
+    patch.unlink()
+    assert run("check").exit_code == 0

@@ -388,8 +388,12 @@ def _fork_declared(obj: Any, project: Any, name: str | None) -> set[str]:
         if waiting:
             click.echo(
                 f"warning: {fork}: {len(waiting)} patch file(s) in "
-                f"{project.relpath(project.patches_path(fork))} are not applied yet: "
-                f"apply them with `forkman patch {fork} --import FILE...`",
+                f"{project.relpath(project.patches_path(fork))} are not applied"
+                + (
+                    ": namespace-layout forks do not carry patch series yet"
+                    if policy.raw.get("layout") == "namespace"
+                    else f": apply them with `forkman patch {fork} --import FILE...`"
+                ),
                 err=True,
             )
         adopted.add(fork)
