@@ -129,7 +129,25 @@ class _Context(ActorContext):
         self._engine.schedule_alarm(self.key, name, at, message, every=every)
 
 
-class EmbeddedEngine(Engine):
+class StoreBackedEngine(Engine):
+    """Alarms and statuses an engine keeps in its :class:`StateStore` (``self.store``)."""
+
+    store: StateStore
+
+    def alarms(self, key: str | None = None) -> list[Alarm]:
+        return self.store.alarms(key)
+
+    def cancel_alarm(self, key: str, name: str) -> bool:
+        return self.store.delete_alarm(key, name)
+
+    def run_due_alarms(self, now: float | None = None) -> list[tuple[Alarm, Reply]]:
+        return deliver_due_alarms(self.store, self.send, now)
+
+    def statuses(self, prefix: str = "") -> dict[str, ActorStatus]:
+        return self.store.statuses(prefix)
+
+
+class EmbeddedEngine(StoreBackedEngine):
     """Actors as worker threads over one SQLite store (see the module docstring)."""
 
     def __init__(
@@ -336,19 +354,7 @@ class EmbeddedEngine(Engine):
             Alarm(key, name, at, message.kind, dict(message.args), every), keep_due=True
         )
 
-    def alarms(self, key: str | None = None) -> list[Alarm]:
-        return self.store.alarms(key)
-
-    def cancel_alarm(self, key: str, name: str) -> bool:
-        return self.store.delete_alarm(key, name)
-
-    def run_due_alarms(self, now: float | None = None) -> list[tuple[Alarm, Reply]]:
-        return deliver_due_alarms(self.store, self.send, now)
-
     # -- queries, tasks, shutdown ----------------------------------------------
-
-    def statuses(self, prefix: str = "") -> dict[str, ActorStatus]:
-        return self.store.statuses(prefix)
 
     def submit_task(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         with self._guard:

@@ -37,14 +37,12 @@ from .. import _errors
 from .._errors import ForkmanError, NetworkError
 from .._observer import NullObserver, Observer
 from ._store import StateStore
-from .embedded import DB_NAME, EmbeddedEngine, deliver_due_alarms, subject_of
+from .embedded import DB_NAME, EmbeddedEngine, StoreBackedEngine, subject_of
 from .interface import (
     ActorFactory,
     ActorObserver,
     ActorState,
-    ActorStatus,
     Alarm,
-    Engine,
     Message,
     Reply,
 )
@@ -112,7 +110,7 @@ class ForkShard:
         self.engine.shutdown()
 
 
-class RayEngine(Engine):
+class RayEngine(StoreBackedEngine):
     """Fork actors sharded over a few Ray actors; state in the shared SQLite store."""
 
     def __init__(
@@ -252,18 +250,6 @@ class RayEngine(Engine):
         self, key: str, name: str, at: float, message: Message, *, every: float | None = None
     ) -> None:
         self.store.set_alarm(Alarm(key, name, at, message.kind, dict(message.args), every))
-
-    def alarms(self, key: str | None = None) -> list[Alarm]:
-        return self.store.alarms(key)
-
-    def cancel_alarm(self, key: str, name: str) -> bool:
-        return self.store.delete_alarm(key, name)
-
-    def run_due_alarms(self, now: float | None = None) -> list[tuple[Alarm, Reply]]:
-        return deliver_due_alarms(self.store, self.send, now)
-
-    def statuses(self, prefix: str = "") -> dict[str, ActorStatus]:
-        return self.store.statuses(prefix)
 
     def submit_task(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         with self._guard:
