@@ -9,25 +9,9 @@ from typing import Any
 import click
 
 from .._errors import ProjectError, SecurityError
+from ._output import StderrObserver
 
 OSV_PYPI_EXPORT = "https://osv-vulnerabilities.storage.googleapis.com/PyPI/all.zip"
-
-
-class _StderrObserver:
-    """Progress and warnings as plain lines on stderr."""
-
-    def __init__(self, verbose: bool = False) -> None:
-        self.verbose = verbose
-
-    def step(self, subject: str, text: str) -> None:
-        click.echo(f"{subject}: {text}", err=True)
-
-    def progress(self, subject: str, done: int, total: int | None) -> None:
-        if self.verbose:
-            click.echo(f"{subject}: {done}{'/' + str(total) if total else ''}", err=True)
-
-    def warning(self, text: str) -> None:
-        click.echo(f"warning: {text}", err=True)
 
 
 def _project_or_none(ctx: click.Context) -> Any:
@@ -70,7 +54,9 @@ def db_update(ctx: click.Context, source: str, db_path: Path | None) -> int:
     from ..audit.osvdb import import_database
 
     settings = load_settings(_project_or_none(ctx), database=db_path)
-    info = import_database(source, settings.database, observer=_StderrObserver(ctx.obj.verbose))
+    info = import_database(
+        source, settings.database, observer=StderrObserver(verbose=ctx.obj.verbose)
+    )
     click.echo(
         f"{info.advisories} advisories for {info.packages} packages imported into {info.path} "
         f"({info.withdrawn} withdrawn left out, {info.skipped} malformed skipped)"

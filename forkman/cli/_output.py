@@ -31,17 +31,19 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 
 class StderrObserver:
-    """Progress as plain lines on stderr (one per step)."""
+    """Progress as plain lines on stderr (one per step; byte counts when verbose)."""
 
-    def __init__(self, quiet: bool = False) -> None:
+    def __init__(self, quiet: bool = False, *, verbose: bool = False) -> None:
         self.quiet = quiet
+        self.verbose = verbose
 
     def step(self, subject: str, text: str) -> None:
         if not self.quiet:
             click.echo(f"{subject}: {text}", err=True)
 
     def progress(self, subject: str, done: int, total: int | None) -> None:
-        pass
+        if self.verbose:
+            click.echo(f"{subject}: {done}{'/' + str(total) if total else ''}", err=True)
 
     def warning(self, text: str) -> None:
         click.echo(f"warning: {text}", err=True)

@@ -11,19 +11,6 @@ from .._errors import BadInput, NotFound, ProjectError
 from ._actors import actor_options
 
 
-class _StderrObserver:
-    """Progress and warnings to stderr."""
-
-    def step(self, subject: str, text: str) -> None:
-        click.echo(f"{subject}: {text}", err=True)
-
-    def progress(self, subject: str, done: int, total: int | None) -> None:
-        pass
-
-    def warning(self, text: str) -> None:
-        click.echo(f"warning: {text}", err=True)
-
-
 @click.group("sandbox")
 def sandbox_group() -> None:
     """Run commands in the no-network sandbox; show what isolation this host offers.
