@@ -220,7 +220,7 @@ def forkman_table(doc: tomlkit.TOMLDocument) -> Any:
     if table is None:
         table = tomlkit.table()
         tool["forkman"] = table
-    _require_table(table, "[tool.forkman]")
+    require_table(table, "[tool.forkman]")
     return table
 
 
@@ -241,11 +241,11 @@ def fork_table(doc: tomlkit.TOMLDocument, name: str, *, create: bool = True) -> 
             return None
         ftable = tomlkit.table()
         forks[name] = ftable
-    _require_table(ftable, f"[tool.forkman.forks.{name}]")
+    require_table(ftable, f"[tool.forkman.forks.{name}]")
     return ftable
 
 
-def _require_table(value: object, where: str) -> None:
+def require_table(value: object, where: str) -> None:
     """`value` is a TOML table (tomlkit gives a proxy when its sub-tables are not contiguous)."""
     from tomlkit.container import OutOfOrderTableProxy
     from tomlkit.items import InlineTable, Table

@@ -440,16 +440,30 @@ def rewrite_series(
                 assert outcome.commit is not None
                 built_items.append((item.header, outcome.commit))
             tip = rebase.head
-        built = stage_series(project, history, entry.name, built_items, tip, staging / "out")
-        new = replace(entry, patches=built.records, vendored_tree=built.vendored_tree)
-        with ForkTransaction(project, entry.name, operation) as txn:
-            commit_series(txn, project, entry, built)
-            txn.commit(lambda lock: lock.with_entry(new))
-        _finish(project, entry, new)
-        observer.step(entry.name, f"series rewritten ({len(built.records)} patches)")
+        new = _write_series(project, history, entry, built_items, tip, staging, operation)
+        observer.step(entry.name, f"series rewritten ({len(new.patches)} patches)")
         return new
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_series(
+    project: Project,
+    history: ForkHistory,
+    entry: LockEntry,
+    built_items: Sequence[tuple[PatchHeader, str]],
+    tip: str,
+    staging: Path,
+    operation: str,
+) -> LockEntry:
+    """Stage a rewritten series, commit it with the lock in one transaction; the new entry."""
+    built = stage_series(project, history, entry.name, built_items, tip, staging / "out")
+    new = replace(entry, patches=built.records, vendored_tree=built.vendored_tree)
+    with ForkTransaction(project, entry.name, operation) as txn:
+        commit_series(txn, project, entry, built)
+        txn.commit(lambda lock: lock.with_entry(new))
+    _finish(project, entry, new)
+    return new
 
 
 def _items(
@@ -568,12 +582,7 @@ def import_patches(
             head = history.commit(tree, [head], header.commit_message(), author=header.author)
             items.append(SeriesItem(header, head))
         built_items = [(i.header, i.commit) for i in items]
-        built = stage_series(project, history, entry.name, built_items, head, staging / "out")
-        new = replace(entry, patches=built.records, vendored_tree=built.vendored_tree)
-        with ForkTransaction(project, entry.name, "patch-import") as txn:
-            commit_series(txn, project, entry, built)
-            txn.commit(lambda lock: lock.with_entry(new))
-        _finish(project, entry, new)
+        new = _write_series(project, history, entry, built_items, head, staging, "patch-import")
         observer.step(entry.name, f"imported {len(files)} patch(es)")
         return new
     finally:

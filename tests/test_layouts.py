@@ -130,3 +130,21 @@ def test_namespace_refuses_a_member_owned_by_another_fork(
     assert "already belongs to fork beta" in res.stderr
     assert (namespace_project / "src/consumer/_vendor/beta/__init__.py").read_text() == before
     assert set(load_lock(namespace_project / "forkman.lock").forks) == {"beta"}
+
+
+def test_wiring_into_a_uv_table_that_is_not_contiguous(cwd: Path, local_index: LocalIndex) -> None:
+    """[tool.uv] with [tool.uv.sources] further down the file (tomlkit proxies it)."""
+    assert run("init").exit_code == 0
+    text = (cwd / "pyproject.toml").read_text()
+    (cwd / "pyproject.toml").write_text(
+        text.replace("[tool.forkman]", "[tool.uv]\npackage = true\n\n[tool.forkman]", 1)
+        + '\n[tool.uv.sources]\nother = { path = "elsewhere/other" }\n'
+    )
+    local_index.add_sdist("demo", "1.0")
+    res = run("fork", "demo==1.0")
+    assert res.exit_code == 0, res
+    pyproject = (cwd / "pyproject.toml").read_text()
+    assert 'demo = {path = "vendor/demo", editable = false}' in pyproject
+    assert 'other = { path = "elsewhere/other" }' in pyproject
+    assert run("unfork", "demo").exit_code == 0
+    assert "vendor/demo" not in (cwd / "pyproject.toml").read_text()

@@ -26,7 +26,7 @@ import tomlkit
 from packaging.utils import canonicalize_name
 from tomlkit.items import Null, Table, Whitespace
 
-from .._config import render_pyproject_edit
+from .._config import render_pyproject_edit, require_table
 from .._errors import BadInput
 from .._fsutil import atomic_write_bytes, atomic_write_text
 from .._project import Project
@@ -63,7 +63,7 @@ def _read_lines(file: Path) -> dict[str, str]:
     return lines
 
 
-def _sources(doc: tomlkit.TOMLDocument, *, create: bool) -> Table | None:
+def _sources(doc: tomlkit.TOMLDocument, *, create: bool) -> Any:
     tool = doc.get("tool")
     if tool is None:
         if not create:
@@ -82,14 +82,14 @@ def _sources(doc: tomlkit.TOMLDocument, *, create: bool) -> Table | None:
             return None
         sources = tomlkit.table()
         uv["sources"] = sources
-    assert isinstance(sources, Table)
+    require_table(sources, "[tool.uv.sources]")
     return sources
 
 
-def _find_key(sources: Table, name: str) -> str | None:
+def _find_key(sources: Any, name: str) -> str | None:
     for key in sources:
         if canonicalize_name(key) == canonicalize_name(name):
-            return key
+            return str(key)
     return None
 
 
