@@ -78,7 +78,8 @@ def replace_dir(new: Path, target: Path, trash_parent: Path) -> None:
 
     Two renames: the old tree moves into `trash_parent`, the new one into
     place. A crash between the two leaves the old tree in `trash_parent`,
-    from which recovery restores it (see :mod:`forkman._journal`).
+    from which the caller's recovery restores it (forks use
+    :class:`forkman._txn.ForkTransaction`, which journals each step).
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     trash_parent.mkdir(parents=True, exist_ok=True)

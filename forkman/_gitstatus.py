@@ -45,9 +45,3 @@ def finish(pid: int, read_fd: int) -> tuple[int, bytes]:
     os.close(read_fd)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status), b"".join(chunks)
-
-
-def collect(pid: int, read_fd: int) -> bytes | None:
-    """All of a spawned process's stdout; None when it failed."""
-    code, out = finish(pid, read_fd)
-    return out if code == 0 else None

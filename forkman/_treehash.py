@@ -113,13 +113,6 @@ class StatCache:
             self._dirty = True
         return digest
 
-    def forget_under(self, prefix: str) -> None:
-        """Drop every entry below directory `prefix`."""
-        prefix = prefix.rstrip("/") + "/"
-        for key in [k for k in self._data if k.startswith(prefix)]:
-            del self._data[key]
-            self._dirty = True
-
     def save(self) -> None:
         """Persist the cache if it changed (atomically; a lost cache only costs time)."""
         if self._path is None or not self._dirty:

@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Sequence
 
 import click
-
-
-def use_color(stream: object = None) -> bool:
-    """Whether to colour output (respects NO_COLOR and non-terminals)."""
-    stream = stream or sys.stdout
-    if os.environ.get("NO_COLOR"):
-        return False
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
