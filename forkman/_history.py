@@ -38,6 +38,9 @@ _IDENTITY = {
 }
 # Highest-precedence attributes: store and check out bytes exactly as they are.
 _ATTRIBUTES = "* -text -filter -ident -working-tree-encoding\n"
+# Bytecode caches are never part of a tree (as in forkman's tree hashes): running
+# the vendored code writes them, which must not read as an edit.
+_NO_BYTECODE = ":(exclude,glob)**/__pycache__/**"
 
 
 class HistoryError(ForkmanError):
@@ -135,6 +138,26 @@ class ForkHistory:
             args.append(old)
         self.git(*args)
 
+    def remove_stale_ref_locks(self) -> list[str]:
+        """Remove the ``*.lock`` files a killed git left beside refs; the refs they guarded.
+
+        Only for recovery, when no live process can be writing this repository
+        (the caller holds the fork's owner lock and the writer is dead): git
+        refuses to move a ref while its lock file exists.
+        """
+        removed = []
+        candidates = [self.git_dir / "packed-refs.lock", self.git_dir / "HEAD.lock"]
+        refs = self.git_dir / "refs"
+        if refs.is_dir():
+            candidates += sorted(refs.rglob("*.lock"))
+        for path in candidates:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(path.relative_to(self.git_dir).as_posix().removesuffix(".lock"))
+        return removed
+
     def update_refs(self, refs: Mapping[str, str | None]) -> None:
         """Move (None: delete) several refs in one git ref transaction: all or none."""
         lines = "".join(
@@ -161,7 +184,10 @@ class ForkHistory:
 
     # -- trees and commits --------------------------------------------------------
     def snapshot(self, tree_dir: Path, members: Sequence[str] | None = None) -> str:
-        """Write the content of `tree_dir` (or only `members` of it) as a tree; its id."""
+        """Write the content of `tree_dir` (or only `members` of it) as a tree; its id.
+
+        ``__pycache__`` folders are left out, as forkman's tree hashes leave them out.
+        """
         fd, index = tempfile.mkstemp(prefix="index-", dir=self.git_dir)
         os.close(fd)
         os.unlink(index)
@@ -169,7 +195,7 @@ class ForkHistory:
         try:
             paths = list(members) if members is not None else ["."]
             if paths:
-                self.git("add", "-A", "-f", "--", *paths, env=env, cwd=tree_dir)
+                self.git("add", "-A", "-f", "--", *paths, _NO_BYTECODE, env=env, cwd=tree_dir)
             return self.git("write-tree", env=env).strip()
         finally:
             if os.path.exists(index):

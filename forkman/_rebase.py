@@ -12,8 +12,9 @@ parent as merge base). Each pick ends one of three ways:
   copies the worktree out and stops.
 
 The worktree is removed (and its metadata pruned) when the rebase closes, so
-nothing of it outlives the operation; after a crash ``git worktree prune``
-(run on open) forgets leftovers.
+nothing of it outlives the operation; after a crash, the next rebase forgets
+the dead one's leftovers first (a git killed while adding a worktree leaves
+half-written metadata that makes every later ``git worktree add`` fail).
 """
 
 from __future__ import annotations
@@ -70,6 +71,33 @@ def commit_info(history: ForkHistory, rev: str) -> CommitInfo:
     return CommitInfo(author, date, message.rstrip("\n") + "\n")
 
 
+def forget_dead_worktrees(history: ForkHistory) -> list[str]:
+    """Remove the metadata of worktrees that are gone or were never finished; their names.
+
+    A live worktree has its ``gitdir``, ``commondir`` and ``HEAD`` files and a
+    ``.git`` file where ``gitdir`` points; anything less was left by a process
+    that died (a fork's rebases run one at a time, under its actor).
+    """
+    admin = history.git_dir / "worktrees"
+    if not admin.is_dir():
+        return []
+    removed = []
+    for entry in sorted(admin.iterdir()):
+        try:
+            target = Path((entry / "gitdir").read_text().strip())
+            alive = (
+                target.is_file()
+                and (entry / "commondir").read_text().strip() != ""
+                and (entry / "HEAD").read_text().strip() != ""
+            )
+        except OSError:
+            alive = False
+        if not alive:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry.name)
+    return removed
+
+
 class SeriesRebase:
     """A temporary worktree in which patch commits are cherry-picked one by one."""
 
@@ -78,6 +106,7 @@ class SeriesRebase:
         tmp_parent.mkdir(parents=True, exist_ok=True)
         self.workdir = Path(tempfile.mkdtemp(prefix="rebase-", dir=tmp_parent)) / "tree"
         self.head = onto
+        forget_dead_worktrees(history)
         self._head_tree: str | None = None
         history.git("worktree", "add", "-q", "--detach", str(self.workdir), onto)
         pointer = (self.workdir / ".git").read_text().strip()

@@ -315,10 +315,15 @@ class ForkTransaction:
 def _rollback(project: Project, steps: list[dict[str, Any]]) -> None:
     from ._history import ForkHistory
 
+    cleared: set[str] = set()
     for step in reversed(steps):
         if "ref" in step:
             history = ForkHistory(project.root / step["git_dir"])
             if history.exists():
+                if step["git_dir"] not in cleared:
+                    # a git killed while moving a ref leaves its lock file behind
+                    history.remove_stale_ref_locks()
+                    cleared.add(step["git_dir"])
                 history.update_ref(step["ref"], step["old"])
             continue
         target = project.root / step["target"]

@@ -164,3 +164,42 @@ def test_recovery_leaves_a_live_transaction_alone(ready: Project) -> None:
     # the transaction ended without committing: rolled back by its owner
     assert target.read_text() == "x = 0\n"
     assert not (ready.state_dir / "txn" / "demo.json").exists()
+
+
+def test_recovery_clears_what_a_killed_git_left_behind(
+    ready: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A git killed while moving a ref (a ``.lock`` file) or adding a rebase worktree (half
+    its metadata) must not make the rollback, or every later sync, fail."""
+    assert run("fork", "demo>=1,<1.1").exit_code == 0
+    (ready.root / "pyproject.toml").write_text(
+        (ready.root / "pyproject.toml").read_text().replace('"<1.1,>=1"', '"<2,>=1"')
+    )
+    (ready.root / "vendor/demo/m1.py").write_text("x = 'mine'\n")
+    assert run("patch", "demo", "-m", "Mine").exit_code == 0
+    before = snapshot(ready.root, skip=(".git", ".forkman"))
+    git_dir = ready.fork_git_dir("demo")
+    monkeypatch.setenv("FORKMAN_FAULT", "series-ref:kill")
+    proc = subprocess.run(
+        [sys.executable, "-m", "forkman", "sync", "demo", "--yes"],
+        cwd=ready.root,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        check=False,
+    )
+    monkeypatch.delenv("FORKMAN_FAULT")
+    assert proc.returncode == -signal.SIGKILL
+    # what a git killed at the same moment would have left
+    (git_dir / "refs/heads/patched.lock").write_text("0" * 40 + "\n")
+    half = git_dir / "worktrees" / "tree"
+    half.mkdir(parents=True)
+    (half / "gitdir").write_text(str(ready.root / ".forkman/tmp/rebase-gone/tree/.git") + "\n")
+    (half / "commondir").write_text("")
+    res = run("check")
+    assert res.exit_code == 0, res
+    assert snapshot(ready.root, skip=(".git", ".forkman")) == before
+    assert not (git_dir / "refs/heads/patched.lock").exists()
+    res = run("sync", "demo", "--yes")
+    assert res.exit_code == 0, res
+    assert not half.exists()
+    assert run("verify").exit_code == 0
