@@ -203,15 +203,18 @@ def sync_result_json(result: Any) -> dict[str, JSON]:
 def run_sync(
     project: Project, name: str, args: Mapping[str, Any], ctx: ActorContext
 ) -> Mapping[str, JSON]:
-    """``sync``: args mode (sync|continue|abort), to, yes, dry_run, expect_versions,
+    """``sync``: args mode (sync|continue|abort|revendor), to, yes, dry_run, expect_versions,
     accept_publisher_change, accept_risk.
+
+    ``revendor`` vendors a namespace fork's release again for the namespace's
+    current modules, carrying its patches (:func:`forkman._sync.revendor_fork`).
 
     `expect_versions` maps forks to the version a person reviewed and confirmed:
     the sync takes exactly that release and refuses if the newest allowed one
     changed since.
     """
     from ._errors import BadInput
-    from ._sync import SyncOutcome, abort_sync, continue_sync, sync_fork
+    from ._sync import SyncOutcome, abort_sync, continue_sync, revendor_fork, sync_fork
 
     observer = _ActorObserver(ctx)
     mode = args.get("mode", "sync")
@@ -219,6 +222,8 @@ def run_sync(
         result = continue_sync(project, name, observer=observer)
     elif mode == "abort":
         result = abort_sync(project, name, observer=observer)
+    elif mode == "revendor":
+        result = revendor_fork(project, name, observer=observer)
     else:
         expect = (args.get("expect_versions") or {}).get(name)
         confirm = None

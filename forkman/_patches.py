@@ -6,6 +6,11 @@ The series lives in three places that always change together (one
 history (one commit per patch on top of the base commit) and the lock
 (:class:`~forkman._lock.PatchRecord` per patch, the vendored tree hash).
 
+Both layouts carry a series. The base commit is the vendored tree as forkman
+made it: the upstream tree itself (project layout), or its transformation into
+the namespace (namespace layout), whose patches are relative to the namespace
+folder and touch only the fork's own members there (:mod:`forkman._worktree`).
+
 Rewriting the series (drop, move, edit, import) replays the commits with
 real three-way merges (:mod:`forkman._rebase`) onto the base; a patch that no
 longer applies after the change refuses the whole operation, nothing changed.
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+import re
 import shutil
 import subprocess
 import tempfile
@@ -32,6 +38,7 @@ from ._project import Project
 from ._rebase import PickKind, SeriesRebase, commit_info
 from ._treehash import file_digest, hash_manifest, scan_tree
 from ._txn import ForkTransaction, fault_point, paused_state, recover
+from ._worktree import fork_root, place_tree, snapshot_worktree, tree_members, with_members
 
 
 class PatchStatus(enum.Enum):
@@ -229,12 +236,22 @@ def commit_series(
     entry: LockEntry,
     built: BuiltSeries,
     more_refs: dict[str, str] | None = None,
-) -> None:
-    """Within `txn`: put the staged tree and patch files in place and move the refs."""
-    txn.replace_path(project.root / entry.path, built.vendored)
+    *,
+    also_previous: Sequence[str] = (),
+    consumed: Sequence[Path] = (),
+) -> list[str] | None:
+    """Within `txn`: put the staged tree and patch files in place and move the refs.
+
+    Returns the fork's new members (namespace layout; None for the project
+    layout). `also_previous`: members a paused sync put in place besides the
+    lock's; `consumed`: files of the series folder that became patches of the
+    series (imported from there), which are not kept beside it.
+    """
+    members = place_tree(txn, project, entry, built.vendored, also_previous=also_previous)
     fault_point("series-tree")
     series_dir = project.patches_path(entry.name)
-    keep = _unrelated_files(project, entry, series_dir)
+    used = {path.resolve() for path in consumed}
+    keep = [p for p in _unrelated_files(project, entry, series_dir) if p.resolve() not in used]
     for path in keep:  # notes or other files beside the series stay
         target = built.patches_dir / path.name
         if not target.exists():
@@ -247,6 +264,7 @@ def commit_series(
     refs = {"refs/heads/patched": built.tip, **(more_refs or {})}
     txn.set_refs(project.fork_git_dir(entry.name), refs)
     fault_point("series-ref")
+    return members
 
 
 def _unrelated_files(project: Project, entry: LockEntry, series_dir: Path) -> list[Path]:
@@ -261,10 +279,10 @@ def _unrelated_files(project: Project, entry: LockEntry, series_dir: Path) -> li
     ]
 
 
-def _finish(project: Project, entry: LockEntry, new: LockEntry) -> None:
-    if members_of(new) is None:
-        manifest, _ = scan_tree(project.root / new.path)
-        save_manifest(project.state_dir, new.name, manifest)
+def remember_tree(project: Project, entry: LockEntry) -> None:
+    """Cache the manifest of `entry`'s recorded tree (for `forkman check`'s per-file report)."""
+    manifest, _ = scan_fork(project.root, entry, None)
+    save_manifest(project.state_dir, entry.name, manifest)
 
 
 def _staging(project: Project, name: str, what: str) -> Path:
@@ -280,14 +298,6 @@ def _prepare(project: Project, name: str, doing: str) -> tuple[LockEntry, ForkHi
     project.require_git()
     recover(project)
     entry = require_fork(project, name)
-    if members_of(entry) is not None:
-        # its tree shares the namespace folder with other forks: the series
-        # operations rewrite a fork's whole folder, so they would touch theirs
-        raise BadInput(
-            f"{entry.name} uses the namespace layout: forkman cannot {doing} for it yet",
-            hint="patch series are carried for project-layout forks; for this fork, "
-            "keep the change in the namespace folder's own history",
-        )
     require_no_pause(project, entry.name)
     history = history_of(project, entry)
     return entry, history
@@ -318,15 +328,12 @@ def record_patch(
                 f"{record.file} differs from the lock",
                 hint="restore the patch file from git (git checkout -- PATH) first",
             )
-    if members_of(entry) is not None:
-        raise BadInput(f"{name} uses the namespace layout; record patches in its project tree")
     tip = history.rev("refs/heads/patched")
     assert tip is not None
-    vendored = project.root / entry.path
-    tree = history.snapshot(vendored)
+    tree = snapshot_worktree(history, project, entry)
     if tree == history.tree_of(tip):
         raise BadInput(
-            f"{entry.path} has no unrecorded edits",
+            f"{entry.path} has no unrecorded edits of {entry.name}",
             hint=f"edit files under {entry.path} first; `forkman patches {name}` lists the series",
         )
     who = author or default_author(project)
@@ -343,12 +350,11 @@ def record_patch(
     target = patch_path(project, entry.name, number, header.subject)
     data = render_patch(header, history.diff(tip, commit)).encode()
     record = PatchRecord(project.relpath(target), _sha256(data), header.fixes)
-    manifest, _ = scan_tree(vendored)
-    new = replace(
-        entry,
-        patches=(*entry.patches, record),
-        vendored_tree=hash_manifest(manifest.values()),
-    )
+    # a namespace fork's patch may delete members; it cannot add top-level names
+    members = tree_members(history, commit) if members_of(entry) is not None else None
+    new = with_members(replace(entry, patches=(*entry.patches, record)), members)
+    manifest, _ = scan_fork(project.root, new, None)
+    new = replace(new, vendored_tree=hash_manifest(manifest.values()))
     with ForkTransaction(project, entry.name, "patch") as txn:
         txn.write_file(target, data)
         fault_point("patch-file")
@@ -455,14 +461,15 @@ def _write_series(
     tip: str,
     staging: Path,
     operation: str,
+    consumed: Sequence[Path] = (),
 ) -> LockEntry:
     """Stage a rewritten series, commit it with the lock in one transaction; the new entry."""
     built = stage_series(project, history, entry.name, built_items, tip, staging / "out")
     new = replace(entry, patches=built.records, vendored_tree=built.vendored_tree)
     with ForkTransaction(project, entry.name, operation) as txn:
-        commit_series(txn, project, entry, built)
+        new = with_members(new, commit_series(txn, project, entry, built, consumed=consumed))
         txn.commit(lambda lock: lock.with_entry(new))
-    _finish(project, entry, new)
+    remember_tree(project, new)
     return new
 
 
@@ -570,7 +577,9 @@ def import_patches(
                     f"{path.name} does not apply on {entry.name}: {exc.message}; nothing changed"
                 ) from None
             if not header.description:
-                header = replace(header, description=path.stem)
+                # a bare diff: named after its file, without a series number
+                stem = re.sub(r"^\d+-", "", path.stem) or path.stem
+                header = replace(header, description=stem)
             header = replace(
                 header,
                 author=header.author or default_author(project),
@@ -582,7 +591,9 @@ def import_patches(
             head = history.commit(tree, [head], header.commit_message(), author=header.author)
             items.append(SeriesItem(header, head))
         built_items = [(i.header, i.commit) for i in items]
-        new = _write_series(project, history, entry, built_items, head, staging, "patch-import")
+        new = _write_series(
+            project, history, entry, built_items, head, staging, "patch-import", consumed=files
+        )
         observer.step(entry.name, f"imported {len(files)} patch(es)")
         return new
     finally:
@@ -595,14 +606,11 @@ def import_patches(
 def restore(project: Project, name: str, observer: Observer = NullObserver()) -> list[str]:
     """Discard unrecorded edits of fork `name`; the paths that were restored."""
     entry, history = _prepare(project, name, "restore")
-    if members_of(entry) is not None:
-        raise BadInput(f"{name} uses the namespace layout; restore it with git")
-    vendored = project.root / entry.path
     tip = history.rev("refs/heads/patched")
     assert tip is not None
     changed: list[str] = []
-    if vendored.is_dir():
-        tree = history.snapshot(vendored)
+    if fork_root(project, entry).is_dir():
+        tree = snapshot_worktree(history, project, entry)
         out = history.git("diff", "--name-only", "-z", "--no-renames", tip, tree)
         changed = [p for p in out.split("\0") if p]
         if not changed:
@@ -618,10 +626,10 @@ def restore(project: Project, name: str, observer: Observer = NullObserver()) ->
                 hint=f"`forkman verify {name}` shows what differs",
             )
         with ForkTransaction(project, entry.name, "restore") as txn:
-            txn.replace_path(vendored, fresh)
+            place_tree(txn, project, entry, fresh)
             fault_point("restore-tree")
             txn.commit(lambda lock: lock)
-        save_manifest(project.state_dir, entry.name, manifest)
+        remember_tree(project, entry)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     observer.step(entry.name, f"restored {len(changed) or 'all'} file(s)")
@@ -629,16 +637,17 @@ def restore(project: Project, name: str, observer: Observer = NullObserver()) ->
 
 
 def fork_diff(project: Project, name: str) -> str:
-    """The whole series as one diff against the pristine upstream tree."""
+    """The whole series as one diff against the tree forkman vendored.
+
+    That is the pristine upstream tree for the project layout, and its
+    transformation into the namespace for the namespace layout.
+    """
     from ._forks import require_fork
 
     entry = require_fork(project, name)
     history = history_of(project, entry)
-    upstream = history.rev(f"refs/tags/upstream/{entry.version}")
-    tip = history.rev("refs/heads/patched")
-    if upstream is None or tip is None:
-        raise HistoryError(f"the history of {name} has no upstream {entry.version}")
-    return history.diff(upstream, tip)
+    base, commits = series_commits(history, entry)
+    return history.diff(base, commits[-1]) if commits else ""
 
 
 def upstream_diff(project: Project, name: str, span: str) -> str:

@@ -9,14 +9,21 @@ import_release   the pristine tree as the next commit of the ``upstream`` line
                  (objects only: refs move when the sync commits)
 review           :func:`~forkman._delta.summarize_delta` of old vs new upstream,
                  then the caller's confirmation
-rebase_series    cherry-pick each patch onto the new release (three-way merges);
+vendor_release   the base the series is carried onto: the new upstream commit
+                 (project layout), or a commit of its transformation into the
+                 namespace on top of it (namespace layout)
+rebase_series    cherry-pick each patch onto that base (three-way merges);
                  absorbed patches are dropped, the first conflict stops
 commit_sync      vendored tree, refreshed patch files, history refs and lock,
                  in one transaction -- or, on a conflict, pause_sync: the
                  conflicted tree in place and the transaction *paused*
                  (see :mod:`forkman._txn`), until continue_sync or abort_sync.
 
-:func:`sync_fork` and :func:`sync_all` run the chain.
+:func:`sync_fork` and :func:`sync_all` run the chain. :func:`revendor_fork`
+runs its second half for a namespace fork whose release stays but whose
+namespace changed (another namespace fork was added or removed, so the imports
+to rewrite are not the same): the release is transformed again and the series
+carried onto the new transformation, with the same pause, continue and abort.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from __future__ import annotations
 import enum
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,17 +39,17 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from ._check import members_of, save_manifest
 from ._delta import DeltaSummary, summarize_delta
 from ._errors import BadInput, ForkmanError, NotFound, SecurityError
 from ._forks import FetchedUpstream, fetch_upstream, now_utc, require_fork
-from ._history import ForkHistory
+from ._history import ForkHistory, HistoryError
 from ._lock import GitSource, IndexSource, LockEntry, Source, _parse_source, _source_table
 from ._observer import NullObserver, Observer
 from ._patches import (
     commit_series,
     history_of,
     load_headers,
+    remember_tree,
     require_clean,
     series_commits,
     stage_series,
@@ -60,6 +67,7 @@ from ._txn import (
     recover,
     resume,
 )
+from ._worktree import place_tree, snapshot_worktree, with_members
 
 _MARKERS = (b"<<<<<<< ", b">>>>>>> ")
 
@@ -307,6 +315,35 @@ def import_release(history: ForkHistory, fetched: FetchedUpstream) -> ImportedRe
     return ImportedRelease(commit, hash_manifest(manifest.values()))
 
 
+def vendor_release(
+    project: Project,
+    history: ForkHistory,
+    entry: LockEntry,
+    fetched: FetchedUpstream,
+    upstream_commit: str,
+    staging: Path,
+    observer: Observer = NullObserver(),
+) -> tuple[str, dict[str, Any]]:
+    """(base commit, lock sections) the series is carried onto, for release `fetched`.
+
+    Project layout: the upstream commit itself. Namespace layout: the release
+    transformed into the namespace (with the project's other namespace
+    modules as they are now), committed on top of the upstream commit, and its
+    ``namespace`` lock section.
+    """
+    if entry.layout != "namespace":
+        return upstream_commit, {}
+    from ._forks import build_vendored, namespace_owners
+
+    _owners, others = namespace_owners(project, entry.name)
+    vendored = build_vendored(
+        project, fetched, staging, layout="namespace", other_modules=others, observer=observer
+    )
+    tree = history.snapshot(vendored.tree)
+    base = history.commit(tree, [upstream_commit], f"Vendor {fetched.version}\n")
+    return base, dict(vendored.sections)
+
+
 def review(
     history: ForkHistory,
     entry: LockEntry,
@@ -418,6 +455,15 @@ def _new_entry(
 ) -> LockEntry:
     sections = dict(entry.sections)
     new_sections = state.get("sections", {})
+    if state.get("kind") == REVENDOR:
+        # the same release, transformed again: only the namespace section changes
+        sections.update(new_sections)
+        return replace(
+            entry,
+            vendored_tree=vendored_tree,
+            patches=tuple(built_records),
+            sections=sections,
+        )
     # provenance belongs to a release file: the new release's (verified) or none at all
     sections.pop("provenance", None)
     sections.update(new_sections)
@@ -440,6 +486,10 @@ def _new_entry(
         patches=tuple(built_records),
         sections=sections,
     )
+
+
+REVENDOR = "revendor"
+"""The ``kind`` of a paused or finishing :func:`revendor_fork` (a sync's has none)."""
 
 
 def _progress_from(state: dict[str, Any]) -> RebaseProgress:
@@ -485,13 +535,20 @@ def _finish_or_pause(
             f"{entry.path}/{p}" for p in progress.conflicts if not _has_markers(conflicted / p)
         )
         index = progress.next
-        ours = f"upstream {state['version']}" + (" + earlier patches" if progress.done else "")
+        revendor = state.get("kind") == REVENDOR
+        ours = (
+            f"{state['version']} vendored again" if revendor else f"upstream {state['version']}"
+        ) + (" + earlier patches" if progress.done else "")
         theirs = f"patch {index + 1}: {headers[index].subject}"
         for rel in progress.conflicts:
             _label_markers(conflicted / rel, ours, theirs)
-        txn.replace_path(project.root / entry.path, conflicted)
+        members = place_tree(
+            txn, project, entry, conflicted, also_previous=state.get("members") or ()
+        )
         fault_point("sync-pause-tree")
         state = {**state, "progress": _progress_data(progress)}
+        if members is not None:
+            state["members"] = members
         txn.pause(state)
         index = progress.next
         info = ConflictInfo(
@@ -502,13 +559,13 @@ def _finish_or_pause(
             unmarked=unmarked,
         )
         observer.step(name, f"conflict in patch {index + 1} ({headers[index].subject})")
+        into = f"{state['version']} vendored again" if revendor else state["version"]
         return SyncResult(
             name,
             SyncOutcome.CONFLICT,
             state["old_version"],
             state["version"],
-            f"patch {index + 1} ({entry.patches[index].file}) does not merge into "
-            f"{state['version']}",
+            f"patch {index + 1} ({entry.patches[index].file}) does not merge into {into}",
             dropped=tuple(dropped),
             conflict=info,
         )
@@ -519,29 +576,34 @@ def _finish_or_pause(
     )
     new = _new_entry(project, entry, state, built.records, built.vendored_tree, dropped)
     fault_point("sync-staged")
-    commit_series(
-        txn,
-        project,
-        entry,
-        built,
-        {
+    refs = {}
+    if state.get("kind") != REVENDOR:
+        refs = {
             "refs/heads/upstream": state["upstream_commit"],
             f"refs/tags/upstream/{state['version']}": state["upstream_commit"],
-        },
+        }
+    members = commit_series(
+        txn, project, entry, built, refs, also_previous=state.get("members") or ()
     )
+    new = with_members(new, members)
     fault_point("sync-refs")
     txn.commit(lambda lock: lock.with_entry(new))
-    manifest, _ = scan_tree(project.root / new.path)
-    save_manifest(project.state_dir, name, manifest)
-    observer.step(name, f"synced {state['old_version']} -> {state['version']}")
+    remember_tree(project, new)
+    carried = f"{len(items)} patch(es) carried" + (
+        f", {len(dropped)} dropped (already upstream)" if dropped else ""
+    )
+    if state.get("kind") == REVENDOR:
+        observer.step(name, f"vendored {state['version']} again")
+        message = f"{name} {state['version']}: vendored again ({state['why']}), {carried}"
+    else:
+        observer.step(name, f"synced {state['old_version']} -> {state['version']}")
+        message = f"{name}: {state['old_version']} -> {state['version']}, {carried}"
     return SyncResult(
         name,
         SyncOutcome.SYNCED,
         state["old_version"],
         state["version"],
-        f"{name}: {state['old_version']} -> {state['version']}, "
-        f"{len(items)} patch(es) carried"
-        + (f", {len(dropped)} dropped (already upstream)" if dropped else ""),
+        message,
         carried=tuple(h.subject for h, _ in items),
         dropped=tuple(dropped),
     )
@@ -587,9 +649,7 @@ def sync_fork(
         return SyncResult(
             name, SyncOutcome.PINNED, entry.version, message=f"{name} is pinned; skipped"
         )
-    namespace = members_of(entry) is not None or entry.layout != "project"
-    if not namespace:
-        require_clean(project, entry, "sync")
+    require_clean(project, entry, "sync")
     history = history_of(project, entry)
     fault_point("sync-start")
     target = resolve_target(project, entry, to=to, observer=observer)
@@ -601,13 +661,6 @@ def sync_fork(
             message=f"{name} {entry.version}: no newer release allowed by its constraint"
             if to is None
             else f"{name} is already at {entry.version}",
-        )
-    if namespace:
-        raise BadInput(
-            f"{name} {entry.version} -> {target.version}: {name} uses the {entry.layout} "
-            "layout, which sync cannot carry patches for yet",
-            hint=f"`forkman unfork {name}` then `forkman fork {name}=={target.version} "
-            "--layout namespace` moves it (patches must be re-applied by hand)",
         )
     if not (yes or dry_run or confirm is not None):
         raise BadInput(
@@ -642,10 +695,13 @@ def sync_fork(
         fault_point("sync-reviewed")
         _base, originals = series_commits(history, entry)
         headers = load_headers(project, entry)
+        onto, vendored_sections = vendor_release(
+            project, history, entry, fetched, imported.commit, staging, observer
+        )
         if dry_run:
             progress = rebase_series(
                 history,
-                RebaseProgress(imported.commit, originals),
+                RebaseProgress(onto, originals),
                 headers,
                 staging,
                 observer=observer,
@@ -702,13 +758,13 @@ def sync_fork(
             "source": _source_table(fetched.source),
             "upstream_commit": imported.commit,
             "upstream_tree": imported.tree_hash,
-            "sections": {**fetched.sections, "review": risk.lock_section()},
+            "sections": {**fetched.sections, **vendored_sections, "review": risk.lock_section()},
             "delta": delta.as_section(),
             "date": now_utc(),
         }
         progress = rebase_series(
             history,
-            RebaseProgress(imported.commit, originals),
+            RebaseProgress(onto, originals),
             headers,
             staging,
             export_to=staging / "conflicted",
@@ -722,6 +778,128 @@ def sync_fork(
                 project, entry, history, txn, state, progress, headers, staging, observer
             )
         return replace(result, delta=delta)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def recorded_other_modules(entry: LockEntry) -> list[str] | None:
+    """The other namespace modules `entry`'s imports were rewritten for (None: not namespace)."""
+    ns = entry.sections.get("namespace")
+    if entry.layout != "namespace" or not isinstance(ns, Mapping):
+        return None
+    transform = ns.get("transform")
+    others = transform.get("other-modules", []) if isinstance(transform, Mapping) else []
+    return sorted(str(m) for m in others)
+
+
+def stale_namespace_forks(project: Project) -> list[str]:
+    """Namespace forks whose imports were rewritten for another set of namespace modules.
+
+    Adding or removing a namespace fork changes which imports the others must
+    rewrite (``import urllib3`` becomes ``from ns import urllib3`` once urllib3
+    is vendored, and back when it goes): :func:`revendor_fork` brings them up
+    to date.
+    """
+    from ._forks import namespace_owners
+
+    stale = []
+    for entry in project.load_lock():
+        recorded = recorded_other_modules(entry)
+        if recorded is None or paused_state(project, entry.name) is not None:
+            continue  # a paused fork is brought up to date once its sync is finished
+        if recorded != namespace_owners(project, entry.name)[1]:
+            stale.append(entry.name)
+    return stale
+
+
+def revendor_fork(
+    project: Project, name: str, *, observer: Observer = NullObserver()
+) -> SyncResult:
+    """Vendor namespace fork `name`'s release again for the namespace's modules as they are now.
+
+    The release stays; its transformation is made again with the other
+    namespace forks' modules of today (so its imports of a fork added since
+    are rewritten, and those of a fork removed since are not), and the patch
+    series is carried onto it by three-way merges. A patch that conflicts
+    pauses it exactly as a sync pauses (``--continue`` / ``--abort``).
+    ``UP_TO_DATE`` when nothing changed in the namespace.
+    """
+    from ._forks import FetchedUpstream, namespace_owners
+
+    project.require_git()
+    for line in recover(project):
+        observer.warning(line)
+    entry = require_fork(project, name)
+    name = entry.name
+    recorded = recorded_other_modules(entry)
+    if recorded is None:
+        raise BadInput(f"{name} uses the {entry.layout} layout: it has no namespace to follow")
+    if paused_state(project, name) is not None:
+        raise BadInput(
+            f"a sync of {name} is waiting at a conflict",
+            hint=f"resolve it and run `forkman sync {name} --continue`, or `--abort`",
+        )
+    current = namespace_owners(project, name)[1]
+    if recorded == current:
+        return SyncResult(
+            name,
+            SyncOutcome.UP_TO_DATE,
+            entry.version,
+            message=f"{name} {entry.version}: its imports follow the namespace already",
+        )
+    added = sorted(set(current) - set(recorded))
+    removed = sorted(set(recorded) - set(current))
+    why = "; ".join(
+        part
+        for part in (
+            f"now vendored: {', '.join(added)}" if added else "",
+            f"no longer vendored: {', '.join(removed)}" if removed else "",
+        )
+        if part
+    )
+    require_clean(project, entry, "vendor it again")
+    history = history_of(project, entry)
+    upstream_commit = history.rev(f"refs/tags/upstream/{entry.version}")
+    if upstream_commit is None:
+        raise HistoryError(f"the history of {name} has no upstream {entry.version}")
+    staging = _staging(project, name)
+    try:
+        pristine = staging / "upstream"
+        history.checkout(upstream_commit, pristine)
+        fetched = FetchedUpstream(name, entry.version, entry.source, pristine)
+        observer.step(name, f"vendoring {entry.version} again ({why})")
+        onto, sections = vendor_release(
+            project, history, entry, fetched, upstream_commit, staging, observer
+        )
+        _base, originals = series_commits(history, entry)
+        headers = load_headers(project, entry)
+        state: dict[str, Any] = {
+            "kind": REVENDOR,
+            "why": why,
+            "old_version": entry.version,
+            "version": entry.version,
+            "source": _source_table(entry.source),
+            "upstream_commit": upstream_commit,
+            "upstream_tree": entry.upstream_tree,
+            "sections": sections,
+            "delta": {},
+            "date": now_utc(),
+        }
+        progress = rebase_series(
+            history,
+            RebaseProgress(onto, originals),
+            headers,
+            staging,
+            export_to=staging / "conflicted",
+            final_to=staging / "final",
+            observer=observer,
+            name=name,
+        )
+        fault_point("revendor-rebased")
+        with ForkTransaction(project, name, REVENDOR) as txn:
+            return _finish_or_pause(
+                project, entry, history, txn, state, progress, headers, staging, observer
+            )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -781,7 +959,7 @@ def continue_sync(
     history = history_of(project, entry)
     headers = load_headers(project, entry)
     index = progress.next
-    tree = history.snapshot(project.root / entry.path)
+    tree = snapshot_worktree(history, project, entry, state.get("members"))
     if tree == history.tree_of(progress.onto):
         observer.step(
             name, f"patch {index + 1} ({headers[index].subject}) resolved to nothing: dropped"
@@ -828,13 +1006,18 @@ def abort_sync(project: Project, name: str, *, observer: Observer = NullObserver
     if state is None:
         raise BadInput(f"no sync of {entry.name} is waiting at a conflict")
     abort_paused(project, entry.name)
-    observer.step(entry.name, f"sync to {state['version']} aborted")
+    what = (
+        f"vendoring {state['version']} again"
+        if state.get("kind") == REVENDOR
+        else f"sync to {state['version']}"
+    )
+    observer.step(entry.name, f"{what} aborted")
     return SyncResult(
         entry.name,
         SyncOutcome.ABORTED,
         entry.version,
         state["version"],
-        f"{entry.name}: sync to {state['version']} aborted; back at {entry.version}",
+        f"{entry.name}: {what} aborted; back at {entry.version}",
     )
 
 

@@ -115,7 +115,10 @@ def fork_cmd(
         wait=wait,
     )
     click.echo(f"forked {fork_name} {result['version']} into {result['path']}")
-    return 0
+    from ._patch import render_results, revendor_stale
+
+    # the other namespace forks' imports of this one are rewritten now
+    return render_results(revendor_stale(obj, project, jobs=jobs))
 
 
 @click.command("unfork")
@@ -137,7 +140,10 @@ def unfork_cmd(obj: Any, name: str, jobs: int | None, wait: float) -> int:
     entry = require_fork(project, name)
     result = on_fork(obj, project, entry.name, "unfork", wait=wait)
     click.echo(f"removed {entry.name} ({result['path']})")
-    return 0
+    from ._patch import render_results, revendor_stale
+
+    # the other namespace forks import it from the top level again
+    return render_results(revendor_stale(obj, project, jobs=jobs))
 
 
 @click.command("status")

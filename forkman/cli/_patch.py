@@ -311,13 +311,18 @@ def sync_cmd(
         mode = "continue" if continue_ else "abort"
         result = on_fork(obj, project, fork, "sync", {"mode": mode}, wait=wait)
         _render(result)
-        return 1 if result["outcome"] == "conflict" else 0
-    adopted = _fork_declared(obj, project, name)
+        if result["outcome"] == "conflict":
+            return 1
+        if abort:
+            return 0  # the fork is back as it was; the next command brings it up to date
+        return render_results(revendor_stale(obj, project, jobs=jobs))
+    adopted, adoption = _fork_declared(obj, project, name)
     names = [require_fork(project, name).name] if name else sorted(project.load_lock().forks)
     names = [n for n in names if n not in adopted]
     if not names:
-        click.echo("no forks to sync" if not adopted else "every declared fork is forked")
-        return 0
+        if not adoption:
+            click.echo("no forks to sync" if not adopted else "every declared fork is forked")
+        return render_results(adoption)
     accept = {"accept_publisher_change": accept_publisher_change, "accept_risk": accept_risk}
     args: dict[str, Any] = {"to": to, "yes": yes, "dry_run": dry_run, **accept}
     if not yes and not dry_run and sys.stdin.isatty():
@@ -351,6 +356,84 @@ def sync_cmd(
         results = _results(on_forks(obj, project, names, "sync", args, jobs=jobs, wait=wait))
     if all_ and all(r["outcome"] in ("up-to-date", "pinned") for r in results):
         click.echo("no newer releases: every fork is up to date")
+    if not dry_run:
+        # a release that vendors other modules changes what the other namespace forks rewrite
+        adoption += revendor_stale(obj, project, jobs=jobs)
+    return render_results(adoption + results)
+
+
+def _fork_declared(obj: Any, project: Any, name: str | None) -> tuple[set[str], list[Any]]:
+    """Fork what ``[tool.forkman.forks.NAME] requirement`` declares and the lock lacks.
+
+    This is how a configuration written by `forkman migrate vendoring` (or by
+    hand) becomes forks: the first sync fetches each declared release. Then
+    the namespace forks forked before the ones they import are vendored again
+    (so those imports are rewritten too), and the patch files waiting in each
+    new fork's series folder (written by the migration) are imported as its
+    series. Returns the forks made, and the results of vendoring again and of
+    imports that failed (a failed import leaves the fork made, its files
+    waiting).
+    """
+    from packaging.utils import canonicalize_name
+
+    from .._errors import ForkmanError
+    from ._actors import on_fork
+
+    lock = project.load_lock()
+    adopted: list[str] = []
+    for fork, policy in sorted(project.config.forks.items()):
+        spec = policy.raw.get("requirement")
+        if not isinstance(spec, str) or fork in lock.forks:
+            continue
+        if name is not None and canonicalize_name(name) != fork:
+            continue
+        args = {"spec": spec, "layout": policy.raw.get("layout")}
+        result = on_fork(obj, project, fork, "fork", args)
+        click.echo(f"forked {fork} {result['version']} into {result['path']} (declared: {spec})")
+        adopted.append(fork)
+    if not adopted:
+        return set(), []
+    results = revendor_stale(obj, project)
+    for fork in adopted:
+        waiting = sorted(project.patches_path(fork).glob("*.patch"))
+        if not waiting:
+            continue
+        files = [str(path.resolve()) for path in waiting]
+        try:
+            reply = on_fork(obj, project, fork, "patch", {"mode": "import", "files": files})
+        except ForkmanError as exc:
+            folder = project.relpath(project.patches_path(fork))
+            results.append(
+                {
+                    "name": fork,
+                    "outcome": "failed",
+                    "message": f"its patch files in {folder} were not imported: {exc.message}",
+                }
+            )
+            continue
+        for file in reply["patches"]:
+            click.echo(f"{fork}: imported {file}")
+    return set(adopted), results
+
+
+def revendor_stale(obj: Any, project: Any, *, jobs: int | None = None) -> list[Any]:
+    """Vendor again the namespace forks whose imports no longer match the namespace.
+
+    Run after every command that adds or removes namespace forks; the results
+    are sync results (``synced``, ``conflict``, ``failed``), nothing when no
+    fork is stale.
+    """
+    from .._sync import stale_namespace_forks
+    from ._actors import on_forks
+
+    stale = stale_namespace_forks(project)
+    if not stale:
+        return []
+    return _results(on_forks(obj, project, stale, "sync", {"mode": "revendor"}, jobs=jobs))
+
+
+def render_results(results: list[Any]) -> int:
+    """Show sync results; the exit code they make (2 failed, 1 conflict or declined, 0)."""
     for result in sorted(results, key=lambda r: r["name"]):
         if result["outcome"] == "failed":
             click.echo(f"error: {result['name']}: {result['message']}", err=True)
@@ -361,68 +444,6 @@ def sync_cmd(
     if any(r["outcome"] in ("conflict", "declined") for r in results):
         return 1
     return 0
-
-
-def _fork_declared(obj: Any, project: Any, name: str | None) -> set[str]:
-    """Fork what ``[tool.forkman.forks.NAME] requirement`` declares and the lock lacks.
-
-    This is how a configuration written by `forkman migrate vendoring` (or by
-    hand) becomes forks: the first sync fetches each declared release.
-    """
-    from packaging.utils import canonicalize_name
-
-    from ._actors import on_fork
-
-    lock = project.load_lock()
-    adopted: set[str] = set()
-    for fork, policy in sorted(project.config.forks.items()):
-        spec = policy.raw.get("requirement")
-        if not isinstance(spec, str) or fork in lock.forks:
-            continue
-        if name is not None and canonicalize_name(name) != fork:
-            continue
-        args = {"spec": spec, "layout": policy.raw.get("layout")}
-        result = on_fork(obj, project, fork, "fork", args)
-        click.echo(f"forked {fork} {result['version']} into {result['path']} (declared: {spec})")
-        waiting = sorted((project.patches_path(fork)).glob("*.patch"))
-        if waiting:
-            click.echo(
-                f"warning: {fork}: {len(waiting)} patch file(s) in "
-                f"{project.relpath(project.patches_path(fork))} are not applied"
-                + (
-                    ": namespace-layout forks do not carry patch series yet"
-                    if policy.raw.get("layout") == "namespace"
-                    else f": apply them with `forkman patch {fork} --import FILE...`"
-                ),
-                err=True,
-            )
-        adopted.add(fork)
-    _retransform(obj, project, adopted)
-    return adopted
-
-
-def _retransform(obj: Any, project: Any, adopted: set[str]) -> None:
-    """Re-vendor namespace forks adopted before the modules they import were vendored.
-
-    Each namespace fork's imports of the other namespace forks are rewritten
-    when it is vendored; a fork adopted earlier in the same run did not know
-    the later ones yet. The adopted forks carry no patches, so vendoring them
-    again is exact.
-    """
-    from .._forks import namespace_owners
-    from ._actors import on_fork
-
-    for fork in sorted(adopted):
-        entry = project.load_lock().get(fork)
-        ns = entry.sections.get("namespace") if entry is not None else None
-        if entry is None or not isinstance(ns, dict) or entry.patches:
-            continue
-        recorded = set(ns.get("transform", {}).get("other-modules", []))
-        if recorded == set(namespace_owners(project, fork)[1]):
-            continue
-        spec = project.config.forks[fork].raw["requirement"]
-        on_fork(obj, project, fork, "unfork")
-        on_fork(obj, project, fork, "fork", {"spec": spec, "layout": "namespace"})
 
 
 def _results(replies: dict[str, Any]) -> list[dict[str, Any]]:
