@@ -58,22 +58,105 @@ def test_migrate_then_sync_forks_the_pins(cwd: Path, local_index: LocalIndex) ->
     assert res.exit_code == 0 and "every fork is up to date" in res.stdout
 
 
-def test_patch_series_of_a_namespace_fork_is_refused_without_damage(
+def test_migrated_patches_become_the_forks_series(cwd: Path, local_index: LocalIndex) -> None:
+    """The tool's patches apply after the transformation, imports of later pins included."""
+    (cwd / "pyproject.toml").write_text(
+        '[project]\nname = "tool"\nversion = "1.0"\n\n'
+        f'[tool.forkman]\nindex-url = "{local_index.url}"\n\n'
+        '[tool.vendoring]\ndestination = "src/tool/_vendor/"\n'
+        'requirements = "src/tool/_vendor/vendor.txt"\nnamespace = "tool._vendor"\n'
+        'protected-files = ["__init__.py", "vendor.txt"]\npatches-dir = "tools/patches"\n'
+        'sbom-file = "src/tool/_vendor/bom.cdx.json"\n'
+    )
+    vendor = cwd / "src" / "tool" / "_vendor"
+    vendor.mkdir(parents=True)
+    (cwd / "src" / "tool" / "__init__.py").write_text("")
+    (vendor / "__init__.py").write_text("")
+    (vendor / "bom.cdx.json").write_text('{"bomFormat": "CycloneDX"}\n')
+    # alpha sorts first: it is forked before six, then vendored again for six's sake
+    (vendor / "vendor.txt").write_text("six==1.16.0\nalpha==2.0\n")
+    local_index.add_wheel(
+        "six", "1.16.0", {"six.py": "X = 1\n", "six-1.16.0.dist-info/LICENSE": "MIT\n"}
+    )
+    local_index.add_wheel("alpha", "2.0", {"alpha/__init__.py": "import six\n\nVALUE = six.X\n"})
+    patches = cwd / "tools" / "patches"
+    patches.mkdir(parents=True)
+    (patches / "six.patch").write_text(
+        "diff --git a/src/tool/_vendor/six.py b/src/tool/_vendor/six.py\n"
+        "--- a/src/tool/_vendor/six.py\n+++ b/src/tool/_vendor/six.py\n"
+        "@@ -1 +1 @@\n-X = 1\n+X = 2\n"
+    )
+    # its context is the rewritten import: it applies only once alpha follows six
+    (patches / "alpha.patch").write_text(
+        "From: Someone <someone@example.org>\nSubject: alpha: double the value\n\n"
+        "diff --git a/src/tool/_vendor/alpha/__init__.py b/src/tool/_vendor/alpha/__init__.py\n"
+        "--- a/src/tool/_vendor/alpha/__init__.py\n+++ b/src/tool/_vendor/alpha/__init__.py\n"
+        "@@ -1,3 +1,3 @@\n from tool._vendor import six\n \n-VALUE = six.X\n+VALUE = six.X * 2\n"
+    )
+    git(cwd, "add", "-A")
+    git(cwd, "commit", "-qm", "vendoring project")
+    res = run("migrate", "vendoring")
+    assert res.exit_code == 0, res
+    assert "note: sbom-file src/tool/_vendor/bom.cdx.json: kept as the project's file" in res.stderr
+    res = run("sync", "--all", "--yes")
+    assert res.exit_code == 0, res
+    assert "alpha 2.0: vendored again (now vendored: six)" in res.stdout
+    assert "six: imported patches/six/0001-six.patch" in res.stdout
+    assert "alpha: imported patches/alpha/0001-alpha-double-the-value.patch" in res.stdout
+    assert (vendor / "six.py").read_text() == "X = 2\n"
+    out = subprocess.run(
+        [sys.executable, "-c", "from tool._vendor import alpha; print(alpha.VALUE)"],
+        env={"PYTHONPATH": str(cwd / "src")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "4"
+    # the migrated files became the series: nothing is left waiting beside it
+    assert sorted(p.name for p in (cwd / "patches" / "alpha").iterdir()) == [
+        "0001-alpha-double-the-value.patch"
+    ]
+    six_patch = (cwd / "patches" / "six" / "0001-six.patch").read_text()
+    assert six_patch.startswith(
+        "Description: six\n The vendoring tool's patch tools/patches/six.patch"
+    )
+    lock = load_lock(cwd / "forkman.lock")
+    assert [p.file for p in lock.forks["six"].patches] == ["patches/six/0001-six.patch"]
+    assert (vendor / "bom.cdx.json").read_text() == '{"bomFormat": "CycloneDX"}\n'
+    assert run("check").exit_code == 0
+    assert run("verify").exit_code == 0
+    res = run("sync", "--all", "--yes")
+    assert res.exit_code == 0 and "every fork is up to date" in res.stdout
+
+
+def test_a_migrated_patch_that_does_not_apply_is_left_waiting(
     cwd: Path, local_index: LocalIndex
 ) -> None:
-    test_migrate_then_sync_forks_the_pins(cwd, local_index)
-    series = cwd / "patches" / "six"
-    series.mkdir(parents=True)
-    patch = series / "0001-six.patch"
-    patch.write_text(
-        "diff --git a/six.py b/six.py\n--- a/six.py\n+++ b/six.py\n@@ -1 +1 @@\n-X = 1\n+X = 2\n"
+    (cwd / "pyproject.toml").write_text(
+        '[project]\nname = "tool"\nversion = "1.0"\n\n'
+        f'[tool.forkman]\nindex-url = "{local_index.url}"\n\n'
+        '[tool.vendoring]\ndestination = "src/tool/_vendor/"\n'
+        'requirements = "src/tool/_vendor/vendor.txt"\nnamespace = "tool._vendor"\n'
+        'protected-files = ["__init__.py", "vendor.txt"]\npatches-dir = "tools/patches"\n'
     )
-    before = (cwd / "src/tool/_vendor/alpha/__init__.py").read_text()
-    res = run("patch", "six", "--import", str(patch.relative_to(cwd)))
-    # series operations rewrite a fork's whole folder; a namespace fork shares it
+    vendor = cwd / "src" / "tool" / "_vendor"
+    vendor.mkdir(parents=True)
+    (vendor / "__init__.py").write_text("")
+    (vendor / "vendor.txt").write_text("six==1.16.0\n")
+    local_index.add_wheel("six", "1.16.0", {"six.py": "X = 1\n"})
+    (cwd / "tools" / "patches").mkdir(parents=True)
+    (cwd / "tools" / "patches" / "six.patch").write_text(
+        "diff --git a/src/tool/_vendor/six.py b/src/tool/_vendor/six.py\n"
+        "--- a/src/tool/_vendor/six.py\n+++ b/src/tool/_vendor/six.py\n"
+        "@@ -1 +1 @@\n-X = 9\n+X = 2\n"
+    )
+    assert run("migrate", "vendoring").exit_code == 0
+    res = run("sync", "--all", "--yes")
     assert res.exit_code == 2, res
-    assert "namespace layout" in res.stderr
-    assert (cwd / "src/tool/_vendor/alpha/__init__.py").read_text() == before
-    assert (cwd / "src/tool/_vendor/six.py").read_text() == "X = 1\n"
-    patch.unlink()
-    assert run("check").exit_code == 0
+    assert "forked six 1.16.0" in res.stdout
+    assert "error: six: its patch files in patches/six were not imported" in res.stderr
+    assert "0001-six.patch does not apply" in res.stderr
+    assert (vendor / "six.py").read_text() == "X = 1\n"
+    assert (cwd / "patches/six/0001-six.patch").exists()
+    res = run("check")
+    assert res.exit_code == 1 and "patch unrecorded: patches/six/0001-six.patch" in res.stdout

@@ -109,8 +109,12 @@ def migrate_vendoring_cmd(obj: Context, dry_run: bool) -> int:
         click.echo(f"{verb} {patch.file} (from {patch.source})")
     for skipped in result.skipped:
         click.echo(f"skipped {skipped}", err=True)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
     if not dry_run:
         click.echo(
-            "next: forkman sync --all (forks the pinned releases, writes the lock)", err=True
+            "next: forkman sync --all (forks the pinned releases, imports their patches, "
+            "writes the lock)",
+            err=True,
         )
     return 0

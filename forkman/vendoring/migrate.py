@@ -13,7 +13,12 @@ Reads ``[tool.vendoring]`` from the project's pyproject.toml and produces
 * the patch series: each of the tool's patches is split per fork (by the
   top-level name under the destination that each file section touches),
   its paths made relative to the namespace directory, and written as
-  ``patches/NAME/NNNN-<patch name>.patch``.
+  ``patches/NAME/NNNN-<patch name>.patch`` (a bare diff gets a DEP-3 header
+  naming where it came from). The first ``forkman sync`` forks each pin and
+  imports these files as the fork's patch series.
+
+The tool's ``sbom-file``, when it lies in the destination, stays the
+project's file: it is added to the protected files, so no fork writes it.
 
 Everything is validated and written to a staging area first; only then are
 the patch folders moved into place and pyproject.toml edited (atomically).
@@ -73,6 +78,8 @@ class Migration:
     """The patch series written."""
     skipped: tuple[str, ...] = ()
     """Parts of patches left out, and why (protected files belong to the project)."""
+    notes: tuple[str, ...] = ()
+    """Settings that were not carried over as they were, and what became of them."""
     vendoring_table: Mapping[str, Any] = field(default_factory=dict)
     """The ``[tool.forkman.vendoring]`` table written."""
 
@@ -184,6 +191,31 @@ def split_patch(
     return {fork: preamble + "".join(parts) for fork, parts in per_fork.items()}, skipped
 
 
+def _sbom_member(table: Mapping[str, Any], destination: str) -> str | None:
+    """The name of the tool's SBOM file in the destination, when it writes one there."""
+    sbom = table.get("sbom-file")
+    if not isinstance(sbom, str) or not sbom:
+        return None
+    rel = PurePosixPath(sbom)
+    dest = PurePosixPath(destination)
+    if rel.parent != dest:
+        return None
+    return rel.name
+
+
+def _with_header(text: str, rel: str) -> str:
+    """The tool's patch `text`, with a DEP-3 header naming it when it has no description."""
+    from .._patchfile import parse_patch
+
+    if parse_patch(text)[0].description:
+        return text
+    subject = PurePosixPath(rel).stem
+    return (
+        f"Description: {subject}\n The vendoring tool's patch {rel}, split per package by "
+        "forkman migrate vendoring.\n---\n" + text
+    )
+
+
 def _forkman_vendoring_table(table: Mapping[str, Any], destination: str) -> dict[str, Any]:
     out: dict[str, Any] = {
         "namespace": table["namespace"],
@@ -192,8 +224,12 @@ def _forkman_vendoring_table(table: Mapping[str, Any], destination: str) -> dict
         "stubs": "all",
         "license-source": "sdist",
     }
-    if table.get("protected-files"):
-        out["protected-files"] = list(table["protected-files"])
+    protected = [str(p) for p in table.get("protected-files", [])]
+    sbom = _sbom_member(table, destination)
+    if sbom is not None and sbom not in protected:
+        protected.append(sbom)
+    if protected:
+        out["protected-files"] = protected
     trans = table.get("transformations", {})
     drops: list[Any] = []
     for item in trans.get("drop", []):
@@ -257,7 +293,19 @@ def migrate_vendoring(project: Project, *, dry_run: bool = False) -> Migration:
     if clash:
         raise BadInput(f"[tool.forkman.forks] already has {', '.join(clash)}")
     owners = _owner_names(pins, table.get("license", {}).get("directories", {}))
-    protected = set(table.get("protected-files", []))
+    protected = set(vtable.get("protected-files", []))
+    notes: list[str] = []
+    if table.get("sbom-file"):
+        sbom = _sbom_member(table, destination)
+        notes.append(
+            f"sbom-file {table['sbom-file']}: "
+            + (
+                "kept as the project's file (protected)"
+                if sbom is not None
+                else "not migrated (outside the destination)"
+            )
+            + "; `forkman sbom` writes an SBOM of the forks with their provenance"
+        )
 
     split: dict[str, list[tuple[str, str]]] = {}
     migrated: list[MigratedPatch] = []
@@ -267,7 +315,10 @@ def migrate_vendoring(project: Project, *, dry_run: bool = False) -> Migration:
             rel = patch.relative_to(root).as_posix()
             try:
                 parts, skip = split_patch(
-                    patch.read_text(encoding="utf-8"), destination, owners, protected
+                    _with_header(patch.read_text(encoding="utf-8"), rel),
+                    destination,
+                    owners,
+                    protected,
                 )
             except BadInput as exc:
                 raise BadInput(f"{rel}: {exc.message}", hint=exc.hint) from None
@@ -295,6 +346,7 @@ def migrate_vendoring(project: Project, *, dry_run: bool = False) -> Migration:
         modules={k: v for k, v in sorted(owners.items()) if k.isidentifier()},
         patches=tuple(migrated),
         skipped=tuple(skipped),
+        notes=tuple(notes),
         vendoring_table=vtable,
     )
     if dry_run:

@@ -145,7 +145,13 @@ def test_migrate_writes_config_and_patch_series(tool: Project) -> None:
     assert "diff --git a/certifi/core.py b/certifi/core.py\n" in certifi
     assert "+++ b/certifi/core.py\n" in certifi
     setuptools = (tool.root / "patches/setuptools/0001-requests.patch").read_text()
-    assert "a/pkg_resources/__init__.py" in setuptools and "requests" not in setuptools
+    header, _, body = setuptools.partition("\n---\n")
+    # a bare diff gets a header naming the tool's patch it came from
+    assert header == (
+        "Description: requests\n The vendoring tool's patch "
+        "tools/vendoring/patches/requests.patch, split per package by forkman migrate vendoring."
+    )
+    assert "a/pkg_resources/__init__.py" in body and "requests" not in body
     assert result.skipped == (
         "tools/vendoring/patches/requests.patch: __init__.py (protected: the project's own file)",
     )
