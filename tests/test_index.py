@@ -286,6 +286,22 @@ def test_pure_wheel_preferred_among_wheels() -> None:
     assert chosen.filename == "demo-1.0.tar.gz"
 
 
+def test_without_a_pure_wheel_the_one_this_interpreter_installs() -> None:
+    """msgpack and friends publish only platform wheels: take the one for this host."""
+    from packaging.tags import sys_tags
+
+    host = next(iter(sys_tags()))
+    ours = f"demo-1.0-{host.interpreter}-{host.abi}-{host.platform}.whl"
+    files = [
+        _rf("demo-1.0-cp27-cp27m-win32.whl"),
+        _rf("demo-1.0-cp39-cp39-macosx_10_9_x86_64.whl"),
+        _rf(ours),
+        _rf("demo-1.0-pp310-pypy310_pp73-win_amd64.whl"),
+    ]
+    chosen = select_release(files, SpecifierSet(), prereleases=False, prefer=DistKind.WHEEL)
+    assert chosen.filename == ours
+
+
 def test_no_matching_version_lists_versions(demo_index: LocalIndex) -> None:
     with pytest.raises(NotFound) as info:
         _fetch(demo_index, "demo>=5")

@@ -11,6 +11,7 @@ an announced sha256 is refused. A cached file is re-hashed before every use.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -312,15 +313,36 @@ def _pinned_versions(specifier: SpecifierSet) -> tuple[set[Version], set[str]]:
     return exact, arbitrary
 
 
-def _file_rank(file: ReleaseFile, prefer: DistKind) -> tuple[int, int, str]:
+@functools.cache
+def _host_tags() -> dict[Any, int]:
+    """This interpreter's wheel tags, most specific first (their rank)."""
+    from packaging.tags import sys_tags
+
+    ranks: dict[Any, int] = {}
+    for rank, tag in enumerate(sys_tags()):
+        ranks.setdefault(tag, rank)
+    return ranks
+
+
+def _file_rank(file: ReleaseFile, prefer: DistKind) -> tuple[int, int, int, str]:
+    """Sort key: the preferred kind first; a pure wheel, then the wheel this interpreter
+    would install, then other wheels; the ``.tar.gz`` sdist before others."""
     kind_rank = 0 if file.kind is prefer else 1
+    host = 0
     if file.kind is DistKind.WHEEL:
         tags = file.filename[: -len(".whl")].split("-")[-3:]
         pure = tags[1:] == ["none", "any"] and tags[0] in ("py3", "py2.py3")
         detail = 0 if pure else 1
+        if not pure:
+            try:
+                wheel_tags = parse_wheel_filename(file.filename)[3]
+            except InvalidWheelFilename:
+                wheel_tags = frozenset()
+            ranks = _host_tags()
+            host = min((ranks[t] for t in wheel_tags if t in ranks), default=len(ranks) + 1)
     else:
         detail = 0 if file.filename.endswith(".tar.gz") else 1
-    return kind_rank, detail, file.filename
+    return kind_rank, detail, host, file.filename
 
 
 def select_release(
