@@ -14,7 +14,7 @@ import datetime as _dt
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,6 +220,7 @@ def build_vendored(
     layout: str = "project",
     other_modules: Sequence[str] = (),
     observer: Observer = NullObserver(),
+    before_rewrite: Callable[[Path], None] | None = None,
 ) -> VendoredTree:
     """The vendored tree for `fetched`.
 
@@ -227,6 +228,8 @@ def build_vendored(
     transforms a wheel tree: importable packages only, imports rewritten into the
     private namespace (also the imports of `other_modules`, the project's other
     namespace forks), licenses and typing stubs added (see docs/wiring.md).
+    `before_rewrite` (namespace layout) changes the tree after the drops and
+    before the imports are rewritten (see :func:`transform_tree`).
     """
     if layout == "project":
         return VendoredTree(fetched.tree)
@@ -254,6 +257,7 @@ def build_vendored(
         project_root=project.root,
         fetch_sdist=fetch_sdist,
         cache=TransformCache(cache_root() / "transform"),
+        before_rewrite=before_rewrite,
     )
     record["transform"]["other-modules"] = sorted(other_modules)
     return VendoredTree(out, tuple(record["members"]), {"namespace": record})

@@ -265,7 +265,7 @@ def run_patch(
 
     record: message, fixes, origin, forwarded, author; drop: number; move:
     number, to; edit: number, message, fixes, origin, forwarded, author;
-    import: files (absolute paths).
+    import: files (absolute paths), before_rewrite.
     """
     from pathlib import Path
 
@@ -305,7 +305,13 @@ def run_patch(
         )
     elif mode == "import":
         files = [Path(f) for f in args.get("files") or []]
-        entry = _patches.import_patches(project, name, files, observer=observer)
+        entry = _patches.import_patches(
+            project,
+            name,
+            files,
+            before_rewrite=bool(args.get("before_rewrite")),
+            observer=observer,
+        )
         imported = entry.patches[len(entry.patches) - len(files) :]
         return {"mode": mode, "patches": [p.file for p in imported]}
     else:

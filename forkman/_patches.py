@@ -541,14 +541,110 @@ def edit_patch(
     return rewrite_series(project, entry, history, base, items, "patch-edit", observer)
 
 
+STAGE_FIELD = "Forkman-Stage"
+"""Patch header field naming the tree a patch was written against, when not the vendored one."""
+BEFORE_REWRITE = "before-rewrite"
+"""`STAGE_FIELD` value: written against the namespace tree before its imports were rewritten."""
+
+
+def applies_before_rewrite(header: PatchHeader) -> bool:
+    """Whether the patch was written against the tree before import rewriting."""
+    return any(
+        key.lower() == STAGE_FIELD.lower() and value.strip().lower() == BEFORE_REWRITE
+        for key, value in header.extra
+    )
+
+
+class _BeforeRewrite:
+    """Carries patches written before import rewriting over to the vendored tree.
+
+    The vendoring tool applies its patches after the drops and *before* it
+    rewrites imports, so its patches (and their context lines) speak of
+    ``import six``, not of ``from pkg._vendor import six``. For each such patch
+    the fork's release is transformed again with the patches so far applied at
+    that point; the difference the patch makes to the transformed tree is the
+    patch forkman records.
+    """
+
+    def __init__(
+        self,
+        project: Project,
+        entry: LockEntry,
+        history: ForkHistory,
+        work: Path,
+        observer: Observer,
+    ) -> None:
+        if entry.layout != "namespace":
+            raise BadInput(
+                f"{entry.name} uses the {entry.layout} layout: forkman rewrites no imports in it",
+                hint="import the patch as it is (without --before-rewrite)",
+            )
+        from ._forks import FetchedUpstream
+
+        self.project, self.entry, self.history = project, entry, history
+        self.work, self.observer = work, observer
+        base, _commits = series_commits(history, entry)
+        upstream = history.rev(f"{base}^")
+        if upstream is None:
+            raise HistoryError(f"the history of {entry.name} has no upstream release")
+        pristine = work / "upstream"
+        history.checkout(upstream, pristine)
+        self.fetched = FetchedUpstream(entry.name, entry.version, entry.source, pristine)
+        ns = entry.sections.get("namespace")
+        transform = ns.get("transform", {}) if isinstance(ns, dict) else {}
+        self.others = [str(m) for m in transform.get("other-modules", [])]
+        self.applied: list[Path] = []
+        self.tree = self._transform()
+
+    def _transform(self) -> str:
+        """The tree id of the release transformed with the patches applied so far."""
+        from ._forks import build_vendored
+        from ._verify import apply_patch_file
+
+        patches = list(self.applied)
+
+        def apply(tree: Path) -> None:
+            for patch in patches:
+                apply_patch_file(tree, patch)
+
+        out = self.work / f"stage-{len(patches)}"
+        out.mkdir()
+        vendored = build_vendored(
+            self.project,
+            self.fetched,
+            out,
+            layout="namespace",
+            other_modules=self.others,
+            observer=self.observer,
+            before_rewrite=apply,
+        )
+        return self.history.snapshot(vendored.tree)
+
+    def carry(self, patch: Path) -> Path:
+        """A patch file making `patch`'s change to the transformed tree (IntegrityError if it
+        does not apply before rewriting)."""
+        self.applied.append(patch)
+        before, self.tree = self.tree, self._transform()
+        out = self.work / f"carried-{len(self.applied)}.patch"
+        out.write_text(self.history.diff(before, self.tree), encoding="utf-8")
+        return out
+
+
 def import_patches(
     project: Project,
     name: str,
     files: Sequence[Path],
     *,
+    before_rewrite: bool = False,
     observer: Observer = NullObserver(),
 ) -> LockEntry:
-    """Apply existing patch files on top of the series, as new patches."""
+    """Apply existing patch files on top of the series, as new patches.
+
+    A file written against the namespace tree before its imports were
+    rewritten (the vendoring tool's patches: `before_rewrite`, or a
+    ``Forkman-Stage: before-rewrite`` header field, which ``forkman migrate
+    vendoring`` writes) is carried over to the transformed tree first.
+    """
     if not files:
         raise BadInput("no patch files given", hint="forkman patch NAME --import FILE...")
     entry, history = _prepare(project, name, "import patches")
@@ -563,6 +659,7 @@ def import_patches(
         head = tip
         from ._verify import apply_patch_file
 
+        carrier: _BeforeRewrite | None = None
         for path in files:
             if not path.is_file():
                 raise BadInput(f"{path} does not exist")
@@ -570,8 +667,23 @@ def import_patches(
             header, body = parse_patch(text)
             if not body.strip():
                 raise BadInput(f"{path} holds no diff")
+            change = path
+            if before_rewrite or applies_before_rewrite(header):
+                if carrier is None:
+                    carrier = _BeforeRewrite(project, entry, history, staging / "carry", observer)
+                    observer.step(entry.name, "carrying patches written before import rewriting")
+                try:
+                    change = carrier.carry(path)
+                except IntegrityError as exc:
+                    raise BadInput(
+                        f"{path.name} does not apply on {entry.name} before its imports are "
+                        f"rewritten: {exc.message}; nothing changed"
+                    ) from None
+                header = replace(
+                    header, extra=tuple(f for f in header.extra if f[0].lower() != "forkman-stage")
+                )
             try:
-                apply_patch_file(tree_dir, path)
+                apply_patch_file(tree_dir, change)
             except IntegrityError as exc:
                 raise BadInput(
                     f"{path.name} does not apply on {entry.name}: {exc.message}; nothing changed"

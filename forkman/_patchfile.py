@@ -125,11 +125,10 @@ def parse_patch(text: str) -> tuple[PatchHeader, str]:
     values = {k.lower(): v for k, v in fields}
     description = values.get("description") or values.get("subject") or ""
     fixes = tuple(f.strip() for f in re.split(r"[,\s]+", values.get("fixes", "")) if f.strip())
-    extra = tuple(
-        (k, v)
-        for k, v in fields
-        if k.lower() not in {x.lower() for x in _KNOWN} and k.lower() != "subject"
-    )
+    taken = {x.lower() for x in _KNOWN} | {"subject"}
+    if "author" not in values:
+        taken.add("from")  # it is the author
+    extra = tuple((k, v) for k, v in fields if k.lower() not in taken)
     return (
         PatchHeader(
             description=description.strip(),

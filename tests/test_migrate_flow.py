@@ -86,12 +86,13 @@ def test_migrated_patches_become_the_forks_series(cwd: Path, local_index: LocalI
         "--- a/src/tool/_vendor/six.py\n+++ b/src/tool/_vendor/six.py\n"
         "@@ -1 +1 @@\n-X = 1\n+X = 2\n"
     )
-    # its context is the rewritten import: it applies only once alpha follows six
+    # the tool applies its patches before it rewrites imports: the context is `import six`,
+    # and the patch adds an import of six that must be rewritten too
     (patches / "alpha.patch").write_text(
         "From: Someone <someone@example.org>\nSubject: alpha: double the value\n\n"
         "diff --git a/src/tool/_vendor/alpha/__init__.py b/src/tool/_vendor/alpha/__init__.py\n"
         "--- a/src/tool/_vendor/alpha/__init__.py\n+++ b/src/tool/_vendor/alpha/__init__.py\n"
-        "@@ -1,3 +1,3 @@\n from tool._vendor import six\n \n-VALUE = six.X\n+VALUE = six.X * 2\n"
+        "@@ -1,3 +1,4 @@\n import six\n+from six import X\n \n-VALUE = six.X\n+VALUE = X * 2\n"
     )
     git(cwd, "add", "-A")
     git(cwd, "commit", "-qm", "vendoring project")
@@ -112,6 +113,11 @@ def test_migrated_patches_become_the_forks_series(cwd: Path, local_index: LocalI
         check=True,
     )
     assert out.stdout.strip() == "4"
+    code = (vendor / "alpha" / "__init__.py").read_text()
+    assert code == "from tool._vendor import six\nfrom tool._vendor.six import X\n\nVALUE = X * 2\n"
+    recorded = (cwd / "patches" / "alpha" / "0001-alpha-double-the-value.patch").read_text()
+    assert "+from tool._vendor.six import X\n" in recorded  # carried over to the rewritten tree
+    assert "Forkman-Stage" not in recorded
     # the migrated files became the series: nothing is left waiting beside it
     assert sorted(p.name for p in (cwd / "patches" / "alpha").iterdir()) == [
         "0001-alpha-double-the-value.patch"
@@ -120,6 +126,7 @@ def test_migrated_patches_become_the_forks_series(cwd: Path, local_index: LocalI
     assert six_patch.startswith(
         "Description: six\n The vendoring tool's patch tools/patches/six.patch"
     )
+    assert "Forkman-Stage" not in six_patch
     lock = load_lock(cwd / "forkman.lock")
     assert [p.file for p in lock.forks["six"].patches] == ["patches/six/0001-six.patch"]
     assert (vendor / "bom.cdx.json").read_text() == '{"bomFormat": "CycloneDX"}\n'

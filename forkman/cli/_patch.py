@@ -28,6 +28,12 @@ from ._output import table
 @click.option("--to", "to", type=int, default=None, metavar="M", help="... to position M.")
 @click.option("--edit", "edit", type=int, default=None, metavar="N", help="Edit patch N's header.")
 @click.option("--import", "import_", is_flag=True, help="Import FILES as new patches.")
+@click.option(
+    "--before-rewrite",
+    is_flag=True,
+    help="With --import: FILES were written against the namespace tree before its imports "
+    "were rewritten (the vendoring tool's patches); forkman carries them over.",
+)
 @actor_options
 @click.pass_obj
 def patch_cmd(
@@ -44,6 +50,7 @@ def patch_cmd(
     to: int | None,
     edit: int | None,
     import_: bool,
+    before_rewrite: bool,
     jobs: int | None,
     wait: float,
 ) -> int:
@@ -56,6 +63,7 @@ def patch_cmd(
       forkman patch attrs --move 3 --to 1
       forkman patch attrs --edit 1 -m "Better description"
       forkman patch attrs --import fix-a.patch fix-b.patch
+      forkman patch six --import --before-rewrite tools/vendoring/patches/six.patch
     """
     from .._forks import require_fork
     from ._actors import on_fork
@@ -74,6 +82,11 @@ def patch_cmd(
         raise BadInput("--move needs --to", hint="forkman patch NAME --move 3 --to 1")
     if import_ and not files:
         raise BadInput("no patch files given", hint="forkman patch NAME --import FILE...")
+    if before_rewrite and not import_:
+        raise BadInput(
+            "--before-rewrite goes with --import",
+            hint="forkman patch NAME --import --before-rewrite FILE...",
+        )
     if drop is None and move is None and edit is None and not import_ and not message:
         raise BadInput("the patch needs a description", hint=f'forkman patch {name} -m "..."')
     project.require_git()
@@ -97,7 +110,8 @@ def patch_cmd(
     elif import_:
         # absolute: the fork's actor may not share this process's working directory
         paths = [os.path.abspath(f) for f in files]
-        result = on_fork(obj, project, fork, "patch", {"mode": "import", "files": paths}, wait=wait)
+        args = {"mode": "import", "files": paths, "before_rewrite": before_rewrite}
+        result = on_fork(obj, project, fork, "patch", args, wait=wait)
         for file in result["patches"]:
             click.echo(f"imported {file}")
     else:

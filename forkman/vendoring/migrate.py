@@ -32,7 +32,7 @@ import re
 import shutil
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -204,16 +204,26 @@ def _sbom_member(table: Mapping[str, Any], destination: str) -> str | None:
 
 
 def _with_header(text: str, rel: str) -> str:
-    """The tool's patch `text`, with a DEP-3 header naming it when it has no description."""
-    from .._patchfile import parse_patch
+    """The tool's patch `text` as a forkman patch file, marked as written before rewriting.
 
-    if parse_patch(text)[0].description:
-        return text
-    subject = PurePosixPath(rel).stem
-    return (
-        f"Description: {subject}\n The vendoring tool's patch {rel}, split per package by "
-        "forkman migrate vendoring.\n---\n" + text
-    )
+    Its header (DEP-3, a ``git format-patch`` mail, or none: then one naming the
+    tool's file) becomes DEP-3, with ``Forkman-Stage: before-rewrite``: the
+    vendoring tool applies its patches before it rewrites imports, so the
+    first ``forkman sync`` carries them over to the transformed tree when it
+    imports them (:func:`forkman._patches.import_patches`).
+    """
+    from .._patches import BEFORE_REWRITE, STAGE_FIELD
+    from .._patchfile import PatchHeader, parse_patch, render_patch
+
+    header, body = parse_patch(text)
+    if not header.description:
+        header = PatchHeader(
+            description=f"{PurePosixPath(rel).stem}\nThe vendoring tool's patch {rel}, "
+            "split per package by forkman migrate vendoring."
+        )
+    extra = tuple(f for f in header.extra if f[0].lower() != STAGE_FIELD.lower())
+    header = replace(header, extra=(*extra, (STAGE_FIELD, BEFORE_REWRITE)))
+    return render_patch(header, body)
 
 
 def _forkman_vendoring_table(table: Mapping[str, Any], destination: str) -> dict[str, Any]:

@@ -10,6 +10,8 @@ namespace directory into `out`:
    out), never a name listed in ``protected-files``;
 2. ``drop`` patterns removed (globs or regular expressions, relative to the
    namespace directory);
+   (here, and only to carry over patches written for the vendoring tool, which
+   applies its patches at this point: a ``before_rewrite`` hook)
 3. substitutions, then imports of every vendored module rewritten into the
    namespace (:mod:`forkman.vendoring.rewrite`);
 4. license files: the wheel's ``dist-info/licenses`` (or ``LICENSE*`` /
@@ -238,6 +240,7 @@ def transform_tree(
     project_root: Path | None = None,
     fetch_sdist: SdistFetcher | None = None,
     cache: TransformCache | None = None,
+    before_rewrite: Callable[[Path], None] | None = None,
 ) -> dict[str, Any]:
     """Write fork `fork_name`'s part of the namespace directory from wheel tree `pristine`.
 
@@ -245,8 +248,10 @@ def transform_tree(
     names of the project's other namespace forks (their imports are rewritten
     too). `project_root` resolves ``license-overrides`` files; `fetch_sdist`
     downloads the sdist when the wheel carries no license file; `cache`
-    remembers rewritten files and sdist licenses across runs. Returns the
-    lock section ``namespace``.
+    remembers rewritten files and sdist licenses across runs;
+    `before_rewrite` is called with `out` after the drops, before any
+    substitution or rewriting (where the vendoring tool applies its patches).
+    Returns the lock section ``namespace``.
     """
     vcfg = vendoring_config(config)
     dist_info = _dist_info(pristine)
@@ -302,6 +307,8 @@ def transform_tree(
                     path.unlink()
                 dropped.append(rel)
     modules = {m for m in modules if any(out.glob(f"{m}*"))}
+    if before_rewrite is not None:
+        before_rewrite(out)
 
     # 3. rewriting
     all_modules = modules | set(other_modules)

@@ -141,7 +141,11 @@ def test_migrate_writes_config_and_patch_series(tool: Project) -> None:
         "patches/setuptools/0001-requests.patch",
     ]
     certifi = (tool.root / "patches/certifi/0001-certifi.patch").read_text()
-    assert certifi.startswith("From: someone\nSubject: certifi")
+    # the tool applies its patches before rewriting imports: the header says so
+    assert certifi.startswith(
+        "Description: certifi: use the system store\nAuthor: someone\nForwarded: no\n"
+        "Forkman-Stage: before-rewrite\n---\n"
+    )
     assert "diff --git a/certifi/core.py b/certifi/core.py\n" in certifi
     assert "+++ b/certifi/core.py\n" in certifi
     setuptools = (tool.root / "patches/setuptools/0001-requests.patch").read_text()
@@ -150,6 +154,7 @@ def test_migrate_writes_config_and_patch_series(tool: Project) -> None:
     assert header == (
         "Description: requests\n The vendoring tool's patch "
         "tools/vendoring/patches/requests.patch, split per package by forkman migrate vendoring."
+        "\nForwarded: no\nForkman-Stage: before-rewrite"
     )
     assert "a/pkg_resources/__init__.py" in body and "requests" not in body
     assert result.skipped == (

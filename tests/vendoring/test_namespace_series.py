@@ -297,3 +297,36 @@ def test_check_json_names_the_namespace_edit(ns: Path) -> None:
     assert res.exit_code == 1
     findings = json.loads(res.stdout)["findings"]
     assert [(f["kind"], f["path"]) for f in findings] == [("modified", f"{VENDOR}/beta/util.py")]
+
+
+def test_import_a_patch_written_before_import_rewriting(ns: Path, local_index: LocalIndex) -> None:
+    """The vendoring tool's patches speak of the tree before its imports were rewritten."""
+    assert run("fork", "beta==2.0").exit_code == 0
+    assert run("fork", "alpha==1.0").exit_code == 0
+    patch = ns / "tool-alpha.patch"
+    patch.write_text(
+        "diff --git a/alpha/__init__.py b/alpha/__init__.py\n"
+        "--- a/alpha/__init__.py\n+++ b/alpha/__init__.py\n"
+        "@@ -1,5 +1,6 @@\n import os\n import beta\n+import beta as b\n \n \n def who():\n"
+    )
+    before = snapshot(ns, skip=(".git", ".forkman"))
+    res = run("patch", "alpha", "--import", str(patch))
+    assert res.exit_code == 2 and "does not apply on alpha" in res.stderr
+    assert snapshot(ns, skip=(".git", ".forkman")) == before
+    res = run("patch", "alpha", "--import", "--before-rewrite", str(patch))
+    assert res.exit_code == 0, res
+    code = (ns / VENDOR / "alpha/__init__.py").read_text()
+    assert code.startswith(
+        "import os\nfrom consumer._vendor import beta\nfrom consumer._vendor import beta as b\n"
+    )
+    recorded = (ns / "patches/alpha/0001-tool-alpha.patch").read_text()
+    assert "+from consumer._vendor import beta as b\n" in recorded
+    assert run("check").exit_code == 0
+    assert run("verify").exit_code == 0
+    # a project-layout fork has no rewritten imports to carry a patch over
+    local_index.add_sdist("demo", "1.0")
+    assert run("fork", "demo==1.0", "--layout", "project").exit_code == 0
+    res = run("patch", "demo", "--import", "--before-rewrite", str(patch))
+    assert res.exit_code == 2 and "forkman rewrites no imports in it" in res.stderr
+    res = run("patch", "demo", "--before-rewrite", "-m", "x")
+    assert res.exit_code == 2 and "--before-rewrite goes with --import" in res.stderr
