@@ -374,8 +374,18 @@ def recover(project: Project, *, _owned: str | None = None) -> list[str]:
         if line:
             done.append(line)
     for leftover in txn_dir.iterdir():
-        if leftover.is_dir() and project.relpath(leftover) not in keep:
+        if not leftover.is_dir() or project.relpath(leftover) in keep:
+            continue
+        # `<fork>.<id>`: a live transaction may have made it since the journals were read
+        # (its folder comes before its journal): only a dead owner's folder goes
+        fork_name = leftover.name.rsplit(".", 1)[0]
+        owner = _Owner(project, fork_name)
+        if fork_name != _owned and not owner.try_acquire():
+            continue
+        try:
             shutil.rmtree(leftover, ignore_errors=True)
+        finally:
+            owner.release()
     return done
 
 

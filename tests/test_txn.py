@@ -203,3 +203,25 @@ def test_recovery_clears_what_a_killed_git_left_behind(
     assert res.exit_code == 0, res
     assert not half.exists()
     assert run("verify").exit_code == 0
+
+
+def test_recovery_leaves_a_live_transactions_folder_alone(ready: Project) -> None:
+    """Another thread's transaction makes its backup folder before its journal: a parallel
+    recovery must not take it for a leftover."""
+    from forkman._txn import _Owner
+
+    txn_dir = ready.ensure_state_dir() / "txn"
+    live = txn_dir / "alpha.0123456789ab"
+    live.mkdir(parents=True)
+    dead = txn_dir / "beta.ba9876543210"
+    dead.mkdir()
+    owner = _Owner(ready, "alpha")
+    assert owner.try_acquire()
+    try:
+        recover(ready)
+        assert live.is_dir()
+        assert not dead.exists()
+    finally:
+        owner.release()
+    recover(ready)
+    assert not live.exists()
