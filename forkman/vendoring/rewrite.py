@@ -31,9 +31,12 @@ regular expressions) handle dynamic references such as
 are rewritten.
 
 ``RewriteMode.VENDORING_COMPAT`` reproduces the vendoring tool's regular
-expressions exactly (which leave ``import a.b`` and ``import a as c``
-alone); migrated projects use it until their committed tree is reproduced,
-then switch to the syntax mode.
+expressions exactly (its rules for ``import a``, ``import a as c``, ``import
+a.b as c`` and ``from a...``; migrated projects use it until their committed
+tree is reproduced, then can switch to the syntax mode). The tool refuses a
+bare ``import a.b`` and asks for a patch; since such patches apply before the
+rewriting (:mod:`forkman._patches`, "before rewrite"), this mode leaves the
+statement as it is and reports its line (``RewriteResult.unrewritten``).
 """
 
 from __future__ import annotations
@@ -94,6 +97,9 @@ class RewriteResult:
     """How many import statements were rewritten."""
     substitutions: int
     """How many substitution matches were replaced."""
+    unrewritten: tuple[int, ...] = ()
+    """Lines of imports of vendored modules left as they are (``import a.b`` in the
+    vendoring-compat mode, which the vendoring tool cannot rewrite either)."""
 
     @property
     def changed(self) -> bool:
@@ -232,15 +238,35 @@ def _syntax_rewrite(
     return bytes(out), len(edits)
 
 
-def _compat_rewrite(text: str, modules: Iterable[str], namespace: str) -> tuple[str, int]:
+def _compat_rewrite(
+    text: str, modules: Iterable[str], namespace: str
+) -> tuple[str, int, tuple[int, ...]]:
+    """The vendoring tool's rules (1.2 to 1.4), in its order: (text, rewrites, lines left)."""
     count = 0
+    left: set[int] = set()
     for lib in modules:
         text, n1 = re.subn(
-            rf"(\n\s*|^)import {lib}(\n\s*)", rf"\1from {namespace} import {lib}\2", text
+            rf"^(\s*)import {lib}(\s|$)",
+            rf"\1from {namespace} import {lib}\2",
+            text,
+            flags=re.MULTILINE,
         )
-        text, n2 = re.subn(rf"(\n\s*|^)from {lib}(\.|\s+)", rf"\1from {namespace}.{lib}\2", text)
-        count += n1 + n2
-    return text, count
+        text, n2 = re.subn(
+            rf"^(\s*)import {lib}(\.\S+)(?=\s+as)",
+            rf"\1import {namespace}.{lib}\2",
+            text,
+            flags=re.MULTILINE,
+        )
+        for match in re.finditer(rf"^\s*(import {lib}\.\S+)", text, flags=re.MULTILINE):
+            left.add(text.count("\n", 0, match.start(1)) + 1)
+        text, n3 = re.subn(
+            rf"^(\s*)from {lib}(\.|\s)",
+            rf"\1from {namespace}.{lib}\2",
+            text,
+            flags=re.MULTILINE,
+        )
+        count += n1 + n2 + n3
+    return text, count, tuple(sorted(left))
 
 
 def rewrite_source(
@@ -276,8 +302,10 @@ def rewrite_source(
                 new = new.decode("utf-8").encode(encoding)
             return RewriteResult(bom + new, imports, subs)
         case RewriteMode.VENDORING_COMPAT:
-            text, imports = _compat_rewrite(text, sorted(module_set), namespace)
+            text, imports, left = _compat_rewrite(text, sorted(module_set), namespace)
             out = text.encode("utf-8")
-            return RewriteResult(out, imports, subs) if out != data else RewriteResult(data, 0, 0)
+            if out == data:
+                return RewriteResult(data, 0, 0, left)
+            return RewriteResult(out, imports, subs, left)
         case _:
             assert_never(mode)

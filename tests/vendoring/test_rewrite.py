@@ -166,14 +166,76 @@ def test_bad_namespace(bad: str) -> None:
 
 
 def test_compat_mode_reproduces_vendoring_regexes() -> None:
-    src = "import a\nimport a as c\nimport a.b\nfrom a.b import c\n    import six\nimport os\r\n"
+    src = (
+        "import a\nimport a as c\nimport a.b\nimport a.b as d\nfrom a.b import c\n"
+        "    import six\nimport os\r\nimport six, os\nimport sixth\n"
+    )
     res = rewrite_source(
         src.encode(), modules=MODS, namespace=NS, mode=RewriteMode.VENDORING_COMPAT
     )
     assert res.data.decode() == (
-        "from mypkg._vendor import a\nimport a as c\nimport a.b\n"
-        "from mypkg._vendor.a.b import c\n    from mypkg._vendor import six\nimport os\n"
+        "from mypkg._vendor import a\nfrom mypkg._vendor import a as c\nimport a.b\n"
+        "import mypkg._vendor.a.b as d\nfrom mypkg._vendor.a.b import c\n"
+        "    from mypkg._vendor import six\nimport os\nimport six, os\nimport sixth\n"
     )
+    # the tool refuses `import a.b` (a patch must change it): left, and its line reported
+    assert res.unrewritten == (3,)
+
+
+def _tool_rewrite(tmp: Path, text: str, modules: list[str]) -> str | None:
+    """The vendoring tool's own rewrite of `text` (None when it refuses the file)."""
+    from vendoring.errors import VendoringError
+    from vendoring.tasks.vendor import rewrite_file_imports
+
+    path = tmp / "x.py"
+    path.write_text(text, encoding="utf-8")
+    subs = [{"match": r"pkg_resources\.extern", "replace": NS}]
+    try:
+        rewrite_file_imports(path, NS, modules, subs)
+    except VendoringError:
+        return None
+    return path.read_text(encoding="utf-8")
+
+
+def test_compat_mode_is_the_vendoring_tool(tmp_path: Path) -> None:
+    """Differential: every generated file is rewritten exactly as the tool itself does."""
+    pytest.importorskip("vendoring", reason="the vendoring tool is a test dependency")
+    import random
+
+    rng = random.Random(5)
+    pieces = [
+        *_forms(),
+        "from pkg_resources.extern import six",
+        "    import a",
+        "\timport six  # indented",
+        "import a  # comment",
+        "import a\\\n    .b",
+        "x = 'import a'",
+        "",
+        "from a import (b,\n    c)",
+        "from . import a",
+        "import a.b.c as q, os",
+        "try:\n    import certifi\nexcept ImportError:\n    pass",
+    ]
+    modules = sorted(MODS)
+    for _ in range(300):
+        text = "\n".join(rng.choice(pieces) for _ in range(rng.randint(1, 6))) + "\n"
+        if rng.random() < 0.2:
+            text = text.replace("\n", "\r\n")
+        expected = _tool_rewrite(tmp_path, text, modules)
+        subs = (Substitution(r"pkg_resources\.extern", NS),)
+        res = rewrite_source(
+            text.encode(),
+            modules=modules,
+            namespace=NS,
+            substitutions=subs,
+            mode=RewriteMode.VENDORING_COMPAT,
+        )
+        if expected is None:
+            assert res.unrewritten, text  # the tool refused it: forkman says which lines
+        else:
+            assert res.data.decode() == expected, text
+            assert not res.unrewritten, text
 
 
 def test_every_mode_is_handled() -> None:
