@@ -56,6 +56,7 @@ class FindingKind(enum.Enum):
     TREE_CHANGED = "tree changed"
     MISSING_FORK = "missing fork"
     UNTRACKED_FORK = "untracked fork"
+    UNOWNED = "owned by no fork"
     PATCH_EDITED = "patch edited"
     PATCH_MISSING = "patch missing"
     PATCH_UNRECORDED = "patch unrecorded"
@@ -133,6 +134,11 @@ class CheckReport:
             hints.append("restore the tree from git, or remove the fork with `forkman unfork NAME`")
         if FindingKind.UNTRACKED_FORK in kinds:
             hints.append("fork it with `forkman fork`, or move the directory out of the vendor dir")
+        if FindingKind.UNOWNED in kinds:
+            hints.append(
+                "a name in a namespace folder belongs to a fork or to the project: remove it, "
+                "or list it in protected-files of [tool.forkman.vendoring] (the project's own)"
+            )
         return hints
 
     def to_json(self) -> str:
@@ -455,8 +461,13 @@ def check(
     patches_dir: str = "patches",
     names: Sequence[str] = (),
     use_cache: bool = True,
+    protected: Sequence[str] = (),
 ) -> CheckReport:
-    """Compare every fork (or `names`) with forkman.lock under project `root`."""
+    """Compare every fork (or `names`) with forkman.lock under project `root`.
+
+    `protected`: the project's own names in namespace folders (``protected-files``);
+    any other name there that no fork owns is a finding.
+    """
     report = CheckReport()
     lock_path = root / LOCK_NAME
     try:
@@ -499,6 +510,7 @@ def check(
     report.forks_checked = len(entries)
     if not wanted:
         report.findings += _untracked_forks(root, lock, vendor_dir)
+        report.findings += _unowned_names(root, state_dir, lock, protected)
     for entry in entries:
         report.findings += _check_patches(root, entry, patches_dir)
     view.wait()
@@ -531,6 +543,45 @@ def check(
         else:
             forget_dirs(root)
     return report
+
+
+_PACKAGE_FILES = frozenset({"__init__.py", "__pycache__"})
+
+
+def _paused_members(state_dir: Path, name: str) -> list[str]:
+    """The members a sync of namespace fork `name` paused at a conflict put in place."""
+    try:
+        data = json.loads((state_dir / "txn" / f"{name}.json").read_text())
+    except (OSError, ValueError):
+        return []
+    paused = data.get("paused") if isinstance(data, dict) else None
+    members = paused.get("members") if isinstance(paused, dict) else None
+    return [str(m) for m in members] if isinstance(members, list) else []
+
+
+def _unowned_names(
+    root: Path, state_dir: Path, lock: Lock, protected: Sequence[str]
+) -> list[Finding]:
+    """Names in namespace folders that no fork owns and the project does not protect.
+
+    The folder's ``__init__.py`` is the project's (it makes the namespace a package).
+    """
+    owned: dict[str, set[str]] = {}
+    for entry in lock:
+        members = members_of(entry)
+        if members is not None:
+            names = owned.setdefault(entry.path, set())
+            names.update(members, _paused_members(state_dir, entry.name))
+    findings = []
+    for folder, names in sorted(owned.items()):
+        try:
+            children = sorted(os.listdir(root / folder))
+        except OSError:
+            continue
+        for child in children:
+            if child not in names and child not in protected and child not in _PACKAGE_FILES:
+                findings.append(Finding(FindingKind.UNOWNED, None, f"{folder}/{child}"))
+    return findings
 
 
 def _untracked_forks(root: Path, lock: Lock, vendor_dir: str) -> list[Finding]:

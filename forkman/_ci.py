@@ -198,7 +198,13 @@ class CheckStage:
 
         started = time.monotonic()
         config = project.config
-        report = check(project.root, vendor_dir=config.vendor_dir, patches_dir=config.patches_dir)
+        protected = config.section("vendoring").get("protected-files", [])
+        report = check(
+            project.root,
+            vendor_dir=config.vendor_dir,
+            patches_dir=config.patches_dir,
+            protected=[str(p) for p in protected] if isinstance(protected, list) else [],
+        )
         hints = report.hints()
         findings = [
             CiFinding(

@@ -34,8 +34,9 @@ def _find_root(start: str) -> str:
     )
 
 
-def _dirs(root: str) -> tuple[str, str]:
-    """vendor-dir and patches-dir, cached by the pyproject's digest (parsing TOML is slow)."""
+def _dirs(root: str) -> tuple[str, str, tuple[str, ...]]:
+    """vendor-dir, patches-dir and the namespace's protected files, cached by the
+    pyproject's digest (parsing TOML is slow)."""
     import marshal
 
     from .._quickcheck import sha256_hex
@@ -47,8 +48,8 @@ def _dirs(root: str) -> tuple[str, str]:
     try:
         with open(cache, "rb") as fh:
             cached = marshal.loads(fh.read())
-        if isinstance(cached, tuple) and len(cached) == 3 and cached[0] == digest:
-            return str(cached[1]), str(cached[2])
+        if isinstance(cached, tuple) and len(cached) == 4 and cached[0] == digest:
+            return str(cached[1]), str(cached[2]), tuple(str(p) for p in cached[3])
     except (OSError, EOFError, ValueError, TypeError):
         pass
     import tomllib
@@ -72,7 +73,14 @@ def _dirs(root: str) -> tuple[str, str]:
     table = tool.get("forkman", {})
     vendor = table.get("vendor-dir", "vendor")
     patches = table.get("patches-dir", "patches")
-    if not isinstance(vendor, str) or not isinstance(patches, str):
+    vendoring = table.get("vendoring", {})
+    protected = vendoring.get("protected-files", []) if isinstance(vendoring, dict) else []
+    if (
+        not isinstance(vendor, str)
+        or not isinstance(patches, str)
+        or not isinstance(protected, list)
+        or not all(isinstance(p, str) for p in protected)
+    ):
         from pathlib import Path
 
         from .._config import load_config
@@ -85,8 +93,10 @@ def _dirs(root: str) -> tuple[str, str]:
         from .._fsutil import atomic_write_bytes
 
         with contextlib.suppress(OSError):
-            atomic_write_bytes(Path(cache), marshal.dumps((digest, vendor, patches)))
-    return str(vendor), str(patches)
+            atomic_write_bytes(
+                Path(cache), marshal.dumps((digest, vendor, patches, tuple(protected)))
+            )
+    return str(vendor), str(patches), tuple(protected)
 
 
 def run_check(root: str | os.PathLike[str], names: Sequence[str], fmt: str) -> int:
@@ -94,7 +104,7 @@ def run_check(root: str | os.PathLike[str], names: Sequence[str], fmt: str) -> i
     from .._quickcheck import quick_clean
 
     root = os.fspath(root)
-    vendor_dir, patches_dir = _dirs(root)
+    vendor_dir, patches_dir, protected = _dirs(root)
     # with interrupted work to recover, the full check runs (and recovers it first)
     if not os.path.isdir(os.path.join(root, ".forkman", "txn")):
         count = quick_clean(root, vendor_dir, patches_dir, list(names))
@@ -120,7 +130,13 @@ def run_check(root: str | os.PathLike[str], names: Sequence[str], fmt: str) -> i
 
         for line in recover(Project(Path(root))):
             print(f"recovered: {line}", file=sys.stderr)
-    report = check(Path(root), vendor_dir=vendor_dir, patches_dir=patches_dir, names=names)
+    report = check(
+        Path(root),
+        vendor_dir=vendor_dir,
+        patches_dir=patches_dir,
+        names=names,
+        protected=protected,
+    )
     if fmt == "json":
         print(report.to_json())
         return 0 if report.ok else 1
