@@ -246,6 +246,16 @@ def build_vendored(
             observer=observer,
         ).path
 
+    def release_archive() -> Path:
+        """The release file itself: from the verified download cache, else downloaded again."""
+        if not isinstance(fetched.source, IndexSource):
+            raise BadInput(
+                f'{fetched.name}: license-source = "archive" needs a release file from an index'
+            )
+        from .sources.index import fetch_exact
+
+        return fetch_exact(fetched.source, observer=observer)
+
     out = staging / "namespace"
     record = transform_tree(
         fetched.tree,
@@ -258,6 +268,7 @@ def build_vendored(
         fetch_sdist=fetch_sdist,
         cache=TransformCache(cache_root() / "transform"),
         before_rewrite=before_rewrite,
+        release_archive=release_archive,
     )
     record["transform"]["other-modules"] = sorted(other_modules)
     return VendoredTree(out, tuple(record["members"]), {"namespace": record})
@@ -285,9 +296,16 @@ def fork(
     prefer: DistPreference | None = None,
     prereleases: bool | None = None,
     layout: str | None = None,
+    adopt: bool = False,
     observer: Observer = NullObserver(),
 ) -> LockEntry:
-    """Make a new fork of `spec` (``attrs==23.1.0``, ``pkg>=1,<2`` or ``git+URL@REF``)."""
+    """Make a new fork of `spec` (``attrs==23.1.0``, ``pkg>=1,<2`` or ``git+URL@REF``).
+
+    A namespace fork never overwrites a top-level name of the namespace folder
+    that no fork owns, unless `adopt`: then it takes over the names its release
+    provides (a migrated project's tree, written by the vendoring tool); what
+    it replaces is kept in the transaction until the fork is committed.
+    """
     project.require_git()
     require_initialized(project)
     for line in recover(project):
@@ -379,10 +397,20 @@ def fork(
                 from .vendoring._config import vendoring_config
                 from .vendoring.transform import member_moves
 
+                taken = [
+                    m
+                    for m in vendored.members
+                    if adopt
+                    and m not in owners
+                    and ((dest / m).exists() or (dest / m).is_symlink())
+                ]
+                if taken:
+                    observer.step(fork_name, f"taking over {len(taken)} existing name(s)")
                 for target, source in member_moves(
                     vendored.tree,
                     dest,
                     members=vendored.members,
+                    previous=taken,
                     owned_by_others=owners,
                     protected=vendoring_config(project.config).protected_files,
                 ):
@@ -403,6 +431,12 @@ def fork(
                 f"git (e.g. {ignored[0]}): they will not be committed, and a fresh clone will "
                 f"not match forkman.lock; add them with `git add -f {entry.path}`"
             )
+        if layout == "namespace":
+            from .vendoring.transform import unrewritten_warning
+
+            warning = unrewritten_warning(fork_name, entry.sections)
+            if warning:
+                observer.warning(warning)
         observer.step(fork_name, f"forked {fork_name} {fetched.version}")
         return entry
     finally:

@@ -62,7 +62,7 @@ def _recover_readonly(
 def run_fork(
     project: Project, name: str, args: Mapping[str, Any], ctx: ActorContext
 ) -> Mapping[str, JSON]:
-    """``fork``: args spec, index_url, prefer, prereleases, layout."""
+    """``fork``: args spec, index_url, prefer, prereleases, layout, adopt."""
     from ._forks import fork
 
     observer = _ActorObserver(ctx)
@@ -75,6 +75,7 @@ def run_fork(
         prefer=DistPreference(prefer) if prefer else None,
         prereleases=args.get("prereleases"),
         layout=args.get("layout"),
+        adopt=bool(args.get("adopt")),
         observer=observer,
     )
     return {"version": entry.version, "path": entry.path, "warnings": observer.warnings}

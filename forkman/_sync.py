@@ -698,6 +698,12 @@ def sync_fork(
         onto, vendored_sections = vendor_release(
             project, history, entry, fetched, imported.commit, staging, observer
         )
+        if vendored_sections and not dry_run:
+            from .vendoring.transform import unrewritten_warning
+
+            warning = unrewritten_warning(name, vendored_sections)
+            if warning:
+                observer.warning(warning)
         if dry_run:
             progress = rebase_series(
                 history,
@@ -849,11 +855,17 @@ def revendor_fork(
         )
     added = sorted(set(current) - set(recorded))
     removed = sorted(set(recorded) - set(current))
+
+    def names(modules: list[str]) -> str:
+        if len(modules) <= 5:
+            return ", ".join(modules)
+        return ", ".join(modules[:4]) + f" and {len(modules) - 4} more"
+
     why = "; ".join(
         part
         for part in (
-            f"now vendored: {', '.join(added)}" if added else "",
-            f"no longer vendored: {', '.join(removed)}" if removed else "",
+            f"now vendored: {names(added)}" if added else "",
+            f"no longer vendored: {names(removed)}" if removed else "",
         )
         if part
     )

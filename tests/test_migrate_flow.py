@@ -73,6 +73,11 @@ def test_migrated_patches_become_the_forks_series(cwd: Path, local_index: LocalI
     (cwd / "src" / "tool" / "__init__.py").write_text("")
     (vendor / "__init__.py").write_text("")
     (vendor / "bom.cdx.json").write_text('{"bomFormat": "CycloneDX"}\n')
+    # the tree the vendoring tool wrote: the forks take it over
+    (vendor / "six.py").write_text("X = 'as the tool left it'\n")
+    (vendor / "alpha").mkdir()
+    (vendor / "alpha" / "__init__.py").write_text("stale = True\n")
+    (vendor / "alpha" / "stale.py").write_text("stale = True\n")
     # alpha sorts first: it is forked before six, then vendored again for six's sake
     (vendor / "vendor.txt").write_text("six==1.16.0\nalpha==2.0\n")
     local_index.add_wheel(
@@ -130,6 +135,7 @@ def test_migrated_patches_become_the_forks_series(cwd: Path, local_index: LocalI
     lock = load_lock(cwd / "forkman.lock")
     assert [p.file for p in lock.forks["six"].patches] == ["patches/six/0001-six.patch"]
     assert (vendor / "bom.cdx.json").read_text() == '{"bomFormat": "CycloneDX"}\n'
+    assert not (vendor / "alpha" / "stale.py").exists()
     assert run("check").exit_code == 0
     assert run("verify").exit_code == 0
     res = run("sync", "--all", "--yes")

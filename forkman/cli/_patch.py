@@ -401,13 +401,20 @@ def _fork_declared(obj: Any, project: Any, name: str | None) -> tuple[set[str], 
             continue
         if name is not None and canonicalize_name(name) != fork:
             continue
-        args = {"spec": spec, "layout": policy.raw.get("layout")}
+        layout = policy.raw.get("layout")
+        # a migrated namespace's tree was written by the tool forkman takes over from
+        args = {"spec": spec, "layout": layout, "adopt": layout == "namespace"}
         result = on_fork(obj, project, fork, "fork", args)
         click.echo(f"forked {fork} {result['version']} into {result['path']} (declared: {spec})")
         adopted.append(fork)
     if not adopted:
         return set(), []
-    results = revendor_stale(obj, project)
+    results = []
+    for result in revendor_stale(obj, project):
+        if result["outcome"] == "synced":
+            click.echo(result["message"])  # as it happens: the imports below build on it
+        else:
+            results.append(result)
     for fork in adopted:
         waiting = sorted(project.patches_path(fork).glob("*.patch"))
         if not waiting:

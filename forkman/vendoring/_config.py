@@ -92,7 +92,9 @@ class VendoringConfig:
     license_overrides: Mapping[str, LicenseOverride] = field(default_factory=dict)
     """Per distribution (canonical name): where its license comes from."""
     license_source: str = "wheel"
-    """``wheel`` (dist-info, sdist when absent) or ``sdist`` (always the sdist's files)."""
+    """``wheel`` (dist-info, sdist when absent), ``sdist`` (always the sdist's files) or
+    ``archive`` (every LICENSE or COPYING file of the release archive, as the vendoring
+    tool takes them)."""
     typing_stubs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Per top-level module: the stub files to write (dotted names); empty: none."""
     stubs: StubPolicy = StubPolicy.UNTYPED
@@ -179,8 +181,8 @@ def parse_vendoring_config(table: Mapping[str, Any]) -> VendoringConfig:
     ):
         raise ConfigError(f"{WHERE}.typing-stubs maps module names to lists of dotted names")
     license_source = table.get("license-source", "wheel")
-    if license_source not in ("wheel", "sdist"):
-        raise ConfigError(f'{WHERE}.license-source must be "wheel" or "sdist"')
+    if license_source not in ("wheel", "sdist", "archive"):
+        raise ConfigError(f'{WHERE}.license-source must be "wheel", "sdist" or "archive"')
     try:
         mode = RewriteMode(table.get("rewrite-mode", "syntax"))
     except ValueError:

@@ -6,8 +6,8 @@ Reads ``[tool.vendoring]`` from the project's pyproject.toml and produces
   drops (``^...`` entries become ``{ regex = ... }``), substitutions,
   license directories and fallback URLs as ``license-overrides``, typing
   stubs, and the settings that make forkman reproduce the tool's output byte
-  for byte (``rewrite-mode = "vendoring-compat"``, ``stubs = "all"``,
-  ``license-source = "sdist"``);
+  for byte (``rewrite-mode = "vendoring-compat"``,
+  ``license-source = "archive"``);
 * ``[tool.forkman.forks.NAME]`` per pinned requirement: ``requirement =
   "NAME==X"``, ``layout = "namespace"``;
 * the patch series: each of the tool's patches is split per fork (by the
@@ -231,8 +231,7 @@ def _forkman_vendoring_table(table: Mapping[str, Any], destination: str) -> dict
         "namespace": table["namespace"],
         "destination": destination,
         "rewrite-mode": "vendoring-compat",
-        "stubs": "all",
-        "license-source": "sdist",
+        "license-source": "archive",
     }
     protected = [str(p) for p in table.get("protected-files", [])]
     sbom = _sbom_member(table, destination)

@@ -15,7 +15,9 @@ namespace directory into `out`:
 3. substitutions, then imports of every vendored module rewritten into the
    namespace (:mod:`forkman.vendoring.rewrite`);
 4. license files: the wheel's ``dist-info/licenses`` (or ``LICENSE*`` /
-   ``COPYING*`` files in its dist-info), else the sdist's, else an override;
+   ``COPYING*`` files in its dist-info), else the sdist's, else an override
+   (``license-source = "archive"``: every file of the release archive whose
+   path says LICENSE or COPYING, as the vendoring tool takes them);
 5. typing stubs ``<module>.pyi`` for modules that do not ship ``py.typed``.
 
 It returns the record the core stores as the lock section ``namespace``:
@@ -130,10 +132,11 @@ def _license_destination(
 
 
 def _licenses_from_sdist(sdist: Path) -> list[tuple[str, bytes]]:
-    """(filename, content) of the license files of an sdist.
+    """(filename, content) of the license files of an sdist (or any release archive).
 
     The vendoring tool's rule, so migrated trees match: every file whose path
-    contains ``LICENSE`` or ``COPYING``, except under test folders.
+    contains ``LICENSE`` or ``COPYING``, except under test folders, in the
+    archive's order.
     """
     found: list[tuple[str, bytes]] = []
 
@@ -155,7 +158,7 @@ def _licenses_from_sdist(sdist: Path) -> list[tuple[str, bytes]]:
     return found
 
 
-_CACHE_FORMAT = b"forkman-transform-1"
+_CACHE_FORMAT = b"forkman-transform-2"
 
 
 class TransformCache:
@@ -196,12 +199,12 @@ def _cached_rewrite(
     hit = cache.get(key)
     if hit is not None:
         header, _, body = hit.partition(b"\n")
-        changed, imports, subs = (int(x) for x in header.split())
-        return RewriteResult(body if changed else data, imports, subs)
+        changed, imports, subs, *left = (int(x) for x in header.split())
+        return RewriteResult(body if changed else data, imports, subs, tuple(left))
     result = rewrite()
     changed = result.data != data
-    header = b"%d %d %d\n" % (changed, result.imports, result.substitutions)
-    cache.put(key, header + (result.data if changed else b""))
+    fields = [changed, result.imports, result.substitutions, *result.unrewritten]
+    cache.put(key, b" ".join(b"%d" % f for f in fields) + b"\n" + (result.data if changed else b""))
     return result
 
 
@@ -241,6 +244,7 @@ def transform_tree(
     fetch_sdist: SdistFetcher | None = None,
     cache: TransformCache | None = None,
     before_rewrite: Callable[[Path], None] | None = None,
+    release_archive: Callable[[], Path] | None = None,
 ) -> dict[str, Any]:
     """Write fork `fork_name`'s part of the namespace directory from wheel tree `pristine`.
 
@@ -250,8 +254,9 @@ def transform_tree(
     downloads the sdist when the wheel carries no license file; `cache`
     remembers rewritten files and sdist licenses across runs;
     `before_rewrite` is called with `out` after the drops, before any
-    substitution or rewriting (where the vendoring tool applies its patches).
-    Returns the lock section ``namespace``.
+    substitution or rewriting (where the vendoring tool applies its patches);
+    `release_archive` gives the release file itself (``license-source =
+    "archive"``). Returns the lock section ``namespace``.
     """
     vcfg = vendoring_config(config)
     dist_info = _dist_info(pristine)
@@ -319,6 +324,7 @@ def transform_tree(
             hint="the namespace must live inside your own package",
         )
     files = imports = subs = 0
+    unrewritten: list[str] = []
     context = b"\0".join(
         [
             _CACHE_FORMAT,
@@ -352,17 +358,29 @@ def transform_tree(
             files += 1
             imports += result.imports
             subs += result.substitutions
+        unrewritten += [f"{rel}:{line}" for line in result.unrewritten]
     observer.step(fork_name, f"rewrote {imports} imports in {files} files into {vcfg.namespace}")
 
     # 4. licenses
     override = vcfg.license_overrides.get(str(canonicalize_name(distname)))
     license_files: list[tuple[str, bytes, str]] = []
+    last_wins = vcfg.license_source == "archive"
+    if last_wins and release_archive is not None:
+        archive = release_archive()
+        license_files = [
+            (n, d, f"archive:{archive.name}") for n, d in _cached_sdist_licenses(cache, archive)
+        ]
     if vcfg.license_source == "wheel":
         for path in sorted(dist_info.rglob("*")):
             rel = path.relative_to(dist_info).as_posix()
             if path.is_file() and (rel.startswith("licenses/") or _is_license_name(path.name)):
                 license_files.append((path.name, path.read_bytes(), f"wheel:{rel}"))
-    if not license_files and not (override and override.file) and fetch_sdist is not None:
+    if (
+        not license_files
+        and not last_wins
+        and not (override and override.file)
+        and fetch_sdist is not None
+    ):
         sdist = fetch_sdist(distname, meta["version"])
         license_files = [
             (n, d, f"sdist:{sdist.name}") for n, d in _cached_sdist_licenses(cache, sdist)
@@ -377,14 +395,15 @@ def transform_tree(
     if not license_files and override and override.url:
         name = override.url.rstrip("/").rsplit("/", 1)[-1] or "LICENSE"
         license_files = [(name, _fetch_url(override.url), f"url:{override.url}")]
-    licenses: list[dict[str, str]] = []
+    written: dict[str, str] = {}
     for filename, data, origin in license_files:
         dest = _license_destination(out, distname, filename, override)
-        if dest.exists() and dest.read_bytes() != data:
+        if not last_wins and dest.exists() and dest.read_bytes() != data:
             continue  # a same-named file of another origin is already there
         dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(data)
-        licenses.append({"file": dest.relative_to(out).as_posix(), "from": origin})
+        dest.write_bytes(data)  # the archive rule: a later file of the same name replaces it
+        written[dest.relative_to(out).as_posix()] = origin
+    licenses = [{"file": file, "from": origin} for file, origin in written.items()]
     if not licenses:
         observer.warning(
             f"{fork_name}: no license file found in the wheel"
@@ -396,13 +415,13 @@ def transform_tree(
     if vcfg.stubs is not StubPolicy.NONE:
         for module in sorted(modules):
             typed = (out / module / "py.typed").exists() or (out / f"{module}.pyi").exists()
+            if typed and vcfg.stubs is StubPolicy.UNTYPED:
+                continue  # its own types are what type checkers read (as the vendoring tool does)
             if module in vcfg.typing_stubs:
                 targets = [
                     (dotted.replace(".", "/") + ".pyi", dotted.removesuffix(".__init__"))
                     for dotted in vcfg.typing_stubs[module]
                 ]
-            elif typed and vcfg.stubs is StubPolicy.UNTYPED:
-                continue
             else:
                 targets = [(f"{module}.pyi", module)]
             for rel, import_name in targets:
@@ -421,6 +440,7 @@ def transform_tree(
         "rewritten-imports": imports,
         "substitutions": subs,
         "dropped": dropped,
+        **({"unrewritten": unrewritten} if unrewritten else {}),
         "licenses": licenses,
         "stubs": stubs,
         "metadata": {k: v for k, v in meta.items() if k.startswith("license") and v},
@@ -430,6 +450,21 @@ def transform_tree(
     if skipped_data:
         transform["data-skipped"] = skipped_data
     return {"members": members, "modules": sorted(modules), "transform": transform}
+
+
+def unrewritten_warning(fork_name: str, sections: Mapping[str, Any]) -> str | None:
+    """A warning naming the imports a vendoring-compat transformation left as they are."""
+    section = namespace_section(sections)
+    transform = section.get("transform", {}) if section is not None else {}
+    left = [str(x) for x in transform.get("unrewritten", [])]
+    if not left:
+        return None
+    shown = ", ".join(left[:3]) + (", ..." if len(left) > 3 else "")
+    return (
+        f"{fork_name}: {len(left)} import(s) of the form `import a.b` are left as they are "
+        f"({shown}): the vendoring tool's rules cannot rewrite them; a patch must change them "
+        '(or set rewrite-mode = "syntax")'
+    )
 
 
 def namespace_section(sections: Mapping[str, Any]) -> Mapping[str, Any] | None:

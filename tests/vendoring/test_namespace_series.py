@@ -330,3 +330,20 @@ def test_import_a_patch_written_before_import_rewriting(ns: Path, local_index: L
     assert res.exit_code == 2 and "forkman rewrites no imports in it" in res.stderr
     res = run("patch", "demo", "--before-rewrite", "-m", "x")
     assert res.exit_code == 2 and "--before-rewrite goes with --import" in res.stderr
+
+
+def test_check_reports_names_no_fork_owns(ns: Path) -> None:
+    assert run("fork", "beta==2.0").exit_code == 0
+    vendor = ns / VENDOR
+    (vendor / "stray.py").write_text("x = 1\n")
+    (vendor / "__pycache__").mkdir(exist_ok=True)
+    res = run("check")
+    assert res.exit_code == 1
+    assert res.stdout.strip() == f"owned by no fork: {VENDOR}/stray.py"
+    assert "protected-files" in res.stderr
+    # a fork does not take over a name no fork owns (only a migrated tree's, when adopted)
+    (vendor / "stray.py").rename(vendor / "alpha")
+    res = run("fork", "alpha==1.0")
+    assert res.exit_code == 2 and "exists and belongs to no fork" in res.stderr
+    (vendor / "alpha").unlink()
+    assert run("check").exit_code == 0

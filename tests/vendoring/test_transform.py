@@ -175,6 +175,53 @@ def test_typing_stub_overrides(tmp_path: Path) -> None:
     assert (out / "six" / "moves" / "__init__.pyi").read_text() == "from six.moves import *"
 
 
+def test_typed_modules_get_no_stub_even_when_listed(tmp_path: Path) -> None:
+    """As the vendoring tool: a module with py.typed needs no stub, listed or not."""
+    pristine = wheel_tree(tmp_path, "req", "1.0", REQUESTS_LIKE)
+    cfg = ns_config(**{"typing-stubs": {"req": ["req.__init__"]}})
+    assert run(pristine, tmp_path / "out", config=cfg)["transform"]["stubs"] == []
+
+
+def test_archive_license_source_is_the_vendoring_tools_rule(tmp_path: Path) -> None:
+    """Every LICENSE/COPYING file of the release archive, by base name, later ones winning;
+    nothing under test folders; no sdist needed."""
+    files = {
+        **REQUESTS_LIKE,
+        "req/_vendor/inner-1.0.dist-info/LICENSE": "inner MIT\n",
+        "req/tests/LICENSE": "a test fixture\n",
+        "req/COPYING.txt": "GPL text\n",
+    }
+    pristine = wheel_tree(tmp_path, "req", "1.0", files)
+    wheel = next((tmp_path / "wheels").glob("*.whl"))
+
+    def no_sdist(_d: str, _v: str) -> Path:
+        raise AssertionError("the archive rule reads no sdist")
+
+    out = tmp_path / "out"
+    rec = run(
+        pristine,
+        out,
+        config=ns_config(**{"license-source": "archive"}),
+        release_archive=lambda: wheel,
+        fetch_sdist=no_sdist,
+    )
+    assert (out / "req" / "COPYING.txt").read_text() == "GPL text\n"
+    assert (out / "req" / "LICENSE").read_text() == "inner MIT\n"
+    assert [x["file"] for x in rec["transform"]["licenses"]] == ["req/COPYING.txt", "req/LICENSE"]
+    # the same names, a later file replacing an earlier one
+    files["req/zz-1.0.dist-info/LICENSE"] = "the last one\n"
+    (tmp_path / "wheels").rename(tmp_path / "old-wheels")
+    pristine = wheel_tree(tmp_path, "req", "1.0", files)
+    wheel = next((tmp_path / "wheels").glob("*.whl"))
+    run(
+        pristine,
+        tmp_path / "out2",
+        config=ns_config(**{"license-source": "archive"}),
+        release_archive=lambda: wheel,
+    )
+    assert (tmp_path / "out2" / "req" / "LICENSE").read_text() == "the last one\n"
+
+
 def test_syntax_error_in_vendored_code(tmp_path: Path) -> None:
     pristine = wheel_tree(tmp_path, "req", "1.0", {"req/__init__.py": "x = (\n"})
     with pytest.raises(RewriteError, match=r"req: req/__init__.py:1"):
