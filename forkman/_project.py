@@ -29,7 +29,11 @@ class Project:
     """A consumer project: a directory with a pyproject.toml."""
 
     root: Path
-    """The directory holding pyproject.toml."""
+    """The directory holding pyproject.toml (made absolute: git runs in other folders)."""
+
+    def __post_init__(self) -> None:
+        if not self.root.is_absolute():
+            object.__setattr__(self, "root", self.root.absolute())
 
     @property
     def pyproject(self) -> Path:

@@ -52,6 +52,7 @@ from ._lock import Lock, LockEntry, dump_lock, load_lock, write_lock
 from ._project import Project
 
 _LOCK_MUTEX = threading.Lock()
+_NAMESPACE_MUTEX = threading.Lock()
 _ABSENT = "absent"
 
 # Fault injection for tests: FORKMAN_FAULT=<step name> raises at that step.
@@ -92,6 +93,35 @@ def lock_file_mutex(project: Project) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+class _FileMutex:
+    """A mutex across threads (a process-wide lock) and processes (``flock`` on a file)."""
+
+    def __init__(self, path: Path, local: threading.Lock) -> None:
+        self.path = path
+        self.local = local
+        self._fh: Any = None
+
+    def acquire(self) -> None:
+        self.local.acquire()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "a+b")  # noqa: SIM115 - held until release()
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX)
+        except BaseException:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
+            self.local.release()
+            raise
+
+    def release(self) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+            self.local.release()
 
 
 def update_lock(project: Project, change: Callable[[Lock], Lock]) -> Lock:
@@ -137,10 +167,21 @@ class _Owner:
 
 
 class ForkTransaction:
-    """One atomic change to one fork (see the module docstring)."""
+    """One atomic change to one fork (see the module docstring).
 
-    def __init__(self, project: Project, fork: str, operation: str) -> None:
+    A namespace-layout fork shares its folder with the project's other
+    namespace forks: its transactions hold the project's namespace mutex
+    (``.forkman/namespace.mutex``) from start to commit, so which fork owns a
+    name there is read and changed by one of them at a time. `namespace`:
+    whether the fork is one (None: as the lock says).
+    """
+
+    def __init__(
+        self, project: Project, fork: str, operation: str, *, namespace: bool | None = None
+    ) -> None:
         self.project = project
+        self.namespace = namespace
+        self._namespace_mutex: _FileMutex | None = None
         self.fork = fork
         self.operation = operation
         self.id = uuid.uuid4().hex[:12]
@@ -181,6 +222,22 @@ class ForkTransaction:
     def __enter__(self) -> ForkTransaction:
         self.project.ensure_state_dir()
         self._own()
+        try:
+            return self._enter()
+        except BaseException:
+            self._release()
+            raise
+
+    def _enter(self) -> ForkTransaction:
+        namespace = self.namespace
+        if namespace is None:
+            entry = load_lock(self.project.lock_path).get(self.fork)
+            namespace = entry is not None and entry.layout == "namespace"
+        if namespace:
+            self._namespace_mutex = _FileMutex(
+                self.project.state_dir / "namespace.mutex", _NAMESPACE_MUTEX
+            )
+            self._namespace_mutex.acquire()
         if self._resumed:
             self._detached = False
             self._done = False
@@ -209,7 +266,13 @@ class ForkTransaction:
         try:
             self._finish()
         finally:
-            self._owner.release()
+            self._release()
+
+    def _release(self) -> None:
+        if self._namespace_mutex is not None:
+            self._namespace_mutex.release()
+            self._namespace_mutex = None
+        self._owner.release()
 
     def _finish(self) -> None:
         if self._detached:
