@@ -41,6 +41,15 @@ _ATTRIBUTES = "* -text -filter -ident -working-tree-encoding\n"
 # Bytecode caches are never part of a tree (as in forkman's tree hashes): running
 # the vendored code writes them, which must not read as an edit.
 _NO_BYTECODE = ":(exclude,glob)**/__pycache__/**"
+_CONFIG = f"""[core]
+\tautocrlf = false
+\tfilemode = true
+\tsymlinks = true
+\texcludesFile = {os.devnull}
+\tquotePath = false
+[gc]
+\tauto = 0
+"""
 
 
 class HistoryError(ForkmanError):
@@ -111,15 +120,8 @@ class ForkHistory:
         )
         (git_dir / "info").mkdir(exist_ok=True)
         (git_dir / "info" / "attributes").write_text(_ATTRIBUTES)
-        for key, value in (
-            ("core.autocrlf", "false"),
-            ("core.filemode", "true"),
-            ("core.symlinks", "true"),
-            ("core.excludesFile", os.devnull),
-            ("gc.auto", "0"),
-            ("core.quotePath", "false"),
-        ):
-            history.git("config", key, value)
+        with open(git_dir / "config", "a", encoding="utf-8") as config:
+            config.write(_CONFIG)  # what `git config` would add, without six processes
         return history
 
     def rev(self, ref: str) -> str | None:
@@ -260,8 +262,7 @@ class ForkHistory:
         parent = self.rev("refs/heads/upstream")
         parents = [parent] if parent else []
         commit = self.commit(tree, parents, f"Import upstream {version}\n\n{description}\n")
-        self.update_ref("refs/heads/upstream", commit, parent)
-        self.update_ref(f"refs/tags/upstream/{version}", commit)
+        self.update_refs({"refs/heads/upstream": commit, f"refs/tags/upstream/{version}": commit})
         return commit
 
     def upstream_versions(self) -> list[str]:
