@@ -270,7 +270,7 @@ def build_vendored(
         before_rewrite=before_rewrite,
         release_archive=release_archive,
     )
-    record["transform"]["other-modules"] = sorted(other_modules)
+    record["transform"]["other-modules"] = sorted(set(other_modules) - set(record["modules"]))
     return VendoredTree(out, tuple(record["members"]), {"namespace": record})
 
 
@@ -297,6 +297,7 @@ def fork(
     prereleases: bool | None = None,
     layout: str | None = None,
     adopt: bool = False,
+    expect_modules: Sequence[str] = (),
     observer: Observer = NullObserver(),
 ) -> LockEntry:
     """Make a new fork of `spec` (``attrs==23.1.0``, ``pkg>=1,<2`` or ``git+URL@REF``).
@@ -305,6 +306,8 @@ def fork(
     that no fork owns, unless `adopt`: then it takes over the names its release
     provides (a migrated project's tree, written by the vendoring tool); what
     it replaces is kept in the transaction until the fork is committed.
+    `expect_modules`: importable names of namespace forks about to be made
+    alongside this one (forked in parallel), whose imports it rewrites too.
     """
     project.require_git()
     require_initialized(project)
@@ -359,6 +362,7 @@ def fork(
         description = _describe_source(fetched.source)
         upstream_commit = history.import_upstream(fetched.tree, fetched.version, description)
         owners, other_modules = namespace_owners(project, fork_name)
+        other_modules = sorted({*other_modules, *expect_modules})
         vendored = build_vendored(
             project,
             fetched,
@@ -388,7 +392,7 @@ def fork(
             sections={**fetched.sections, **vendored.sections},
         )
         pyproject_text = _constraint_edit(project, fork_name, spec)
-        with ForkTransaction(project, fork_name, "fork") as txn:
+        with ForkTransaction(project, fork_name, "fork", namespace=layout == "namespace") as txn:
             txn.replace_path(project.fork_git_dir(fork_name), history_dir)
             fault_point("fork-history")
             if vendored.members is None:
@@ -397,6 +401,8 @@ def fork(
                 from .vendoring._config import vendoring_config
                 from .vendoring.transform import member_moves
 
+                # read again under the namespace mutex: a parallel fork may have claimed names
+                owners = namespace_owners(project, fork_name)[0]
                 taken = [
                     m
                     for m in vendored.members

@@ -62,7 +62,7 @@ def _recover_readonly(
 def run_fork(
     project: Project, name: str, args: Mapping[str, Any], ctx: ActorContext
 ) -> Mapping[str, JSON]:
-    """``fork``: args spec, index_url, prefer, prereleases, layout, adopt."""
+    """``fork``: args spec, index_url, prefer, prereleases, layout, adopt, expect_modules."""
     from ._forks import fork
 
     observer = _ActorObserver(ctx)
@@ -76,6 +76,7 @@ def run_fork(
         prereleases=args.get("prereleases"),
         layout=args.get("layout"),
         adopt=bool(args.get("adopt")),
+        expect_modules=[str(m) for m in args.get("expect_modules") or []],
         observer=observer,
     )
     return {"version": entry.version, "path": entry.path, "warnings": observer.warnings}

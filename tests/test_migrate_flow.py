@@ -106,7 +106,8 @@ def test_migrated_patches_become_the_forks_series(cwd: Path, local_index: LocalI
     assert "note: sbom-file src/tool/_vendor/bom.cdx.json: kept as the project's file" in res.stderr
     res = run("sync", "--all", "--yes")
     assert res.exit_code == 0, res
-    assert "alpha 2.0: vendored again (now vendored: six)" in res.stdout
+    # alpha was vendored knowing six was coming: once, not again
+    assert "vendored again" not in res.stdout
     assert "six: imported patches/six/0001-six.patch" in res.stdout
     assert "alpha: imported patches/alpha/0001-alpha-double-the-value.patch" in res.stdout
     assert (vendor / "six.py").read_text() == "X = 2\n"
@@ -173,3 +174,41 @@ def test_a_migrated_patch_that_does_not_apply_is_left_waiting(
     assert (cwd / "patches/six/0001-six.patch").exists()
     res = run("check")
     assert res.exit_code == 1 and "patch unrecorded: patches/six/0001-six.patch" in res.stdout
+
+
+def test_declared_forks_are_made_together_and_never_share_a_name(
+    cwd: Path, local_index: LocalIndex
+) -> None:
+    """Declared namespace forks are made in parallel; two that vendor the same top-level name
+    cannot both own it: one is refused, cleanly, and the rest are made."""
+    (cwd / "pyproject.toml").write_text(
+        '[project]\nname = "tool"\nversion = "1.0"\n\n'
+        f'[tool.forkman]\nindex-url = "{local_index.url}"\nprefer = "wheel"\n\n'
+        '[tool.forkman.vendoring]\nnamespace = "tool._vendor"\ndestination = "src/tool/_vendor"\n'
+        + "".join(
+            f'\n[tool.forkman.forks.{n}]\nrequirement = "{n}==1.0"\nlayout = "namespace"\n'
+            for n in ("one", "two", "three", "four")
+        )
+    )
+    vendor = cwd / "src" / "tool" / "_vendor"
+    vendor.mkdir(parents=True)
+    (vendor / "__init__.py").write_text("")
+    local_index.add_wheel("one", "1.0", {"one/__init__.py": "import four\n"})
+    local_index.add_wheel("two", "1.0", {"shared/__init__.py": "TWO = 2\n"})
+    local_index.add_wheel("three", "1.0", {"shared/__init__.py": "THREE = 3\n"})
+    local_index.add_wheel("four", "1.0", {"four.py": "import one\n"})
+    git(cwd, "add", "-A")
+    git(cwd, "commit", "-qm", "declared")
+    res = run("sync", "--all", "--yes", "--jobs", "4")
+    assert res.exit_code == 2, res
+    lock = load_lock(cwd / "forkman.lock")
+    made = set(lock.forks)
+    assert {"one", "four"} <= made and len(made & {"two", "three"}) == 1, made
+    loser = ({"two", "three"} - made).pop()
+    assert f"error: {loser}: " in res.stderr and "already belongs to fork" in res.stderr
+    # each import of the other was rewritten at once: nothing vendored again
+    assert "vendored again" not in res.stdout
+    assert (vendor / "one" / "__init__.py").read_text() == "from tool._vendor import four\n"
+    assert (vendor / "four.py").read_text() == "from tool._vendor import one\n"
+    assert run("check").exit_code == 0
+    assert run("verify").exit_code == 0

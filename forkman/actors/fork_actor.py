@@ -237,16 +237,21 @@ def run_for_forks(
     engine: Engine | str = "embedded",
     observer: Observer | None = None,
     wait: float = 0.0,
+    per_fork: Mapping[str, Mapping[str, JSON]] | None = None,
 ) -> dict[str, Reply]:
     """Run operation `kind` on every fork in `names` through their actors; replies by name.
 
+    Each fork's message carries `args`, updated with its own `per_fork` entry.
     A reply with ``ok=False`` is a failed fork (its ``error`` says why); an
     error that stopped a fork from running at all (another process holds it:
     :class:`~forkman._errors.Busy`) is raised.
     """
     operation(kind)  # unknown operation: fail before anything starts
     names = list(dict.fromkeys(names))
-    messages = {fork_key(name): Message(kind, dict(args or {})) for name in names}
+    own = per_fork or {}
+    messages = {
+        fork_key(name): Message(kind, {**(args or {}), **own.get(name, {})}) for name in names
+    }
     if isinstance(engine, Engine):
         replies = engine.ask_many(messages)
     else:

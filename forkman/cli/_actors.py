@@ -40,8 +40,12 @@ def on_forks(
     *,
     jobs: int | None = None,
     wait: float = 0.0,
+    per_fork: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Send `kind` to each fork's actor with a progress view on stderr; replies by name."""
+    """Send `kind` to each fork's actor with a progress view on stderr; replies by name.
+
+    `per_fork`: arguments of one fork's message on top of `args`.
+    """
     from ..actors import run_for_forks
     from ..actors.progress import progress_for
 
@@ -55,6 +59,7 @@ def on_forks(
             engine=obj.engine,
             observer=view,
             wait=wait,
+            per_fork=per_fork,
         )
 
 

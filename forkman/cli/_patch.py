@@ -330,7 +330,7 @@ def sync_cmd(
         if abort:
             return 0  # the fork is back as it was; the next command brings it up to date
         return render_results(revendor_stale(obj, project, jobs=jobs))
-    adopted, adoption = _fork_declared(obj, project, name)
+    adopted, adoption = _fork_declared(obj, project, name, jobs)
     names = [require_fork(project, name).name] if name else sorted(project.load_lock().forks)
     names = [n for n in names if n not in adopted]
     if not names:
@@ -376,64 +376,97 @@ def sync_cmd(
     return render_results(adoption + results)
 
 
-def _fork_declared(obj: Any, project: Any, name: str | None) -> tuple[set[str], list[Any]]:
+def _fork_declared(
+    obj: Any, project: Any, name: str | None, jobs: int | None = None
+) -> tuple[set[str], list[Any]]:
     """Fork what ``[tool.forkman.forks.NAME] requirement`` declares and the lock lacks.
 
     This is how a configuration written by `forkman migrate vendoring` (or by
-    hand) becomes forks: the first sync fetches each declared release. Then
-    the namespace forks forked before the ones they import are vendored again
-    (so those imports are rewritten too), and the patch files waiting in each
-    new fork's series folder (written by the migration) are imported as its
-    series. Returns the forks made, and the results of vendoring again and of
-    imports that failed (a failed import leaves the fork made, its files
-    waiting).
+    hand) becomes forks: the first sync fetches each declared release, all
+    at once. Namespace forks take over the names the tool they replace left
+    in the namespace folder, and are vendored knowing every other declared
+    namespace fork's modules (:mod:`forkman._declared`); any that still
+    misses one is vendored again. Then the patch files waiting in each new
+    fork's series folder (written by the migration) are imported as its
+    series. Returns the forks made, and the results of those that failed
+    (a failed import leaves the fork made and its files waiting).
     """
-    from packaging.utils import canonicalize_name
+    from .._declared import declared_forks, expected_modules
+    from .._forks import layout_for
+    from ._actors import on_forks
 
-    from .._errors import ForkmanError
-    from ._actors import on_fork
-
-    lock = project.load_lock()
-    adopted: list[str] = []
-    for fork, policy in sorted(project.config.forks.items()):
-        spec = policy.raw.get("requirement")
-        if not isinstance(spec, str) or fork in lock.forks:
-            continue
-        if name is not None and canonicalize_name(name) != fork:
-            continue
-        layout = policy.raw.get("layout")
-        # a migrated namespace's tree was written by the tool forkman takes over from
-        args = {"spec": spec, "layout": layout, "adopt": layout == "namespace"}
-        result = on_fork(obj, project, fork, "fork", args)
-        click.echo(f"forked {fork} {result['version']} into {result['path']} (declared: {spec})")
-        adopted.append(fork)
-    if not adopted:
+    declared = declared_forks(project, name)
+    if not declared:
         return set(), []
-    results = []
-    for result in revendor_stale(obj, project):
+    expect = expected_modules(project, declared)
+    per_fork = {
+        d.name: {
+            "spec": d.spec,
+            "layout": d.layout,
+            # a migrated namespace's tree was written by the tool forkman takes over from
+            "adopt": layout_for(project, d.name, d.layout) == "namespace",
+        }
+        for d in declared
+    }
+    replies = on_forks(
+        obj,
+        project,
+        [d.name for d in declared],
+        "fork",
+        {"expect_modules": expect},
+        jobs=jobs,
+        per_fork=per_fork,
+    )
+    results: list[Any] = []
+    adopted = []
+    for fork in declared:
+        reply = replies[fork.name]
+        if not reply.ok:
+            message = reply.result.get("error_message") or reply.error or "fork failed"
+            results.append({"name": fork.name, "outcome": "failed", "message": message})
+            continue
+        for warning in reply.result.get("warnings", []):
+            click.echo(f"warning: {warning}", err=True)
+        result = reply.result
+        click.echo(
+            f"forked {fork.name} {result['version']} into {result['path']} (declared: {fork.spec})"
+        )
+        adopted.append(fork.name)
+    for result in revendor_stale(obj, project, jobs=jobs):
         if result["outcome"] == "synced":
             click.echo(result["message"])  # as it happens: the imports below build on it
         else:
             results.append(result)
-    for fork in adopted:
-        waiting = sorted(project.patches_path(fork).glob("*.patch"))
-        if not waiting:
-            continue
-        files = [str(path.resolve()) for path in waiting]
-        try:
-            reply = on_fork(obj, project, fork, "patch", {"mode": "import", "files": files})
-        except ForkmanError as exc:
-            folder = project.relpath(project.patches_path(fork))
+    waiting = {
+        fork: [str(p.resolve()) for p in sorted(project.patches_path(fork).glob("*.patch"))]
+        for fork in adopted
+    }
+    waiting = {fork: files for fork, files in waiting.items() if files}
+    if waiting:
+        replies = on_forks(
+            obj,
+            project,
+            sorted(waiting),
+            "patch",
+            {"mode": "import"},
+            jobs=jobs,
+            per_fork={fork: {"files": files} for fork, files in waiting.items()},
+        )
+        for series in sorted(waiting):
+            reply = replies[series]
+            if reply.ok:
+                for file in reply.result["patches"]:
+                    click.echo(f"{series}: imported {file}")
+                continue
+            folder = project.relpath(project.patches_path(series))
+            message = reply.result.get("error_message") or reply.error or "import failed"
             results.append(
                 {
-                    "name": fork,
+                    "name": series,
                     "outcome": "failed",
-                    "message": f"its patch files in {folder} were not imported: {exc.message}",
+                    "message": f"its patch files in {folder} were not imported: {message}",
                 }
             )
-            continue
-        for file in reply["patches"]:
-            click.echo(f"{fork}: imported {file}")
     return set(adopted), results
 
 

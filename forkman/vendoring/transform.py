@@ -452,6 +452,41 @@ def transform_tree(
     return {"members": members, "modules": sorted(modules), "transform": transform}
 
 
+def wheel_modules(wheel: Path, config: Config) -> list[str]:
+    """The importable names :func:`transform_tree` would vendor from `wheel`, read from
+    its file list alone (no unpacking): top-level packages and modules of the wheel and of
+    its ``.data/purelib|platlib``, minus protected names and those the drops remove.
+    """
+    vcfg = vendoring_config(config)
+    protected = set(vcfg.protected_files)
+    with zipfile.ZipFile(wheel) as zf:
+        names = [n for n in zf.namelist() if not n.endswith("/")]
+    files: list[str] = []
+    for name in names:
+        top, _, rest = name.partition("/")
+        if top.endswith(".data"):
+            kind, _, inner = rest.partition("/")
+            if kind in ("purelib", "platlib") and inner:
+                files.append(inner)
+        elif not top.endswith(".dist-info"):
+            files.append(name)
+
+    modules: set[str] = set()
+    for rel in files:
+        top, slash, _ = rel.partition("/")
+        # the drops remove a package only when they match its folder itself
+        if top in protected or any(rule.matches(top) for rule in vcfg.drop):
+            continue
+        if slash:
+            if top.isidentifier():
+                modules.add(top)
+        elif top.endswith(".py"):
+            modules.add(top[:-3])
+        elif top.endswith(_EXTENSION_SUFFIXES):
+            modules.add(top.split(".", 1)[0])
+    return sorted(modules)
+
+
 def unrewritten_warning(fork_name: str, sections: Mapping[str, Any]) -> str | None:
     """A warning naming the imports a vendoring-compat transformation left as they are."""
     section = namespace_section(sections)

@@ -222,6 +222,37 @@ def test_archive_license_source_is_the_vendoring_tools_rule(tmp_path: Path) -> N
     assert (tmp_path / "out2" / "req" / "LICENSE").read_text() == "the last one\n"
 
 
+@pytest.mark.parametrize(
+    ("files", "config"),
+    [
+        (REQUESTS_LIKE, ns_config()),
+        ({"six.py": "", "six.pyi": "", "README.txt": ""}, ns_config()),
+        (
+            {"pkg/__init__.py": "", "pkg/tests/t.py": "", "tests/__init__.py": "", "bin/x": ""},
+            ns_config(drop=["tests", "bin"]),
+        ),
+        (
+            {"only_tests/test_x.py": "", "kept/__init__.py": "", "__init__.py": ""},
+            ns_config(drop=[{"regex": "^only_tests/"}], **{"protected-files": ["__init__.py"]}),
+        ),
+        (
+            {"fast.cpython-311-x86_64-linux-gnu.so": "", "pkg-1.0.data/purelib/extra.py": ""},
+            ns_config(),
+        ),
+    ],
+)
+def test_wheel_modules_reads_what_the_transformation_vendors(
+    tmp_path: Path, files: dict[str, str], config: object
+) -> None:
+    """The file-list reading used to vendor declared forks together agrees with the real thing."""
+    from forkman.vendoring.transform import wheel_modules
+
+    pristine = wheel_tree(tmp_path, "pkg", "1.0", files)
+    wheel = next((tmp_path / "wheels").glob("*.whl"))
+    rec = run(pristine, tmp_path / "out", config=config, fork_name="pkg")
+    assert wheel_modules(wheel, config) == rec["modules"]  # type: ignore[arg-type]
+
+
 def test_syntax_error_in_vendored_code(tmp_path: Path) -> None:
     pristine = wheel_tree(tmp_path, "req", "1.0", {"req/__init__.py": "x = (\n"})
     with pytest.raises(RewriteError, match=r"req: req/__init__.py:1"):
