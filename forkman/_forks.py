@@ -521,7 +521,7 @@ def unfork(project: Project, name: str, *, observer: Observer = NullObserver()) 
     for line in recover(project):
         observer.warning(line)
     entry = require_fork(project, name)
-    with ForkTransaction(project, name, "unfork") as txn:
+    with ForkTransaction(project, name, "unfork", namespace=entry.layout == "namespace") as txn:
         ns = entry.sections.get("namespace")
         if isinstance(ns, Mapping):
             for member in ns.get("members", []):

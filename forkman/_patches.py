@@ -355,7 +355,7 @@ def record_patch(
     new = with_members(replace(entry, patches=(*entry.patches, record)), members)
     manifest, _ = scan_fork(project.root, new, None)
     new = replace(new, vendored_tree=hash_manifest(manifest.values()))
-    with ForkTransaction(project, entry.name, "patch") as txn:
+    with ForkTransaction(project, entry.name, "patch", namespace=_shared(entry)) as txn:
         txn.write_file(target, data)
         fault_point("patch-file")
         txn.set_ref(project.fork_git_dir(entry.name), "refs/heads/patched", commit)
@@ -364,6 +364,11 @@ def record_patch(
     save_manifest(project.state_dir, entry.name, manifest)
     observer.step(entry.name, f"recorded {record.file}")
     return record
+
+
+def _shared(entry: LockEntry) -> bool:
+    """Whether the fork's transactions take the namespace mutex (its folder is shared)."""
+    return entry.layout == "namespace"
 
 
 def _sha256(data: bytes) -> str:
@@ -466,7 +471,7 @@ def _write_series(
     """Stage a rewritten series, commit it with the lock in one transaction; the new entry."""
     built = stage_series(project, history, entry.name, built_items, tip, staging / "out")
     new = replace(entry, patches=built.records, vendored_tree=built.vendored_tree)
-    with ForkTransaction(project, entry.name, operation) as txn:
+    with ForkTransaction(project, entry.name, operation, namespace=_shared(entry)) as txn:
         new = with_members(new, commit_series(txn, project, entry, built, consumed=consumed))
         txn.commit(lambda lock: lock.with_entry(new))
     remember_tree(project, new)
@@ -737,7 +742,7 @@ def restore(project: Project, name: str, observer: Observer = NullObserver()) ->
                 f"the history of {name} does not match the lock",
                 hint=f"`forkman verify {name}` shows what differs",
             )
-        with ForkTransaction(project, entry.name, "restore") as txn:
+        with ForkTransaction(project, entry.name, "restore", namespace=_shared(entry)) as txn:
             place_tree(txn, project, entry, fresh)
             fault_point("restore-tree")
             txn.commit(lambda lock: lock)

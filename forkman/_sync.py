@@ -609,6 +609,37 @@ def _finish_or_pause(
     )
 
 
+def _carry(
+    project: Project,
+    entry: LockEntry,
+    history: ForkHistory,
+    state: dict[str, Any],
+    onto: str,
+    originals: list[str],
+    headers: Sequence[PatchHeader],
+    staging: Path,
+    observer: Observer,
+    operation: str,
+) -> SyncResult:
+    """Carry the series onto `onto`, then commit it, or pause at a conflict: one transaction."""
+    progress = rebase_series(
+        history,
+        RebaseProgress(onto, originals),
+        headers,
+        staging,
+        export_to=staging / "conflicted",
+        final_to=staging / "final",
+        observer=observer,
+        name=entry.name,
+    )
+    fault_point(f"{operation}-rebased")
+    namespace = entry.layout == "namespace"
+    with ForkTransaction(project, entry.name, operation, namespace=namespace) as txn:
+        return _finish_or_pause(
+            project, entry, history, txn, state, progress, headers, staging, observer
+        )
+
+
 def _staging(project: Project, name: str) -> Path:
     project.ensure_state_dir()
     parent = project.state_dir / "tmp"
@@ -768,21 +799,9 @@ def sync_fork(
             "delta": delta.as_section(),
             "date": now_utc(),
         }
-        progress = rebase_series(
-            history,
-            RebaseProgress(onto, originals),
-            headers,
-            staging,
-            export_to=staging / "conflicted",
-            final_to=staging / "final",
-            observer=observer,
-            name=name,
+        result = _carry(
+            project, entry, history, state, onto, originals, headers, staging, observer, "sync"
         )
-        fault_point("sync-rebased")
-        with ForkTransaction(project, name, "sync") as txn:
-            result = _finish_or_pause(
-                project, entry, history, txn, state, progress, headers, staging, observer
-            )
         return replace(result, delta=delta)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -897,21 +916,9 @@ def revendor_fork(
             "delta": {},
             "date": now_utc(),
         }
-        progress = rebase_series(
-            history,
-            RebaseProgress(onto, originals),
-            headers,
-            staging,
-            export_to=staging / "conflicted",
-            final_to=staging / "final",
-            observer=observer,
-            name=name,
+        return _carry(
+            project, entry, history, state, onto, originals, headers, staging, observer, REVENDOR
         )
-        fault_point("revendor-rebased")
-        with ForkTransaction(project, name, REVENDOR) as txn:
-            return _finish_or_pause(
-                project, entry, history, txn, state, progress, headers, staging, observer
-            )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
