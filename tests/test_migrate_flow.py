@@ -212,3 +212,16 @@ def test_declared_forks_are_made_together_and_never_share_a_name(
     assert (vendor / "four.py").read_text() == "from tool._vendor import one\n"
     assert run("check").exit_code == 0
     assert run("verify").exit_code == 0
+
+
+def test_a_declared_fork_that_cannot_be_made_says_why(cwd: Path, local_index: LocalIndex) -> None:
+    (cwd / "pyproject.toml").write_text(
+        '[project]\nname = "tool"\nversion = "1.0"\n\n'
+        f'[tool.forkman]\nindex-url = "{local_index.url}"\n\n'
+        '[tool.forkman.forks.ghost]\nrequirement = "ghost==9.9"\n'
+    )
+    local_index.add_sdist("ghost", "1.0")
+    res = run("sync", "ghost", "--yes")
+    assert res.exit_code == 2, res
+    assert "error: ghost: no release of ghost matches '==9.9'" in res.stderr
+    assert "ghost" not in load_lock(cwd / "forkman.lock").forks

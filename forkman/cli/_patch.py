@@ -304,6 +304,8 @@ def sync_cmd(
       forkman sync --all --dry-run
       forkman sync attrs --continue
     """
+    from packaging.utils import canonicalize_name
+
     from .._forks import require_fork
     from ._actors import on_fork, on_forks
 
@@ -331,6 +333,8 @@ def sync_cmd(
             return 0  # the fork is back as it was; the next command brings it up to date
         return render_results(revendor_stale(obj, project, jobs=jobs))
     adopted, adoption = _fork_declared(obj, project, name, jobs)
+    if name is not None and any(r["name"] == canonicalize_name(name) for r in adoption):
+        return render_results(adoption)  # the declared fork could not be made: say why
     names = [require_fork(project, name).name] if name else sorted(project.load_lock().forks)
     names = [n for n in names if n not in adopted]
     if not names:
