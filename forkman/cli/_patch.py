@@ -412,13 +412,18 @@ def _fork_declared(
         }
         for d in declared
     }
+    # forks that edit pyproject.toml (a range recorded as the constraint, project-layout
+    # wiring) are made one after the other: each edit reads what the one before wrote
+    together = all(
+        args["adopt"] and _records_no_constraint(str(args["spec"])) for args in per_fork.values()
+    )
     replies = on_forks(
         obj,
         project,
         [d.name for d in declared],
         "fork",
         {"expect_modules": expect},
-        jobs=jobs,
+        jobs=jobs if together else 1,
         per_fork=per_fork,
     )
     results: list[Any] = []
@@ -472,6 +477,18 @@ def _fork_declared(
                 }
             )
     return set(adopted), results
+
+
+def _records_no_constraint(spec: str) -> bool:
+    """Whether forking `spec` leaves pyproject.toml alone (an exact pin, or a bare name)."""
+    from .._forks import _is_exact_pin
+    from ..sources.index import parse_requirement
+
+    try:
+        specifier = parse_requirement(spec)[1]
+    except Exception:  # a git spec or a bad one: forked alone, its error reported there
+        return False
+    return not specifier or _is_exact_pin(specifier)
 
 
 def revendor_stale(obj: Any, project: Any, *, jobs: int | None = None) -> list[Any]:
