@@ -179,6 +179,16 @@ def members_of(entry: LockEntry) -> list[str] | None:
     return None
 
 
+def other_modules_of(entry: LockEntry) -> list[str] | None:
+    """For a namespace-layout fork, the other forks' modules its imports were rewritten for."""
+    ns = entry.sections.get("namespace")
+    if entry.layout != "namespace" or not isinstance(ns, dict):
+        return None
+    transform = ns.get("transform")
+    others = transform.get("other-modules", []) if isinstance(transform, dict) else []
+    return sorted(str(m) for m in others)
+
+
 def scan_fork(
     root: Path, entry: LockEntry, cache: StatCache | None
 ) -> tuple[dict[str, TreeEntry], list[str]]:
@@ -269,14 +279,20 @@ def _diff(
     return findings
 
 
-def paused_sync(state_dir: Path, name: str) -> str | None:
-    """The version a sync of fork `name` paused at a conflict is moving to, or None."""
+def _paused(state_dir: Path, name: str) -> dict[str, object] | None:
+    """What a sync of fork `name` paused at a conflict recorded in its journal, or None."""
     try:
         data = json.loads((state_dir / "txn" / f"{name}.json").read_text())
     except (OSError, ValueError):
         return None
     paused = data.get("paused") if isinstance(data, dict) else None
-    return str(paused.get("version", "?")) if isinstance(paused, dict) else None
+    return paused if isinstance(paused, dict) else None
+
+
+def paused_sync(state_dir: Path, name: str) -> str | None:
+    """The version a sync of fork `name` paused at a conflict is moving to, or None."""
+    paused = _paused(state_dir, name)
+    return None if paused is None else str(paused.get("version", "?"))
 
 
 def check_fork(
@@ -550,12 +566,7 @@ _PACKAGE_FILES = frozenset({"__init__.py", "__pycache__"})
 
 def _paused_members(state_dir: Path, name: str) -> list[str]:
     """The members a sync of namespace fork `name` paused at a conflict put in place."""
-    try:
-        data = json.loads((state_dir / "txn" / f"{name}.json").read_text())
-    except (OSError, ValueError):
-        return []
-    paused = data.get("paused") if isinstance(data, dict) else None
-    members = paused.get("members") if isinstance(paused, dict) else None
+    members = (_paused(state_dir, name) or {}).get("members")
     return [str(m) for m in members] if isinstance(members, list) else []
 
 

@@ -32,7 +32,7 @@ from ._config import (
 )
 from ._errors import BadInput, NotFound, ProjectError
 from ._history import ForkHistory
-from ._lock import GitSource, IndexSource, LockEntry, Source
+from ._lock import GitSource, IndexSource, Lock, LockEntry, Source
 from ._observer import NullObserver, Observer
 from ._project import Project, cache_root
 from ._treehash import hash_manifest, scan_tree
@@ -274,11 +274,14 @@ def build_vendored(
     return VendoredTree(out, tuple(record["members"]), {"namespace": record})
 
 
-def namespace_owners(project: Project, but: str) -> tuple[dict[str, str], list[str]]:
-    """Members of the shared namespace folder owned by other forks, and their modules."""
+def namespace_owners(
+    project: Project, but: str, lock: Lock | None = None
+) -> tuple[dict[str, str], list[str]]:
+    """Members of the shared namespace folder owned by other forks, and their modules
+    (from `lock` when given, else the lock as it is now)."""
     owners: dict[str, str] = {}
     modules: list[str] = []
-    for entry in project.load_lock():
+    for entry in lock if lock is not None else project.load_lock():
         ns = entry.sections.get("namespace")
         if entry.name == but or not isinstance(ns, Mapping):
             continue

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ._check import members_of, save_manifest, scan_fork
+from ._check import members_of, other_modules_of, save_manifest, scan_fork
 from ._errors import BadInput, ForkmanError, IntegrityError
 from ._history import ForkHistory, HistoryError
 from ._lock import LockEntry, PatchRecord
@@ -595,9 +595,7 @@ class _BeforeRewrite:
         pristine = work / "upstream"
         history.checkout(upstream, pristine)
         self.fetched = FetchedUpstream(entry.name, entry.version, entry.source, pristine)
-        ns = entry.sections.get("namespace")
-        transform = ns.get("transform", {}) if isinstance(ns, dict) else {}
-        self.others = [str(m) for m in transform.get("other-modules", [])]
+        self.others = other_modules_of(entry) or []
         self.applied: list[Path] = []
         self.tree = self._transform()
 

@@ -30,7 +30,7 @@ def rebuild_history(
     project: Project, entry: LockEntry, observer: Observer = NullObserver()
 ) -> ForkHistory:
     """Recreate the missing history of fork `entry` from the lock and the patch files."""
-    from ._check import save_manifest, scan_fork
+    from ._check import other_modules_of, save_manifest, scan_fork
     from ._forks import FetchedUpstream, _describe_source, build_vendored
     from ._patches import load_headers
     from ._verify import _tree_hash_like, apply_patch_file, fetch_pristine
@@ -51,8 +51,7 @@ def rebuild_history(
             )
         history = ForkHistory.create(work / "history.git")
         upstream = history.import_upstream(pristine, entry.version, _describe_source(entry.source))
-        ns = entry.sections.get("namespace")
-        others = ns.get("transform", {}).get("other-modules", []) if isinstance(ns, dict) else []
+        others = other_modules_of(entry) or []
         fetched = FetchedUpstream(entry.name, entry.version, entry.source, pristine)
         vendored = build_vendored(
             project, fetched, work, layout=entry.layout, other_modules=others, observer=observer

@@ -31,7 +31,7 @@ from __future__ import annotations
 import enum
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from ._check import other_modules_of
 from ._delta import DeltaSummary, summarize_delta
 from ._errors import BadInput, ForkmanError, NotFound, SecurityError
 from ._forks import FetchedUpstream, fetch_upstream, now_utc, require_fork
@@ -807,16 +808,6 @@ def sync_fork(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def recorded_other_modules(entry: LockEntry) -> list[str] | None:
-    """The other namespace modules `entry`'s imports were rewritten for (None: not namespace)."""
-    ns = entry.sections.get("namespace")
-    if entry.layout != "namespace" or not isinstance(ns, Mapping):
-        return None
-    transform = ns.get("transform")
-    others = transform.get("other-modules", []) if isinstance(transform, Mapping) else []
-    return sorted(str(m) for m in others)
-
-
 def stale_namespace_forks(project: Project) -> list[str]:
     """Namespace forks whose imports were rewritten for another set of namespace modules.
 
@@ -827,12 +818,13 @@ def stale_namespace_forks(project: Project) -> list[str]:
     """
     from ._forks import namespace_owners
 
+    lock = project.load_lock()
     stale = []
-    for entry in project.load_lock():
-        recorded = recorded_other_modules(entry)
+    for entry in lock:
+        recorded = other_modules_of(entry)
         if recorded is None or paused_state(project, entry.name) is not None:
             continue  # a paused fork is brought up to date once its sync is finished
-        if recorded != namespace_owners(project, entry.name)[1]:
+        if recorded != namespace_owners(project, entry.name, lock)[1]:
             stale.append(entry.name)
     return stale
 
@@ -856,7 +848,7 @@ def revendor_fork(
         observer.warning(line)
     entry = require_fork(project, name)
     name = entry.name
-    recorded = recorded_other_modules(entry)
+    recorded = other_modules_of(entry)
     if recorded is None:
         raise BadInput(f"{name} uses the {entry.layout} layout: it has no namespace to follow")
     if paused_state(project, name) is not None:

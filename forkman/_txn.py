@@ -83,18 +83,6 @@ def entry_digest(entry: LockEntry | None) -> str:
     return hashlib.sha256(dump_lock(Lock({entry.name: entry})).encode()).hexdigest()
 
 
-@contextlib.contextmanager
-def lock_file_mutex(project: Project) -> Iterator[None]:
-    """Serialize read-modify-write of forkman.lock across threads and processes."""
-    project.ensure_state_dir()
-    with _LOCK_MUTEX, open(project.state_dir / "lock.mutex", "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
 class _FileMutex:
     """A mutex across threads (a process-wide lock) and processes (``flock`` on a file)."""
 
@@ -122,6 +110,18 @@ class _FileMutex:
             self._fh.close()
             self._fh = None
             self.local.release()
+
+
+@contextlib.contextmanager
+def lock_file_mutex(project: Project) -> Iterator[None]:
+    """Serialize read-modify-write of forkman.lock across threads and processes."""
+    project.ensure_state_dir()
+    mutex = _FileMutex(project.state_dir / "lock.mutex", _LOCK_MUTEX)
+    mutex.acquire()
+    try:
+        yield
+    finally:
+        mutex.release()
 
 
 def update_lock(project: Project, change: Callable[[Lock], Lock]) -> Lock:

@@ -28,7 +28,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from ._check import scan_fork
+from ._check import other_modules_of, scan_fork
 from ._errors import ForkmanError, IntegrityError
 from ._lock import GitSource, IndexSource, LockEntry
 from ._observer import NullObserver, Observer
@@ -137,8 +137,7 @@ def rebuild(
     from ._forks import FetchedUpstream, build_vendored
 
     fetched = FetchedUpstream(name, entry.version, entry.source, pristine)
-    ns = entry.sections.get("namespace")
-    others = ns.get("transform", {}).get("other-modules", []) if isinstance(ns, dict) else []
+    others = other_modules_of(entry) or []
     try:
         vendored = build_vendored(
             project,

@@ -63,6 +63,11 @@ def on_forks(
         )
 
 
+def failure(reply: Any, kind: str) -> str:
+    """What a failed reply says went wrong."""
+    return str(reply.result.get("error_message") or reply.error or f"{kind} failed")
+
+
 def on_fork(
     obj: Any,
     project: Any,
@@ -77,8 +82,7 @@ def on_fork(
 
     reply = on_forks(obj, project, [name], kind, args, wait=wait)[name]
     if not reply.ok:
-        message = reply.result.get("error_message") or reply.error or f"{kind} failed"
-        raise ForkmanError(message, hint=reply.result.get("error_hint"))
+        raise ForkmanError(failure(reply, kind), hint=reply.result.get("error_hint"))
     for warning in reply.result.get("warnings", []):
         click.echo(f"warning: {warning}", err=True)
     return reply.result

@@ -397,7 +397,7 @@ def _fork_declared(
     """
     from .._declared import declared_forks, expected_modules
     from .._forks import layout_for
-    from ._actors import on_forks
+    from ._actors import failure, on_forks
 
     declared = declared_forks(project, name)
     if not declared:
@@ -431,8 +431,9 @@ def _fork_declared(
     for fork in declared:
         reply = replies[fork.name]
         if not reply.ok:
-            message = reply.result.get("error_message") or reply.error or "fork failed"
-            results.append({"name": fork.name, "outcome": "failed", "message": message})
+            results.append(
+                {"name": fork.name, "outcome": "failed", "message": failure(reply, "fork")}
+            )
             continue
         for warning in reply.result.get("warnings", []):
             click.echo(f"warning: {warning}", err=True)
@@ -468,7 +469,7 @@ def _fork_declared(
                     click.echo(f"{series}: imported {file}")
                 continue
             folder = project.relpath(project.patches_path(series))
-            message = reply.result.get("error_message") or reply.error or "import failed"
+            message = failure(reply, "import")
             results.append(
                 {
                     "name": series,
