@@ -1,0 +1,1 @@
+"""Red-team tests: each attack on forkman's trust boundary, through the real CLI."""
