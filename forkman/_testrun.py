@@ -78,6 +78,8 @@ class TestConfig:
     """Extras of the fork whose dependencies are installed too."""
     include: tuple[str, ...] = ()
     """Files or folders of the project (relative paths) copied into the scratch tree."""
+    discover: bool = True
+    """Find the suite's test dependencies in the fork's tree (see :mod:`forkman._testdeps`)."""
 
     __test__ = False
 
@@ -164,11 +166,15 @@ def load_test_config(config: Config, name: str) -> TestConfig:
         raise ConfigError(f"{where}.command must be a string or a list of strings")
     if not argv:
         raise ConfigError(f"{where}.command is empty")
+    discover = raw.get("discover", True)
+    if not isinstance(discover, bool):
+        raise ConfigError(f"{where}.discover must be true or false")
     return TestConfig(
         command=argv,
         requirements=_str_list(raw, "requirements", where),
         extras=_str_list(raw, "extras", where),
         include=_str_list(raw, "include", where),
+        discover=discover,
     )
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .._errors import BadInput, NotFound, ProjectError
 from ._actors import actor_options
+
+if TYPE_CHECKING:
+    from .._project import Project
 
 
 @click.group("sandbox")
@@ -116,6 +120,11 @@ def run_cmd(
 @click.option("--all", "all_forks", is_flag=True, help="Test every fork.")
 @click.option("--no-sandbox", is_flag=True, help="Run without isolation (trusted code only).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Show the test dependencies found and where from; run nothing.",
+)
 @actor_options
 @click.pass_context
 def test_cmd(
@@ -124,6 +133,7 @@ def test_cmd(
     all_forks: bool,
     no_sandbox: bool,
     fmt: str,
+    explain: bool,
     jobs: int | None,
     wait: float,
 ) -> int:
@@ -131,11 +141,14 @@ def test_cmd(
 
     Each fork's run is a message to its actor: forks are tested in parallel
     (--jobs), one run at a time per fork, from one warm fork server.
+    --explain shows the test dependencies found in each fork's tree (and
+    where), the configured ones and what was seen but not used.
 
     \b
     Example:
       forkman test attrs
       forkman test --all --jobs 2
+      forkman test attrs --explain
     """
     import json
 
@@ -151,6 +164,8 @@ def test_cmd(
     wanted = [require_fork(project, n).name for n in names] or sorted(project.load_lock().forks)
     if not wanted:
         raise NotFound("the project has no forks", hint="fork something first: forkman fork NAME")
+    if explain:
+        return _explain(project, wanted, fmt)
     if no_sandbox:
         click.echo(
             "warning: the sandbox is disabled: the tests run with your network, files and secrets",
@@ -184,3 +199,67 @@ def test_cmd(
         if row["status"] == "error":
             click.echo(f"error: {row['name']}: {row['message']}", err=True)
     return worst
+
+
+def _explain(project: Project, names: list[str], fmt: str) -> int:
+    """`forkman test --explain`: the test dependencies of each fork; runs nothing."""
+    import json
+
+    from .._testdeps import resolve
+    from .._testrun import load_test_config
+    from ._output import table
+
+    lock = project.load_lock()
+    reports: list[dict[str, Any]] = []
+    for name in names:
+        entry = lock.forks[name]
+        tree = project.root / entry.path
+        if not tree.is_dir():
+            raise NotFound(
+                f"the vendored tree of {name} is missing: {tree}", hint="run `forkman verify`"
+            )
+        cfg = load_test_config(project.config, name)
+        deps = resolve(
+            tree, name, requirements=cfg.requirements, extras=cfg.extras, discover=cfg.discover
+        )
+        reports.append(
+            {
+                "name": name,
+                "path": entry.path,
+                "discover": cfg.discover,
+                "configured": {"requirements": list(cfg.requirements), "extras": list(cfg.extras)},
+                "found": [{"requirement": f.requirement, "source": f.source} for f in deps.found],
+                "constraints": [
+                    {"requirement": f.requirement, "source": f.source} for f in deps.constraints
+                ],
+                "notes": list(deps.notes),
+            }
+        )
+    if fmt == "json":
+        click.echo(json.dumps(reports, indent=2))
+        return 0
+    for i, report in enumerate(reports):
+        if i:
+            click.echo()
+        found, constraints = report["found"], report["constraints"]
+        state = "on" if report["discover"] else "off (discover = false)"
+        click.echo(f"{report['name']} ({report['path']}): test dependencies, discovery {state}")
+        if found:
+            rows = [(f["requirement"], f["source"]) for f in found]
+            click.echo(table(["requirement", "source"], rows))
+        else:
+            click.echo("no test dependencies found")
+        if constraints:
+            click.echo("constraints:")
+            click.echo(
+                table(
+                    ["constraint", "source"], [(c["requirement"], c["source"]) for c in constraints]
+                )
+            )
+        configured = report["configured"]
+        reqs = ", ".join(configured["requirements"]) or "none"
+        extras = ", ".join(configured["extras"]) or "none"
+        click.echo(f"configured: requirements: {reqs}; extras: {extras}")
+        for note in report["notes"]:
+            click.echo(f"note: {note}")
+    return 0
