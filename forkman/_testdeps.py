@@ -307,7 +307,7 @@ class _Collector:
         except ValueError:
             return str(path)
 
-    def read(self, path: Path, *, quiet: bool = False) -> str | None:
+    def read(self, path: Path) -> str | None:
         """The text of `path` if it lies inside the tree, is a regular file and is small."""
         try:
             real = path.resolve()
@@ -318,8 +318,7 @@ class _Collector:
             self.note(f"{_safe(self.rel(path))}: lies outside the fork's tree; not read")
             return None
         if not real.exists():
-            if not quiet:
-                self.note(f"{_safe(self.rel(path))}: no such file in the fork's tree")
+            self.note(f"{_safe(self.rel(path))}: no such file in the fork's tree")
             return None
         if not real.is_file():
             self.note(f"{_safe(self.rel(path))}: not a regular file; not read")
@@ -715,7 +714,11 @@ class _Collector:
         self, path: Path, origin: str, stack: tuple[Path, ...], *, constraints: bool = False
     ) -> None:
         label = self.rel(path) if not origin else f"{origin} -> {_safe(self.rel(path), 80)}"
-        real = path.resolve()
+        try:
+            real = path.resolve()
+        except (OSError, RuntimeError):  # a symbolic link loop
+            self.note(f"{label}: cannot be resolved; not read")
+            return
         if real in stack:
             self.note(f"{label}: includes itself; cycle cut")
             return
@@ -805,7 +808,12 @@ class _Collector:
             self.note(f"{label}: {kind} file {_safe(arg, 60)!r} refused (substitutions)")
             return
         target = base / arg
-        if not target.resolve().is_relative_to(self.tree):
+        try:
+            outside = not target.resolve().is_relative_to(self.tree)
+        except (OSError, RuntimeError):  # a symbolic link loop
+            self.note(f"{label}: {kind} file {_safe(arg, 60)!r} cannot be resolved; refused")
+            return
+        if outside:
             self.note(
                 f"{label}: {kind} file {_safe(arg, 60)!r} lies outside the fork's tree; refused"
             )
@@ -906,26 +914,7 @@ class _Collector:
                 tokens = shlex.split(addopts)
             except ValueError:
                 self.note(f"{where} addopts: cannot be split into arguments; not read")
-        i = 0
-        while i < len(tokens):
-            tok = tokens[i]
-            if tok == "-p" or (tok.startswith("-p") and not tok.startswith("--")):
-                module = tokens[i + 1] if tok == "-p" and i + 1 < len(tokens) else tok[2:]
-                i += 2 if tok == "-p" else 1
-                module = module.strip()
-                if module.startswith("no:") or module in _BUILTIN_PLUGINS or not module:
-                    continue
-                dist = _PLUGIN_MODULES.get(module)
-                if dist is None:
-                    self.note(f"{where} addopts: plugin -p {_safe(module, 40)} is not known")
-                else:
-                    self.add(dist, f"{where} addopts -p {module} -> {dist}")
-                continue
-            i += 1
-            for pattern, dist in _OPTION_PLUGINS:
-                if pattern.match(tok):
-                    self.add(dist, f"{where} addopts {_safe(tok, 40)} -> {dist}")
-                    break
+        self.plugin_options(tokens, f"{where} addopts")
         for key, dist in _INI_PLUGINS.items():
             if key in ini or key.upper() in ini:
                 self.add(dist, f"{where} {key} -> {dist}")
@@ -937,6 +926,29 @@ class _Collector:
             entries = [str(r) for r in required]
         for entry in entries:
             self.add(entry, f"{where} required_plugins")
+
+    def plugin_options(self, tokens: Sequence[str], where: str) -> None:
+        """The plugins that pytest arguments `tokens` need."""
+        i = 0
+        while i < len(tokens):
+            tok = tokens[i]
+            if tok == "-p" or (tok.startswith("-p") and not tok.startswith("--")):
+                module = tokens[i + 1] if tok == "-p" and i + 1 < len(tokens) else tok[2:]
+                i += 2 if tok == "-p" else 1
+                module = module.strip()
+                if module.startswith("no:") or module in _BUILTIN_PLUGINS or not module:
+                    continue
+                dist = _PLUGIN_MODULES.get(module)
+                if dist is None:
+                    self.note(f"{where}: plugin -p {_safe(module, 40)} is not known")
+                else:
+                    self.add(dist, f"{where} -p {module} -> {dist}")
+                continue
+            i += 1
+            for pattern, dist in _OPTION_PLUGINS:
+                if pattern.match(tok):
+                    self.add(dist, f"{where} {_safe(tok, 40)} -> {dist}")
+                    break
 
     def _pytest_config(self) -> tuple[str, Mapping[str, Any]] | None:
         """pytest's own choice of configuration file, and its options."""
@@ -987,13 +999,16 @@ def resolve(
     *,
     requirements: Iterable[str] = (),
     extras: Iterable[str] = (),
+    command: Sequence[str] = (),
     discover: bool = True,
 ) -> TestDependencies:
     """The test dependencies of fork `name` (vendored at `tree`), configuration first.
 
-    `requirements` and `extras` come from ``[tool.forkman.forks.NAME.test]``:
-    they come first, so a configured requirement overrides a discovered one of
-    the same name. `discover` false reads only them. A configured requirement
+    `requirements`, `extras` and `command` come from
+    ``[tool.forkman.forks.NAME.test]``: they come first, so a configured
+    requirement overrides a discovered one of the same name; a pytest
+    `command` adds the plugins its options need (``-n 4``: pytest-xdist).
+    `discover` false reads only them. A configured requirement
     that is not PEP 508 or an unknown configured extra is a
     :class:`~forkman._errors.ConfigError`.
     """
@@ -1014,6 +1029,9 @@ def resolve(
             raise ConfigError(
                 f"{where} extras: the fork has no extra {extra!r}", hint=f"known: {known}"
             )
+    if command and (command[0] in ("pytest", "py.test") or tuple(command[1:3]) == ("-m", "pytest")):
+        args = command[1:] if command[0] in ("pytest", "py.test") else command[3:]
+        c.plugin_options(list(args), f"{where} command")
     if not discover:
         c.note(f"{where} discover = false: only the configured requirements are used")
         return c.result()

@@ -255,6 +255,7 @@ def test_hostile_requirement_files_give_only_plain_requirements(tmp_path: Path) 
                 "evilvar==${TOKEN}\n"
                 "good==1.0 --hash=sha256:abcd --config-settings x=y\n"
                 "-r linked.txt\n"
+                "-r loop-a.txt\n"
                 "-r tests/requirements.txt\n"
                 "-r ../tests/requirements.txt\n"
                 "plain\n"
@@ -262,6 +263,8 @@ def test_hostile_requirement_files_give_only_plain_requirements(tmp_path: Path) 
         },
     )
     os.symlink("/etc/passwd", tree / "tests" / "linked.txt")
+    os.symlink("loop-b.txt", tree / "tests" / "loop-a.txt")
+    os.symlink("loop-a.txt", tree / "tests" / "loop-b.txt")
     (tree / "requirements").mkdir()
     os.symlink("/etc/passwd", tree / "requirements" / "tests.txt")
     deps = discover(tree, "demo")
@@ -289,6 +292,7 @@ def test_hostile_requirement_files_give_only_plain_requirements(tmp_path: Path) 
         "requirements file 'linked.txt' lies outside the fork's tree; refused",
         "requirements/tests.txt: lies outside the fork's tree; not read",
         "includes itself; cycle cut",
+        "requirements file 'loop-a.txt' cannot be resolved; refused",
     ):
         assert expected in notes, expected
 
@@ -545,8 +549,17 @@ def test_configured_requirements_come_first_and_override(tmp_path: Path) -> None
         "tox": f"{where} requirements",
         "ujson": f"{where} extras -> [extra]",
     }
-    off = resolve(tree, "demo", requirements=["tox"], discover=False)
-    assert reqs(off) == ["tox"]
+    off = resolve(
+        tree,
+        "demo",
+        requirements=["tox"],
+        command=["python", "-m", "pytest", "-n", "4", "-p", "no:x"],
+        discover=False,
+    )
+    assert sources(off) == {
+        "tox": f"{where} requirements",
+        "pytest-xdist": f"{where} command -n -> pytest-xdist",
+    }
     assert any("discover = false" in n for n in off.notes)
     with pytest.raises(ConfigError, match="not a PEP 508 requirement"):
         resolve(tree, "demo", requirements=["--index-url=http://evil.invalid"])

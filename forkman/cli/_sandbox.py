@@ -220,7 +220,12 @@ def _explain(project: Project, names: list[str], fmt: str) -> int:
             )
         cfg = load_test_config(project.config, name)
         deps = resolve(
-            tree, name, requirements=cfg.requirements, extras=cfg.extras, discover=cfg.discover
+            tree,
+            name,
+            requirements=cfg.requirements,
+            extras=cfg.extras,
+            command=cfg.command,
+            discover=cfg.discover,
         )
         reports.append(
             {
