@@ -70,8 +70,11 @@ def test_ci_green_with_check_and_verify(forked: Path) -> None:
     project = Project(forked)
     report = run_ci(project, stages=[CheckStage(), VerifyStage()])
     assert report.ok and report.exit_code == 0
-    assert [s.status for s in report.stages] == [StageStatus.OK, StageStatus.OK]
-    assert report.stages[1].summary == "1/1 fork(s) rebuild bit for bit"
+    assert [s.status for s in report.stages] == [StageStatus.OK] * 3
+    assert [s.name for s in report.stages] == ["policy", "check", "verify"]
+    assert report.stages[0].summary.startswith("security settings from the working tree")
+    assert report.policy == "working tree"
+    assert report.stages[2].summary == "1/1 fork(s) rebuild bit for bit"
 
 
 def test_hand_edit_fails_check_and_verify_with_the_file_and_the_command(forked: Path) -> None:
@@ -123,11 +126,11 @@ def test_junit_and_step_summary(forked: Path, monkeypatch: pytest.MonkeyPatch) -
     root = ET.parse(forked / "reports/ci.xml").getroot()
     assert root.tag == "testsuites"
     cases = {c.get("name"): c for c in root.iter("testcase")}
-    assert set(cases) == {"check", "verify", "audit", "test"}
+    assert set(cases) == {"policy", "check", "verify", "audit", "test"}
     failure = cases["check"].find("failure")
     assert failure is not None and "added: vendor/demo/NEW.txt" in (failure.text or "")
     assert int(root.get("failures", "0")) >= 1
-    assert int(root.get("tests", "0")) == 4
+    assert int(root.get("tests", "0")) == 5
     text = summary.read_text()
     assert text.startswith("# earlier step\n## forkman ci: failed")  # appended, not replaced
     assert "| check | ❌ failed |" in text
@@ -170,7 +173,7 @@ def test_offline_uses_only_the_cache(forked: Path, local_index: LocalIndex) -> N
     assert run("verify").exit_code == 0
     local_index.stop()
     report = run_ci(Project(forked), CiOptions(offline=True), stages=[VerifyStage(offline=True)])
-    assert report.stages[0].status is StageStatus.OK, report.stages[0]
+    assert report.stages[-1].status is StageStatus.OK, report.stages[-1]
 
 
 def test_verify_without_network_says_so_and_offers_the_cache(
