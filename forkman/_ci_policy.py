@@ -32,19 +32,20 @@ from ._config import Config, load_config_at, parse_config
 from ._errors import ForkmanError
 from ._lock import LOCK_NAME, Lock, parse_lock
 
-SECURITY_TABLES: tuple[str, ...] = (
-    "vendor-dir",
-    "patches-dir",
-    "index-url",
-    "extra-index-urls",
-    "sandbox",
-    "audit",
-    "vendoring",
+PULL_REQUEST_KEYS: frozenset[str] = frozenset(
+    {"prefer", "prereleases", "wire", "licenses", "watch", "ray", "forks"}
 )
-"""Keys of ``[tool.forkman]`` (whole tables where they are tables) taken from the base."""
+"""Keys of ``[tool.forkman]`` a CI run takes from the checked-out tree: they decide
+nothing there (``forks`` is split by :data:`PULL_REQUEST_FORK_KEYS`). Every other key,
+including any a later release adds, is a security setting taken from the base:
+``vendor-dir``, ``patches-dir``, ``index-url``, ``extra-index-urls`` and the
+``sandbox``, ``audit`` and ``vendoring`` tables today."""
 
-SECURITY_FORK_TABLES: tuple[str, ...] = ("test", "audit")
-"""Sub-tables of ``[tool.forkman.forks.NAME]`` taken from the base."""
+PULL_REQUEST_FORK_KEYS: frozenset[str] = frozenset(
+    {"constraint", "prereleases", "pinned", "layout", "license", "requirement"}
+)
+"""Keys of ``[tool.forkman.forks.NAME]`` taken from the checked-out tree; every other
+(the ``test`` and ``audit`` tables today) is taken from the base."""
 
 _UNSET = object()
 
@@ -136,15 +137,15 @@ def _forks_table(raw: Mapping[str, Any]) -> Mapping[str, Any]:
 def security_settings(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Every security-relevant setting of a ``[tool.forkman]`` table, by dotted key."""
     out: dict[str, Any] = {}
-    for key in SECURITY_TABLES:
-        if key in raw:
-            out.update(_leaves(raw[key], key))
+    for key, value in raw.items():
+        if key not in PULL_REQUEST_KEYS:
+            out.update(_leaves(value, key))
     for name, table in _forks_table(raw).items():
         if not isinstance(table, Mapping):
             continue
-        for sub in SECURITY_FORK_TABLES:
-            if sub in table:
-                out.update(_leaves(table[sub], f"forks.{name}.{sub}"))
+        for key, value in table.items():
+            if key not in PULL_REQUEST_FORK_KEYS:
+                out.update(_leaves(value, f"forks.{name}.{key}"))
     return out
 
 
@@ -173,12 +174,8 @@ def effective_table(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[st
     A fork `base` does not know gets no ``test`` or ``audit`` table: it runs
     with the defaults under the base's project-wide policy.
     """
-    raw = dict(head)
-    for key in SECURITY_TABLES:
-        if key in base:
-            raw[key] = base[key]
-        else:
-            raw.pop(key, None)
+    raw = {k: v for k, v in head.items() if k in PULL_REQUEST_KEYS}
+    raw.update({k: v for k, v in base.items() if k not in PULL_REQUEST_KEYS})
     head_forks = head.get("forks", {})
     if not isinstance(head_forks, Mapping):
         return raw  # parse_config refuses it with a message
@@ -189,13 +186,10 @@ def effective_table(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[st
         if not isinstance(table, Mapping):
             forks[name] = table  # parse_config refuses it
             continue
-        merged = dict(table)
+        merged = {k: v for k, v in table.items() if k in PULL_REQUEST_FORK_KEYS}
         base_table = base_forks.get(name, {})
-        for sub in SECURITY_FORK_TABLES:
-            if isinstance(base_table, Mapping) and sub in base_table:
-                merged[sub] = base_table[sub]
-            else:
-                merged.pop(sub, None)
+        if isinstance(base_table, Mapping):
+            merged.update({k: v for k, v in base_table.items() if k not in PULL_REQUEST_FORK_KEYS})
         if merged or name in head_forks:
             forks[name] = merged
     if forks or "forks" in head:
@@ -230,6 +224,18 @@ def lock_trust_changes(before: Lock, after: Lock) -> list[LockTrustChange]:
     out: list[LockTrustChange] = []
     for entry in after:
         old = before.get(entry.name)
+        old_claims = {fix.upper() for p in old.patches for fix in p.fixes} if old else set()
+        for patch in entry.patches:
+            new = sorted({fix for fix in patch.fixes if fix.upper() not in old_claims})
+            if new:
+                out.append(
+                    LockTrustChange(
+                        entry.name,
+                        "fix-claimed",
+                        f"{entry.name}: {patch.file} declares it fixes {', '.join(new)}, "
+                        "which the audit then no longer reports",
+                    )
+                )
         if old is None:
             continue
         was, now = old.sections.get("provenance"), entry.sections.get("provenance")
@@ -269,18 +275,6 @@ def lock_trust_changes(before: Lock, after: Lock) -> list[LockTrustChange]:
                                 f"{previous.describe()}, now {current.describe()}",
                             )
                         )
-        old_claims = {fix.upper() for p in old.patches for fix in p.fixes}
-        for patch in entry.patches:
-            new = sorted({fix for fix in patch.fixes if fix.upper() not in old_claims})
-            if new:
-                out.append(
-                    LockTrustChange(
-                        entry.name,
-                        "fix-claimed",
-                        f"{entry.name}: {patch.file} declares it fixes {', '.join(new)}, "
-                        "which the audit then no longer reports",
-                    )
-                )
     return out
 
 

@@ -333,3 +333,47 @@ def test_ci_outside_git_and_without_pyproject(tmp_path: Path) -> None:
     empty.mkdir()
     res = run("ci", cwd=empty)
     assert res.exit_code == 2 and "no pyproject.toml" in res.stderr
+
+
+# -- the effective settings of a run against a base ---------------------------------------
+
+
+def test_effective_settings_take_every_security_key_from_the_base() -> None:
+    from forkman._ci_policy import effective_table, policy_changes
+
+    base = {
+        "index-url": "https://base.example/simple/",
+        "sandbox": {"timeout": 60},
+        "forks": {"demo": {"test": {"command": "pytest -q"}, "pinned": False}},
+    }
+    head = {
+        "index-url": "https://pr.example/simple/",
+        "prefer": "wheel",
+        "sandbox": {"timeout": 6000, "env-allow": ["CI_SECRET"]},
+        "future-table": {"x": 1},
+        "forks": {
+            "demo": {"test": {"command": "sh -c 'env'"}, "pinned": True},
+            "newcomer": {"test": {"requirements": ["x"]}, "constraint": "<2"},
+        },
+    }
+    assert effective_table(base, head) == {
+        "index-url": "https://base.example/simple/",
+        "prefer": "wheel",
+        "sandbox": {"timeout": 60},
+        "forks": {
+            "demo": {"test": {"command": "pytest -q"}, "pinned": True},
+            "newcomer": {"constraint": "<2"},
+        },
+    }
+    described = [c.describe() for c in policy_changes(base, head)]
+    assert described == [
+        'forks.demo.test.command: "pytest -q" -> "sh -c \'env\'"',
+        'forks.newcomer.test.requirements: (unset) -> ["x"]',
+        "future-table.x: (unset) -> 1",
+        'index-url: "https://base.example/simple/" -> "https://pr.example/simple/"',
+        'sandbox.env-allow: (unset) -> ["CI_SECRET"]',
+        "sandbox.timeout: 60 -> 6000",
+    ]
+    # a pull request that removes a setting the base has gets it back
+    assert effective_table(base, {})["sandbox"] == {"timeout": 60}
+    assert effective_table(base, {})["forks"] == {"demo": {"test": {"command": "pytest -q"}}}

@@ -270,8 +270,19 @@ def test_every_security_table_is_compared(base: Path, local_index: LocalIndex) -
         "\n[tool.forkman.vendoring]\n"
         'protected-files = ["demo"]\n'
         "\n[tool.forkman.forks.newcomer.test]\n"
-        'requirements = ["anything"]\n',
-        replace=("[tool.forkman]\n", '[tool.forkman]\npatches-dir = "elsewhere"\n'),
+        'requirements = ["anything"]\n'
+        # a table a later release may read: unknown keys come from the base too
+        "\n[tool.forkman.network]\n"
+        'max-bytes = "100G"\n'
+        # settings that decide nothing in CI are the pull request's own
+        "\n[tool.forkman.forks.demo]\n"
+        "pinned = true\n"
+        "\n[tool.forkman.licenses]\n"
+        "deny-unknown = true\n",
+        replace=(
+            "[tool.forkman]\n",
+            '[tool.forkman]\npatches-dir = "elsewhere"\nprefer = "wheel"\n',
+        ),
     )
     _commit(base, "pr: policy")
     res = run("ci", "--base", "main", "--format", "json", "--output", "-")
@@ -283,6 +294,7 @@ def test_every_security_table_is_compared(base: Path, local_index: LocalIndex) -
         "[tool.forkman] audit.ignore",
         "[tool.forkman] vendoring.protected-files",
         "[tool.forkman] forks.newcomer.test.requirements",
+        "[tool.forkman] network.max-bytes",
     }
     assert res.exit_code == 1, res
 
