@@ -203,7 +203,7 @@ def effective_table(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[st
 def _lock_at(root: Path, revision: str) -> Lock:
     """The lock as committed at `revision` (empty when it had none or it does not parse)."""
     shown = subprocess.run(
-        ["git", "show", f"{revision}:./{LOCK_NAME}"],
+        ["git", "cat-file", "blob", f"{revision}:./{LOCK_NAME}"],
         cwd=root,
         capture_output=True,
         text=True,

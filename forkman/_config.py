@@ -186,7 +186,8 @@ def config_from_text(text: str, where: str) -> Config:
 def load_config_at(root: Path, revision: str) -> Config:
     """``[tool.forkman]`` of the pyproject.toml in `root` as committed at git `revision`.
 
-    The file is read with ``git show REV:./pyproject.toml`` (the project may be a
+    The file is read as git stores it (``git cat-file blob REV:./pyproject.toml``:
+    no textconv or filter the checked-out tree could name; the project may be a
     folder of the repository) and parsed by the same code as the working tree's.
     A revision that has no pyproject.toml there has no forkman settings: the
     defaults. A revision git does not know is a :class:`ConfigError`.
@@ -206,7 +207,7 @@ def load_config_at(root: Path, revision: str) -> Config:
     exists = git("cat-file", "-e", f"{commit.stdout.strip()}:./pyproject.toml")
     if exists.returncode != 0:
         return parse_config({})
-    shown = git("show", f"{commit.stdout.strip()}:./pyproject.toml")
+    shown = git("cat-file", "blob", f"{commit.stdout.strip()}:./pyproject.toml")  # no filters
     if shown.returncode != 0:
         raise ConfigError(f"cannot read {where}: {shown.stderr.strip()}")
     return config_from_text(shown.stdout, where)
