@@ -24,10 +24,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from ._ci_policy import CiPolicy, base_commit, base_policy, working_tree_policy
 from ._errors import BadInput, ForkmanError
 from ._lock import LOCK_NAME, GitSource, IndexSource, Lock, LockEntry, parse_lock
 from ._observer import NullObserver, Observer
@@ -133,6 +134,8 @@ class CiReport:
     """The merge base the changed forks were computed against (None: all forks)."""
     changed: tuple[str, ...] | None = None
     """The forks that changed against the base (None: all forks were tested)."""
+    policy: str = "working tree"
+    """Where the security settings came from: ``base REV (COMMIT)`` or ``working tree``."""
 
     @property
     def ok(self) -> bool:
@@ -164,6 +167,7 @@ class CiReport:
             "exit_code": self.exit_code,
             "base": self.base,
             "changed_forks": list(self.changed) if self.changed is not None else None,
+            "policy": self.policy,
             "stages": [s.as_dict() for s in self.stages],
         }
 
@@ -172,6 +176,67 @@ def _timed(
     name: str, started: float, status: StageStatus, summary: str, findings: Any
 ) -> StageResult:
     return StageResult(name, status, summary, tuple(findings), time.monotonic() - started)
+
+
+# -- policy --------------------------------------------------------------------
+
+_POLICY_HINT = (
+    "security settings a pull request changes take effect once a maintainer has reviewed "
+    "and merged them into the base; until then `forkman ci` runs with the base's"
+)
+
+
+@dataclass
+class PolicyStage:
+    """Where the run's security settings came from, and what the pull request changed."""
+
+    policy: CiPolicy
+    """The policy `run_ci` established before any stage ran."""
+    name: str = "policy"
+
+    def run(self, project: Project) -> StageResult:
+        started = time.monotonic()
+        policy = self.policy
+        if policy.error is not None:
+            finding = CiFinding(
+                self.name, "base-unreadable", policy.error, path="pyproject.toml", hint=policy.hint
+            )
+            return _timed(self.name, started, StageStatus.ERROR, policy.error, [finding])
+        findings = [
+            CiFinding(
+                self.name,
+                "policy-changed",
+                f"[tool.forkman] {change.describe()}: not applied in this run "
+                f"(the {policy.source} setting is)",
+                fork=change.fork,
+                path="pyproject.toml",
+                hint=_POLICY_HINT,
+            )
+            for change in policy.changes
+        ]
+        findings += [
+            CiFinding(
+                self.name,
+                change.rule,
+                change.message,
+                fork=change.fork,
+                path=LOCK_NAME,
+                hint="review this change to what the project trusts; it counts once merged",
+            )
+            for change in policy.lock_changes
+        ]
+        where = f"security settings from the {policy.source}"
+        if not policy.from_base:
+            where += " (no base revision: the checked-out settings apply)"
+        if findings:
+            return _timed(
+                self.name,
+                started,
+                StageStatus.FAILED,
+                f"{len(findings)} change(s) to review; {where}",
+                findings,
+            )
+        return _timed(self.name, started, StageStatus.OK, where, [])
 
 
 # -- check ---------------------------------------------------------------------
@@ -484,6 +549,8 @@ class AuditStage:
             return data
         if self.argv is None and not command_available("audit"):
             return _missing_command(self.name, "audit", started)
+        if _differs_from_working_tree(project):
+            return _policy_not_passable(self.name, "audit", started)
         argv = list(self.argv or forkman_argv(project, "audit", "--format", "json"))
         proc = subprocess.run(argv, cwd=project.root, capture_output=True, text=True, check=False)
         try:
@@ -545,14 +612,54 @@ class ForkTestOutcome:
     name: str
     """The fork."""
     status: str
-    """``passed``, ``failed``, ``network-disabled``, ``no-tests`` or ``error``."""
+    """``passed``, ``failed``, ``network-disabled``, ``no-tests``, ``error`` or ``not-tested``."""
     message: str
     """One line for humans."""
+    hint: str = ""
+    """What to do (for an error that said)."""
+
+
+def _differs_from_working_tree(project: Project) -> bool:
+    """Whether `project` runs on other settings than its pyproject's (the base's policy)."""
+    from ._config import load_config
+
+    try:
+        return project.config != load_config(project.pyproject)
+    except ForkmanError:
+        return True
+
+
+def _policy_not_passable(stage: str, command: str, started: float) -> StageResult:
+    """A subprocess would read the pull request's settings, not the base's: refuse."""
+    message = (
+        f"`forkman {command}` in a subprocess reads the checked-out pyproject.toml, not the "
+        f"base's security settings this run uses, so the {stage} stage cannot run; CI fails closed"
+    )
+    return _timed(
+        stage,
+        started,
+        StageStatus.ERROR,
+        f"`forkman {command}` cannot take the base's settings",
+        [
+            CiFinding(
+                stage,
+                "policy-not-passable",
+                message,
+                hint="install a forkman release that provides the library of "
+                f"`forkman {command}`, or run `forkman ci` from the same environment",
+            )
+        ],
+    )
 
 
 @dataclass
 class ForkTestStage:
-    """The sandboxed test suites of the forks that changed (`forkman test`)."""
+    """The sandboxed test suites of the forks that changed (`forkman test`).
+
+    Each fork is tested on its own: one fork's error (a test environment that
+    cannot be built, a missing tree) is that fork's result and never hides the
+    others'. Forks in `not_tested` (their check or verify failed) are not run.
+    """
 
     forks: Sequence[str] | None
     """The forks to test; None means every fork."""
@@ -561,22 +668,37 @@ class ForkTestStage:
     observer: Observer = field(default_factory=NullObserver)
     """Where progress goes."""
     name: str = "test"
+    not_tested: Mapping[str, str] = field(default_factory=dict)
+    """Forks that must not be tested, with why (e.g. ``check failed``)."""
+    blocked: str | None = None
+    """Why no fork may be tested at all (e.g. the base's policy could not be read)."""
 
-    def _outcomes(self, project: Project, started: float) -> list[ForkTestOutcome] | StageResult:
+    def _library_outcomes(self, project: Project, run_tests: Any, names: list[str]) -> list[Any]:
+        outcomes: list[ForkTestOutcome] = []
+        for name in names:
+            try:
+                (o,) = run_tests(project, [name], observer=self.observer)
+            except ForkmanError as exc:
+                outcomes.append(ForkTestOutcome(name, "error", exc.message, exc.hint or ""))
+            else:
+                outcomes.append(ForkTestOutcome(o.name, o.status.value, o.message))
+        return outcomes
+
+    def _outcomes(
+        self, project: Project, started: float, names: list[str], every: bool
+    ) -> list[ForkTestOutcome] | StageResult:
         run_tests = None if self.argv else _library("forkman._testrun", "run_tests")
-        names = list(self.forks or [])
         if run_tests is not None:
-            outcomes = run_tests(
-                project, names, all_forks=self.forks is None, observer=self.observer
-            )
-            return [ForkTestOutcome(o.name, o.status.value, o.message) for o in outcomes]
+            return self._library_outcomes(project, run_tests, names)
         if self.argv is None and not command_available("test"):
             return _missing_command(self.name, "test", started)
+        if _differs_from_working_tree(project):
+            return _policy_not_passable(self.name, "test", started)
         prefix = list(self.argv or forkman_argv(project, "test"))
-        argv = [*prefix, "--all"] if self.forks is None else [*prefix, *names]
+        argv = [*prefix, "--all"] if every else [*prefix, *names]
         proc = subprocess.run(argv, cwd=project.root, capture_output=True, text=True, check=False)
         parsed = [m for line in proc.stdout.splitlines() if (m := _TEST_LINE.match(line))]
-        if proc.returncode not in (0, 1) or (proc.returncode == 1 and not parsed):
+        if not parsed and proc.returncode != 0:
             return _timed(
                 self.name,
                 started,
@@ -590,7 +712,17 @@ class ForkTestStage:
                     )
                 ],
             )
-        return [ForkTestOutcome(m["name"], m["status"], m["message"]) for m in parsed]
+        outcomes = [ForkTestOutcome(m["name"], m["status"], m["message"]) for m in parsed]
+        # a command that stopped part-way: the forks it reported keep their results, the
+        # others are errors (never a silent pass)
+        seen = {o.name for o in outcomes}
+        why = _tail(proc.stderr or proc.stdout, 5) or f"exit code {proc.returncode}"
+        outcomes += [
+            ForkTestOutcome(n, "error", f"`forkman test` reported no result for it: {why}")
+            for n in names
+            if n not in seen
+        ]
+        return outcomes
 
     def run(self, project: Project) -> StageResult:
         started = time.monotonic()
@@ -599,24 +731,43 @@ class ForkTestStage:
         lock = project.load_lock()
         if not len(lock):
             return _timed(self.name, started, StageStatus.SKIPPED, "no forks", [])
-        outcomes = self._outcomes(project, started)
-        if isinstance(outcomes, StageResult):
-            return outcomes
+        wanted = list(lock.forks) if self.forks is None else list(self.forks)
+        skipped = {
+            n: (self.blocked or self.not_tested[n])
+            for n in wanted
+            if self.blocked or n in self.not_tested
+        }
+        names = [n for n in wanted if n not in skipped]
+        outcomes: list[ForkTestOutcome] = []
+        if names:
+            got = self._outcomes(project, started, names, self.forks is None and not skipped)
+            if isinstance(got, StageResult):
+                return got
+            outcomes = got
+        outcomes += [ForkTestOutcome(n, "not-tested", why) for n, why in skipped.items()]
         findings = []
         for o in outcomes:
             if o.status == "passed":
                 continue
             entry = lock.get(o.name)
+            if o.status == "not-tested":
+                message = f"{o.name}: not tested: {o.message}"
+                hint = o.hint or "fix what the earlier stage reports; the tests run after that"
+            else:
+                message = f"{o.name}: {o.status}: {o.message}"
+                hint = o.hint or (
+                    f"`forkman test {o.name}` reruns it; run the command from the lock's "
+                    "test table in the vendored tree for the full pytest output"
+                )
             findings.append(
                 CiFinding(
                     self.name,
                     o.status,
-                    f"{o.name}: {o.status}: {o.message}",
+                    message,
                     fork=o.name,
                     path=entry.path if entry else None,
                     level=Level.WARNING if o.status == "no-tests" else Level.ERROR,
-                    hint=f"`forkman test {o.name}` reruns it; run the command from the lock's "
-                    "test table in the vendored tree for the full pytest output",
+                    hint=hint,
                 )
             )
         failing = [f for f in findings if f.level is Level.ERROR]
@@ -629,8 +780,11 @@ class ForkTestStage:
             status = StageStatus.OK
         passed = sum(1 for o in outcomes if o.status == "passed")
         summary = f"{passed}/{len(outcomes)} pass ({what})"
-        if len(findings) > len(failing):
-            summary += f", {len(findings) - len(failing)} without tests"
+        without = sum(1 for f in findings if f.level is not Level.ERROR)
+        if without:
+            summary += f", {without} without tests"
+        if skipped:
+            summary += f", {len(skipped)} not tested ({'; '.join(sorted(set(skipped.values())))})"
         return _timed(self.name, started, status, summary, findings)
 
 
@@ -706,6 +860,66 @@ class CiOptions:
     """Use only local caches; never the network."""
 
 
+def _establish_policy(
+    project: Project, options: CiOptions, observer: Observer, lock: Lock
+) -> tuple[CiPolicy, str | None]:
+    """The run's security policy and merge base (None: no base, every fork is tested)."""
+    base = options.base or base_from_environment()
+    if base is None:
+        return working_tree_policy(project.config), None
+    merge_base = resolve_base(project.root, base)
+    if merge_base is None:
+        if options.base is not None:
+            raise BadInput(
+                f"--base {base!r} is not a revision of this repository",
+                hint="fetch it first (e.g. `git fetch origin main`) or pass a commit",
+            )
+        observer.warning(f"base {base!r} from the environment is unknown; no fork is tested")
+        error = (
+            f"the base {base!r} the CI environment announces is not a revision of this "
+            "repository, so its security settings cannot be read and no fork's tests run"
+        )
+        hint = (
+            'check the history out in full (`fetch-depth: 0` on GitHub, `GIT_DEPTH: "0"` '
+            "on GitLab), or pass --base REV"
+        )
+        return CiPolicy(project.config, "working tree", error=error, hint=hint), None
+    try:
+        policy = base_policy(
+            project.root,
+            project.config,
+            lock,
+            base_commit(project.root, base) or merge_base,
+            merge_base,
+        )
+    except ForkmanError as exc:
+        error = f"cannot read the security settings of the base {base!r}: {exc.message}"
+        policy = CiPolicy(project.config, f"base {base}", error=error, hint=exc.hint or "")
+    return policy, merge_base
+
+
+def _not_tested(results: Sequence[StageResult], policy: CiPolicy) -> dict[str, Any]:
+    """The fields of a ForkTestStage that keep forks whose check or verify failed untested."""
+    blocked = "the base's security settings could not be read" if policy.error else None
+    failed: dict[str, list[str]] = {}
+    for result in results:
+        if result.name not in (CheckStage.name, VerifyStage.name):
+            continue
+        for f in result.findings:
+            if f.level is not Level.ERROR:
+                continue
+            if f.fork:
+                stages = failed.setdefault(f.fork, [])
+                if result.name not in stages:
+                    stages.append(result.name)
+            elif result.status is StageStatus.ERROR and blocked is None:
+                blocked = f"{result.name} could not run"
+    return {
+        "not_tested": {n: f"{'/'.join(s)} failed" for n, s in failed.items()},
+        "blocked": blocked,
+    }
+
+
 def run_ci(
     project: Project,
     options: CiOptions = CiOptions(),
@@ -713,7 +927,13 @@ def run_ci(
     *,
     stages: Sequence[Stage] | None = None,
 ) -> CiReport:
-    """Run every stage on `project` (or `stages`), in order, and collect the results."""
+    """Run every stage on `project` (or `stages` after the policy stage), in order.
+
+    With a base revision, every stage reads the base's security settings (see
+    :mod:`forkman._ci_policy`); the first stage reports where they came from and
+    what the checked-out tree changed. Forks whose check or verify failed are
+    not tested.
+    """
     project.require_git()
     from ._config import has_config
 
@@ -726,20 +946,9 @@ def run_ci(
             hint="run `forkman init` to start one",
         )
     lock = project.load_lock()
-    base = options.base or base_from_environment()
-    merge_base: str | None = None
-    changed: list[str] | None = None
-    if base is not None:
-        merge_base = resolve_base(project.root, base)
-        if merge_base is None:
-            if options.base is not None:
-                raise BadInput(
-                    f"--base {base!r} is not a revision of this repository",
-                    hint="fetch it first (e.g. `git fetch origin main`) or pass a commit",
-                )
-            observer.warning(f"base {base!r} from the environment is unknown; testing every fork")
-        else:
-            changed = changed_forks(project, merge_base, lock)
+    policy, merge_base = _establish_policy(project, options, observer, lock)
+    run_on = project.with_config(policy.config) if policy.from_base else project
+    changed = changed_forks(run_on, merge_base, lock) if merge_base is not None else None
     if stages is None:
         stages = [
             CheckStage(),
@@ -747,12 +956,14 @@ def run_ci(
             AuditStage(observer=observer),
             ForkTestStage(forks=changed, observer=observer),
         ]
-    results = []
-    for stage in stages:
+    results: list[StageResult] = []
+    for stage in [PolicyStage(policy), *stages]:
+        if isinstance(stage, ForkTestStage):
+            stage = replace(stage, **_not_tested(results, policy))
         observer.step("ci", f"{stage.name}: running")
         started = time.monotonic()
         try:
-            result = stage.run(project)
+            result = stage.run(run_on)
         except ForkmanError as exc:
             result = _timed(
                 stage.name,
@@ -764,5 +975,8 @@ def run_ci(
         observer.step("ci", f"{stage.name}: {result.status.value}")
         results.append(result)
     return CiReport(
-        tuple(results), base=merge_base, changed=tuple(changed) if changed is not None else None
+        tuple(results),
+        base=merge_base,
+        changed=tuple(changed) if changed is not None else None,
+        policy=policy.source,
     )

@@ -160,7 +160,7 @@ def _md_cell(text: str) -> str:
 def to_markdown(report: CiReport, *, max_findings: int = 50) -> str:
     """A Markdown summary (for `$GITHUB_STEP_SUMMARY`)."""
     verdict = "passed" if report.ok else "failed"
-    lines = [f"## forkman ci: {verdict}", ""]
+    lines = [f"## forkman ci: {verdict}", "", f"Security settings from the {report.policy}.", ""]
     if report.changed is not None:
         changed = ", ".join(f"`{n}`" for n in report.changed) or "none"
         lines += [f"Forks changed since `{(report.base or '')[:12]}`: {changed}", ""]

@@ -170,6 +170,49 @@ def load_config(pyproject: Path) -> Config:
     return parse_config(table)
 
 
+def config_from_text(text: str, where: str) -> Config:
+    """Parse ``[tool.forkman]`` from the text of a pyproject.toml read from `where`."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where} is not valid TOML: {exc}") from None
+    tool = data.get("tool", {})
+    table = tool.get("forkman", {}) if isinstance(tool, Mapping) else {}
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"[tool.forkman] of {where} must be a table")
+    return parse_config(table)
+
+
+def load_config_at(root: Path, revision: str) -> Config:
+    """``[tool.forkman]`` of the pyproject.toml in `root` as committed at git `revision`.
+
+    The file is read as git stores it (``git cat-file blob REV:./pyproject.toml``:
+    no textconv or filter the checked-out tree could name; the project may be a
+    folder of the repository) and parsed by the same code as the working tree's.
+    A revision that has no pyproject.toml there has no forkman settings: the
+    defaults. A revision git does not know is a :class:`ConfigError`.
+    """
+    import subprocess
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+
+    commit = git("rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
+    if commit.returncode != 0:
+        raise ConfigError(
+            f"cannot read the configuration of {revision!r}: not a commit of this repository",
+            hint="fetch it first (e.g. `git fetch origin main`) or name a commit",
+        )
+    where = f"pyproject.toml at {revision}"
+    exists = git("cat-file", "-e", f"{commit.stdout.strip()}:./pyproject.toml")
+    if exists.returncode != 0:
+        return parse_config({})
+    shown = git("cat-file", "blob", f"{commit.stdout.strip()}:./pyproject.toml")  # no filters
+    if shown.returncode != 0:
+        raise ConfigError(f"cannot read {where}: {shown.stderr.strip()}")
+    return config_from_text(shown.stdout, where)
+
+
 def has_config(pyproject: Path) -> bool:
     """Whether `pyproject` has a ``[tool.forkman]`` table."""
     try:

@@ -55,6 +55,17 @@ class Project:
         """The parsed ``[tool.forkman]`` table (read once per Project object)."""
         return load_config(self.pyproject)
 
+    def with_config(self, config: Config) -> Project:
+        """This project, with `config` in place of its pyproject's table.
+
+        `forkman ci --base` runs its stages on the settings a pull request cannot
+        change (see :mod:`forkman._ci_policy`); everything that takes this Project
+        reads them through :attr:`config`.
+        """
+        project = Project(self.root)
+        project.__dict__["config"] = config  # the cached_property's own slot
+        return project
+
     def load_lock(self) -> Lock:
         """The current lock (read fresh each call)."""
         return load_lock(self.lock_path)

@@ -70,8 +70,11 @@ def test_ci_green_with_check_and_verify(forked: Path) -> None:
     project = Project(forked)
     report = run_ci(project, stages=[CheckStage(), VerifyStage()])
     assert report.ok and report.exit_code == 0
-    assert [s.status for s in report.stages] == [StageStatus.OK, StageStatus.OK]
-    assert report.stages[1].summary == "1/1 fork(s) rebuild bit for bit"
+    assert [s.status for s in report.stages] == [StageStatus.OK] * 3
+    assert [s.name for s in report.stages] == ["policy", "check", "verify"]
+    assert report.stages[0].summary.startswith("security settings from the working tree")
+    assert report.policy == "working tree"
+    assert report.stages[2].summary == "1/1 fork(s) rebuild bit for bit"
 
 
 def test_hand_edit_fails_check_and_verify_with_the_file_and_the_command(forked: Path) -> None:
@@ -123,11 +126,11 @@ def test_junit_and_step_summary(forked: Path, monkeypatch: pytest.MonkeyPatch) -
     root = ET.parse(forked / "reports/ci.xml").getroot()
     assert root.tag == "testsuites"
     cases = {c.get("name"): c for c in root.iter("testcase")}
-    assert set(cases) == {"check", "verify", "audit", "test"}
+    assert set(cases) == {"policy", "check", "verify", "audit", "test"}
     failure = cases["check"].find("failure")
     assert failure is not None and "added: vendor/demo/NEW.txt" in (failure.text or "")
     assert int(root.get("failures", "0")) >= 1
-    assert int(root.get("tests", "0")) == 4
+    assert int(root.get("tests", "0")) == 5
     text = summary.read_text()
     assert text.startswith("# earlier step\n## forkman ci: failed")  # appended, not replaced
     assert "| check | ❌ failed |" in text
@@ -170,7 +173,7 @@ def test_offline_uses_only_the_cache(forked: Path, local_index: LocalIndex) -> N
     assert run("verify").exit_code == 0
     local_index.stop()
     report = run_ci(Project(forked), CiOptions(offline=True), stages=[VerifyStage(offline=True)])
-    assert report.stages[0].status is StageStatus.OK, report.stages[0]
+    assert report.stages[-1].status is StageStatus.OK, report.stages[-1]
 
 
 def test_verify_without_network_says_so_and_offers_the_cache(
@@ -330,3 +333,47 @@ def test_ci_outside_git_and_without_pyproject(tmp_path: Path) -> None:
     empty.mkdir()
     res = run("ci", cwd=empty)
     assert res.exit_code == 2 and "no pyproject.toml" in res.stderr
+
+
+# -- the effective settings of a run against a base ---------------------------------------
+
+
+def test_effective_settings_take_every_security_key_from_the_base() -> None:
+    from forkman._ci_policy import effective_table, policy_changes
+
+    base = {
+        "index-url": "https://base.example/simple/",
+        "sandbox": {"timeout": 60},
+        "forks": {"demo": {"test": {"command": "pytest -q"}, "pinned": False}},
+    }
+    head = {
+        "index-url": "https://pr.example/simple/",
+        "prefer": "wheel",
+        "sandbox": {"timeout": 6000, "env-allow": ["CI_SECRET"]},
+        "future-table": {"x": 1},
+        "forks": {
+            "demo": {"test": {"command": "sh -c 'env'"}, "pinned": True},
+            "newcomer": {"test": {"requirements": ["x"]}, "constraint": "<2"},
+        },
+    }
+    assert effective_table(base, head) == {
+        "index-url": "https://base.example/simple/",
+        "prefer": "wheel",
+        "sandbox": {"timeout": 60},
+        "forks": {
+            "demo": {"test": {"command": "pytest -q"}, "pinned": True},
+            "newcomer": {"constraint": "<2"},
+        },
+    }
+    described = [c.describe() for c in policy_changes(base, head)]
+    assert described == [
+        'forks.demo.test.command: "pytest -q" -> "sh -c \'env\'"',
+        'forks.newcomer.test.requirements: (unset) -> ["x"]',
+        "future-table.x: (unset) -> 1",
+        'index-url: "https://base.example/simple/" -> "https://pr.example/simple/"',
+        'sandbox.env-allow: (unset) -> ["CI_SECRET"]',
+        "sandbox.timeout: 60 -> 6000",
+    ]
+    # a pull request that removes a setting the base has gets it back
+    assert effective_table(base, {})["sandbox"] == {"timeout": 60}
+    assert effective_table(base, {})["forks"] == {"demo": {"test": {"command": "pytest -q"}}}

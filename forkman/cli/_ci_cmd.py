@@ -28,8 +28,10 @@ from ._output import StderrObserver, table
 @click.option(
     "--base",
     default=None,
-    help="Test only forks changed since this revision "
-    "(default: $GITHUB_BASE_REF or $CI_MERGE_REQUEST_TARGET_BRANCH_NAME, else every fork).",
+    help="The pull request's target: take the security settings from it, report the ones "
+    "the checked-out tree changes, and test only forks changed since the merge base "
+    "(default: $GITHUB_BASE_REF or $CI_MERGE_REQUEST_TARGET_BRANCH_NAME; without a base "
+    "the checked-out settings apply and every fork is tested).",
 )
 @click.option(
     "--offline",
@@ -39,6 +41,11 @@ from ._output import StderrObserver, table
 @click.pass_obj
 def ci_cmd(obj: Any, fmt: str | None, output: Path | None, base: str | None, offline: bool) -> int:
     """Run every gate a pipeline needs: check, verify, audit, tests of changed forks.
+
+    With a base revision, every stage uses the base's security settings (the
+    sandbox, the indexes, the audit policy, each fork's test settings, ...): a
+    pull request's own changes to them are findings to review, not applied.
+    Forks whose check or verify failed are not tested.
 
     Prints the findings and a summary table; exit 0 when every stage passes,
     1 when a stage found something, 2 when a stage could not run (a missing
