@@ -151,9 +151,11 @@ def fetch_upstream(
         sections["provenance"] = publisher
     observer.step(name, f"unpacking {release.file.filename}")
     unpack_archive(release.path, tree)
-    source = IndexSource(
-        index_url=release.index_url,
-        url=release.file.url,
+    from ._http import without_credentials
+
+    source = IndexSource(  # credentials stay in the configuration, out of the lock
+        index_url=without_credentials(release.index_url),
+        url=without_credentials(release.file.url),
         filename=release.file.filename,
         sha256=release.sha256,
         requirement=spec,

@@ -45,7 +45,15 @@ from . import __version__
 from ._config import NetworkLimits
 from ._errors import NetworkError
 
-__all__ = ["Response", "download", "get", "redact", "same_origin", "session"]
+__all__ = [
+    "Response",
+    "download",
+    "get",
+    "redact",
+    "same_origin",
+    "session",
+    "without_credentials",
+]
 
 UNREACHABLE_HINT = (
     "check the index URL (--index-url or [tool.forkman] index-url) and your network; "
@@ -228,6 +236,14 @@ def redact(url: str) -> str:
         return url
     host = parts.netloc.rsplit("@", 1)[1]
     return urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
+def without_credentials(url: str) -> str:
+    """`url` without its userinfo: what forkman writes into the lock."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

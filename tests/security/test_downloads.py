@@ -403,3 +403,53 @@ def test_verify_refuses_a_traversing_file_name(forked: Path, local_index: LocalI
     res = run("verify")
     assert res.exit_code != 0, res
     assert not (Path.home() / "x").exists()
+
+
+def test_index_credentials_stay_out_of_the_lock(
+    tmp_path: Path, local_index: LocalIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local_index.add_sdist("demo", "1.0")
+    secret_url = local_index.url.replace("http://", "http://reader:s3cret@")
+    root = _project(tmp_path / "p", secret_url)
+    monkeypatch.chdir(root)
+    assert run("fork", "demo==1.0").exit_code == 0
+    lock = (root / "forkman.lock").read_text()
+    assert "s3cret" not in lock and f'index-url = "{local_index.url}"' in lock
+    # the lock's credential-free index is the configured one: verify uses the configured URL
+    res = run("verify")
+    assert res.exit_code == 0, res
+    local_index.stop()
+    res = run("sync", "demo", "--dry-run")
+    assert res.exit_code == 2, res
+    assert "s3cret" not in res.stderr + res.stdout and "***@" in res.stderr, res
+
+
+def _git_upstream(repo: Path, marker: str) -> str:
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "pyproject.toml").write_text('[project]\nname = "thing"\nversion = "1.0"\n')
+    (repo / "thing.py").write_text(marker)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "release")
+    return f"file://{repo}"
+
+
+def test_verify_refuses_a_git_remote_other_than_the_declared_one(cwd: Path, tmp_path: Path) -> None:
+    good = _git_upstream(tmp_path / "good", "print('upstream')\n")
+    evil = _git_upstream(tmp_path / "evil", BACKDOOR)
+    assert run("init").exit_code == 0
+    pyproject = cwd / "pyproject.toml"
+    base = pyproject.read_text()
+    declared = base + f'\n[tool.forkman.forks.thing]\nrequirement = "git+{good}@main"\n'
+    pyproject.write_text(declared)
+    assert run("fork", f"git+{good}@main", "--name", "thing").exit_code == 0
+    assert run("verify").exit_code == 0
+    # the pull request: the backdoor vendored, and the lock pointed at the evil remote
+    assert run("unfork", "thing").exit_code == 0
+    pyproject.write_text(base)
+    assert run("fork", f"git+{evil}@main", "--name", "thing").exit_code == 0
+    assert BACKDOOR in (cwd / "vendor" / "thing" / "thing.py").read_text()
+    pyproject.write_text(declared)
+    res = run("verify")
+    assert res.exit_code == 1, res
+    assert "declared remote" in res.stdout and "hint:" in res.stdout, res
