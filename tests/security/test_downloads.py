@@ -453,3 +453,18 @@ def test_verify_refuses_a_git_remote_other_than_the_declared_one(cwd: Path, tmp_
     res = run("verify")
     assert res.exit_code == 1, res
     assert "declared remote" in res.stdout and "hint:" in res.stdout, res
+
+
+def test_an_index_cannot_point_a_download_at_a_local_file(
+    tmp_path: Path, hostile: Callable[[Handler], Hostile], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "private").mkdir()
+    secret = tmp_path / "private" / "demo-1.0.tar.gz"
+    secret.write_bytes(b"not for the index")
+    page = f'<a href="file://{secret}#sha256={ZERO_SHA}">demo-1.0.tar.gz</a>'.encode()
+    server = hostile(lambda out: _page(out, page))
+    root = _project(tmp_path / "p", f"{server.base}/simple/")
+    monkeypatch.chdir(root)
+    res = run("fork", "demo==1.0")
+    assert res.exit_code == 2, res
+    assert "only http(s) URLs" in res.stderr, res
