@@ -311,8 +311,9 @@ _CACHE_HINT = (
 
 def cached_release(source: IndexSource) -> Path | None:
     """The verified download cache's copy of `source`'s file, if present."""
-    path = cache_root() / "downloads" / source.sha256.lower() / source.filename
-    return path if path.is_file() and not path.is_symlink() else None
+    from .sources.index import cached_file
+
+    return cached_file(source.sha256, source.filename)
 
 
 def _git_commit_cached(source: GitSource) -> bool:
@@ -340,7 +341,7 @@ class VerifyStage:
     """Where progress goes."""
     name: str = "verify"
 
-    def _unavailable(self, entry: LockEntry) -> CiFinding | None:
+    def _unavailable(self, project: Project, entry: LockEntry) -> CiFinding | None:
         """Why `entry` cannot be rebuilt here (None: its source is at hand)."""
         hint = _CACHE_HINT.format(cache=cache_root() / "downloads")
         source = entry.source
@@ -359,7 +360,12 @@ class VerifyStage:
             from .sources.index import fetch_exact
 
             try:
-                fetch_exact(source, observer=self.observer)
+                fetch_exact(
+                    source,
+                    index_urls=project.config.index_urls,
+                    observer=self.observer,
+                    limits=project.config.network,
+                )
             except ForkmanError as exc:
                 from ._errors import NetworkError
 
@@ -394,14 +400,14 @@ class VerifyStage:
         findings: list[CiFinding] = []
         ready: list[str] = []
         for entry in lock:
-            missing = self._unavailable(entry)
+            missing = self._unavailable(project, entry)
             if missing is None:
                 ready.append(entry.name)
             else:
                 findings.append(missing)
         failed = 0
         if ready:
-            for result in verify(project, ready, observer=self.observer):
+            for result in verify(project, ready, observer=self.observer, offline=self.offline):
                 if not result.ok:
                     failed += 1
                     stage = result.stage.value if result.stage else "rebuild"
@@ -412,7 +418,8 @@ class VerifyStage:
                             f"{result.name}: {stage}: {result.message}",
                             fork=result.name,
                             path=lock.forks[result.name].path,
-                            hint=f"`forkman verify {result.name}` shows the same failure",
+                            hint=result.hint
+                            or f"`forkman verify {result.name}` shows the same failure",
                         )
                     )
         unverifiable = len(lock) - len(ready)

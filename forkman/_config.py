@@ -27,6 +27,22 @@ from ._fsutil import atomic_write_text
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple/"
 
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+@dataclass(frozen=True)
+class NetworkLimits:
+    """Bounds on every network read forkman makes (``[tool.forkman]`` network keys)."""
+
+    timeout: float = 60.0
+    """Total seconds one request may take, from connecting to its last byte
+    (``network-timeout``); a redirect shares its request's deadline."""
+    max_page_size: int = 64 * 1024**2
+    """Largest index page, metadata or provenance document, in bytes (``max-page-size``)."""
+    max_download_size: int = 512 * 1024**2
+    """Largest release file, license file or advisory export, in bytes
+    (``max-download-size``)."""
+
 
 class DistPreference(enum.Enum):
     """Which kind of distribution a fork is made from."""
@@ -74,6 +90,8 @@ class Config:
     """Default for forks that do not say."""
     forks: Mapping[str, ForkPolicy] = field(default_factory=dict)
     """Per-fork policies by canonical name."""
+    network: NetworkLimits = NetworkLimits()
+    """The deadline and size caps of every network read."""
     raw: Mapping[str, Any] = field(default_factory=dict)
     """The whole table, for subsystems."""
 
@@ -101,6 +119,44 @@ def _str(table: Mapping[str, Any], key: str, default: str, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{where}.{key} must be a non-empty string, not {value!r}")
     return value
+
+
+def _size(table: Mapping[str, Any], key: str, default: int, where: str) -> int:
+    """A size in bytes: an integer, or a string such as ``"64M"``, ``"1GiB"``, ``"512K"``."""
+    value = table.get(key, default)
+    size: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    elif isinstance(value, str):
+        text = value.strip().lower().removesuffix("b").removesuffix("i")
+        unit = text[-1:] if text[-1:] in _SIZE_UNITS else ""
+        try:
+            size = int(float(text[: len(text) - len(unit)]) * _SIZE_UNITS[unit])
+        except ValueError:
+            size = None
+    if size is None or size <= 0:
+        raise ConfigError(
+            f"{where}.{key} must be a positive size, not {value!r}",
+            hint='give bytes or a number with K, M or G, e.g. "64M"',
+        )
+    return size
+
+
+def _seconds(table: Mapping[str, Any], key: str, default: float, where: str) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"{where}.{key} must be a positive number of seconds, not {value!r}")
+    return float(value)
+
+
+def parse_network(table: Mapping[str, Any], where: str = "[tool.forkman]") -> NetworkLimits:
+    """The network limits of a ``[tool.forkman]`` table (defaults for absent keys)."""
+    default = NetworkLimits()
+    return NetworkLimits(
+        timeout=_seconds(table, "network-timeout", default.timeout, where),
+        max_page_size=_size(table, "max-page-size", default.max_page_size, where),
+        max_download_size=_size(table, "max-download-size", default.max_download_size, where),
+    )
 
 
 def parse_config(table: Mapping[str, Any]) -> Config:
@@ -152,6 +208,7 @@ def parse_config(table: Mapping[str, Any]) -> Config:
         prefer=prefer,
         prereleases=prereleases,
         forks=forks,
+        network=parse_network(table, where),
         raw=dict(table),
     )
 

@@ -82,6 +82,7 @@ def expected_modules(
                 prefer=DistKind.WHEEL,
                 prereleases=project.config.policy(fork.name).prereleases,
                 observer=observer,
+                limits=project.config.network,
             )
             if not release.file.filename.endswith(".whl"):
                 return []

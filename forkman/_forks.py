@@ -141,6 +141,7 @@ def fetch_upstream(
         prefer=kind,
         prereleases=policy.prereleases if prereleases is None else prereleases,
         observer=observer,
+        limits=config.network,
     )
     sections: dict[str, Any] = {}
     publisher = _verify_publisher(
@@ -150,9 +151,11 @@ def fetch_upstream(
         sections["provenance"] = publisher
     observer.step(name, f"unpacking {release.file.filename}")
     unpack_archive(release.path, tree)
-    source = IndexSource(
-        index_url=release.index_url,
-        url=release.file.url,
+    from ._http import without_credentials
+
+    source = IndexSource(  # credentials stay in the configuration, out of the lock
+        index_url=without_credentials(release.index_url),
+        url=without_credentials(release.file.url),
         filename=release.file.filename,
         sha256=release.sha256,
         requirement=spec,
@@ -175,7 +178,14 @@ def _verify_publisher(
     require = load_settings(project).requires_provenance(name)
     if release.file.provenance_url:
         observer.step(name, "verifying provenance (PEP 740, offline)")
-    publisher = check_release(release.file, release.path, previous, accept=accept, require=require)
+    publisher = check_release(
+        release.file,
+        release.path,
+        previous,
+        accept=accept,
+        require=require,
+        limits=project.config.network,
+    )
     if publisher is None:
         return None
     observer.step(name, f"published by {publisher.describe()}")
@@ -244,6 +254,7 @@ def build_vendored(
             prefer=DistKind.SDIST,
             prereleases=True,
             observer=observer,
+            limits=project.config.network,
         ).path
 
     def release_archive() -> Path:
@@ -254,7 +265,12 @@ def build_vendored(
             )
         from .sources.index import fetch_exact
 
-        return fetch_exact(fetched.source, observer=observer)
+        return fetch_exact(
+            fetched.source,
+            index_urls=project.config.index_urls,
+            observer=observer,
+            limits=project.config.network,
+        )
 
     out = staging / "namespace"
     record = transform_tree(

@@ -103,6 +103,7 @@ def run_verify(
         "ok": result.ok,
         "stage": result.stage.value if result.stage else None,
         "message": result.message,
+        "hint": result.hint,
     }
 
 

@@ -208,7 +208,8 @@ def resolve_target(
         if entry.source.subdirectory:
             spec += f"#subdirectory={entry.source.subdirectory}"
         return SyncTarget(entry.name, entry.version, to, spec, None)
-    from .sources.index import IndexClient, select_release
+    from ._http import redact
+    from .sources.index import IndexClient, configured_index, select_release
     from .sources.interface import DistKind
 
     package = _package_name(entry)
@@ -232,7 +233,15 @@ def resolve_target(
         specifier = SpecifierSet(f">{entry.version}")
         if policy.constraint is not None:
             specifier &= policy.constraint
-    client = IndexClient([entry.source.index_url], observer=observer)
+    index_url = configured_index(entry.source.index_url, project.config.index_urls)
+    if index_url is None:
+        raise BadInput(
+            f"the lock records {entry.name} from {redact(entry.source.index_url)}, "
+            "which is not a configured index",
+            hint="forkman fetches only from [tool.forkman] index-url and extra-index-urls; "
+            "add that index there if you trust it",
+        )
+    client = IndexClient([index_url], observer=observer, limits=project.config.network)
     try:
         _index, files = client.project_files(package)
         chosen = select_release(
@@ -249,7 +258,7 @@ def resolve_target(
         entry.version,
         str(chosen.version),
         f"{package}=={chosen.version}",
-        entry.source.index_url,
+        index_url,
     )
 
 

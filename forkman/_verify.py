@@ -1,8 +1,11 @@
 """`forkman verify`: rebuild each fork from its recorded source and compare.
 
 The proof that a vendored tree is exactly upstream plus what the lock
-records: the recorded file is taken from the verified download cache or
-downloaded again (its sha256 checked), or the recorded git commit exported;
+records: the recorded file is re-resolved through the configured index (the
+lock's index must be a configured one, and the index must still announce the
+file with the recorded sha256, not yanked; the lock's own ``url`` is never
+fetched), then taken from the verified download cache or downloaded from the
+URL the index gives (its sha256 checked), or the recorded git commit exported;
 it is unpacked with the same safety rules, its tree hash compared with the
 lock's upstream tree; the recorded transformation and patches are applied
 in order and the result compared with the lock's vendored tree and with the
@@ -63,6 +66,8 @@ class VerifyResult:
     """Where it failed (None when ok)."""
     message: str = ""
     """What failed, for humans."""
+    hint: str = ""
+    """What to do about it (empty when there is nothing to add)."""
 
 
 def apply_patch_file(tree: Path, patch: Path) -> None:
@@ -84,14 +89,25 @@ def apply_patch_file(tree: Path, patch: Path) -> None:
 
 
 def fetch_pristine(
-    project: Project, entry: LockEntry, dest: Path, observer: Observer = NullObserver()
+    project: Project,
+    entry: LockEntry,
+    dest: Path,
+    observer: Observer = NullObserver(),
+    *,
+    recheck: bool = False,
 ) -> None:
-    """Recreate the pristine upstream tree of `entry` at `dest` from its pinned source."""
+    """Recreate the pristine upstream tree of `entry` at `dest` from its pinned source.
+
+    An index file comes through the configured index only (see
+    :func:`forkman.sources.index.fetch_exact`); with `recheck` the index is
+    asked whether it still announces it even when the cache has it.
+    """
     from ._unpack import unpack_archive
 
     if isinstance(entry.source, GitSource):
-        from .sources.git import export
+        from .sources.git import check_declared_remote, export
 
+        check_declared_remote(project, entry.name, entry.source)
         export(
             entry.source.url,
             entry.source.commit,
@@ -102,14 +118,29 @@ def fetch_pristine(
         return
     from .sources.index import fetch_exact
 
-    archive = fetch_exact(entry.source, observer=observer)
+    archive = fetch_exact(
+        entry.source,
+        index_urls=project.config.index_urls,
+        observer=observer,
+        limits=project.config.network,
+        recheck=recheck,
+    )
     unpack_archive(archive, dest)
 
 
 def rebuild(
-    project: Project, entry: LockEntry, workdir: Path, observer: Observer = NullObserver()
+    project: Project,
+    entry: LockEntry,
+    workdir: Path,
+    observer: Observer = NullObserver(),
+    *,
+    offline: bool = False,
 ) -> VerifyResult:
-    """Rebuild `entry` inside `workdir` and compare every stage with the lock."""
+    """Rebuild `entry` inside `workdir` and compare every stage with the lock.
+
+    Online (the default) the configured index is asked whether it still
+    announces the recorded file; `offline` trusts the verified download cache.
+    """
     name = entry.name
     pristine = workdir / "upstream"
     if isinstance(entry.source, IndexSource):
@@ -122,9 +153,9 @@ def rebuild(
                 f"the lock says version {entry.version} but the file is {entry.source.filename}",
             )
     try:
-        fetch_pristine(project, entry, pristine, observer)
+        fetch_pristine(project, entry, pristine, observer, recheck=not offline)
     except ForkmanError as exc:
-        return VerifyResult(name, False, VerifyStage.SOURCE, exc.message)
+        return VerifyResult(name, False, VerifyStage.SOURCE, exc.message, exc.hint or "")
     manifest, _special = scan_tree(pristine)
     got = hash_manifest(manifest.values())
     if got != entry.upstream_tree:
@@ -203,9 +234,13 @@ def _tree_hash_like(tree: Path, entry: LockEntry) -> str:
 
 
 def verify(
-    project: Project, names: Sequence[str] = (), observer: Observer = NullObserver()
+    project: Project,
+    names: Sequence[str] = (),
+    observer: Observer = NullObserver(),
+    *,
+    offline: bool = False,
 ) -> list[VerifyResult]:
-    """Rebuild and compare every fork (or `names`); a result per fork."""
+    """Rebuild and compare every fork (or `names`); a result per fork (see :func:`rebuild`)."""
     from ._forks import require_fork
 
     lock = project.load_lock()
@@ -215,7 +250,7 @@ def verify(
         observer.step(entry.name, "rebuilding from upstream")
         workdir = Path(tempfile.mkdtemp(prefix=f"forkman-verify-{entry.name}-"))
         try:
-            result = rebuild(project, entry, workdir, observer)
+            result = rebuild(project, entry, workdir, observer, offline=offline)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         observer.step(entry.name, "verified" if result.ok else f"FAILED: {result.message}")

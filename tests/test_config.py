@@ -7,6 +7,7 @@ import pytest
 from forkman._config import (
     Config,
     DistPreference,
+    NetworkLimits,
     edit_pyproject,
     fork_table,
     init_table,
@@ -153,3 +154,22 @@ def test_edits_tables_that_are_not_contiguous(tmp_path: Path) -> None:
     assert config.section("audit") == {"block-on": "critical"}
     edit_pyproject(path, lambda doc: remove_fork_table(doc, "attrs"))
     assert "attrs" not in load_config(path).forks
+
+
+def test_network_limits() -> None:
+    assert parse_config({}).network == NetworkLimits()
+    limits = parse_config(
+        {"network-timeout": 2.5, "max-page-size": "1MiB", "max-download-size": 4096}
+    ).network
+    assert limits == NetworkLimits(timeout=2.5, max_page_size=1 << 20, max_download_size=4096)
+    assert parse_config({"max-download-size": "2G"}).network.max_download_size == 2 << 30
+    for table in (
+        {"network-timeout": 0},
+        {"network-timeout": "60"},
+        {"network-timeout": True},
+        {"max-page-size": "lots"},
+        {"max-download-size": -1},
+    ):
+        key = next(iter(table))
+        with pytest.raises(ConfigError, match=key):
+            parse_config(table)

@@ -345,6 +345,16 @@ def test_fork_real_package_from_pypi(initialized: Path) -> None:
     assert len(entry.source.sha256) == 64
     assert (initialized / "vendor/attrs/src/attr/_make.py").exists()
     assert run("check").exit_code == 0
+    res = run("verify")  # verify downloads only through a configured index
+    assert res.exit_code == 1 and "not a configured index" in res.stdout, res
+    pyproject = initialized / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            "[tool.forkman]\n",
+            '[tool.forkman]\nextra-index-urls = ["https://pypi.org/simple/"]\n',
+            1,
+        )
+    )
     assert run("verify").exit_code == 0
 
 

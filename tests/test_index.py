@@ -15,6 +15,7 @@ import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from forkman._config import NetworkLimits
 from forkman._errors import BadInput, IntegrityError, NetworkError, NotFound
 from forkman._lock import IndexSource
 from forkman._observer import RecordingObserver
@@ -23,6 +24,7 @@ from forkman._unpack import unpack_archive
 from forkman.sources.index import (
     ACCEPT,
     IndexClient,
+    configured_index,
     download,
     fetch_exact,
     fetch_release,
@@ -145,7 +147,7 @@ def _closed_port() -> int:
 def test_unreachable_index_is_a_network_error() -> None:
     url = f"http://127.0.0.1:{_closed_port()}/simple/"
     with pytest.raises(NetworkError) as info:
-        IndexClient([url], timeout=5).project_files("demo")
+        IndexClient([url], limits=NetworkLimits(timeout=5)).project_files("demo")
     assert url in info.value.message
     assert info.value.hint is not None and "--index-url" in info.value.hint
     assert "offline" in info.value.hint
@@ -433,8 +435,8 @@ def test_cache_hit_needs_no_network_and_corruption_is_replaced(demo_index: Local
 
 def test_download_size_limit(demo_index: LocalIndex) -> None:
     file = _select(_files(demo_index), "==1.0")
-    with pytest.raises(IntegrityError, match="download limit"):
-        download(file, max_size=100)
+    with pytest.raises(NetworkError, match="max-download-size"):
+        download(file, limits=NetworkLimits(max_download_size=100))
     assert _cache_files() == []
 
 
@@ -446,7 +448,7 @@ def test_download_of_a_vanished_file(demo_index: LocalIndex) -> None:
     assert _cache_files() == []
 
 
-def test_fetch_exact_uses_cache_then_recorded_url(demo_index: LocalIndex) -> None:
+def test_fetch_exact_uses_cache_then_the_configured_index(demo_index: LocalIndex) -> None:
     release = _fetch(demo_index, "demo==1.0")
     source = IndexSource(
         index_url=demo_index.url,
@@ -455,19 +457,28 @@ def test_fetch_exact_uses_cache_then_recorded_url(demo_index: LocalIndex) -> Non
         sha256=release.sha256,
         requirement="demo==1.0",
     )
-    assert fetch_exact(source) == release.path
+    urls = [demo_index.url]
+    assert fetch_exact(source, index_urls=urls) == release.path
     release.path.unlink()
-    assert fetch_exact(source).read_bytes()
+    assert fetch_exact(source, index_urls=urls).read_bytes()
     assert len([r for r in demo_index.requests if r.startswith("/files/")]) == 2
-    wrong = IndexSource(
-        index_url=source.index_url,
-        url=source.url,
-        filename=source.filename,
-        sha256="cd" * 32,
-        requirement=source.requirement,
-    )
-    with pytest.raises(IntegrityError, match="sha256 mismatch"):
-        fetch_exact(wrong)
+    wrong = dataclasses.replace(source, sha256="cd" * 32)
+    with pytest.raises(IntegrityError, match="no longer announces sha256"):
+        fetch_exact(wrong, index_urls=urls)
+    # the lock's url is never fetched: the index says where the file is
+    moved = dataclasses.replace(source, url="http://127.0.0.1:9/files/demo-1.0.tar.gz")
+    with pytest.raises(IntegrityError, match="but the index"):
+        fetch_exact(moved, index_urls=urls, recheck=True)
+    with pytest.raises(IntegrityError, match="not a configured index"):
+        fetch_exact(source, index_urls=["https://pypi.org/simple/"])
+
+
+def test_configured_index_ignores_credentials_case_and_slash() -> None:
+    urls = ["https://user:secret@Mirror.example/simple", "https://pypi.org/simple/"]
+    assert configured_index("https://mirror.example/simple/", urls) == urls[0] + "/"
+    assert configured_index("https://pypi.org:443/simple", urls) == urls[1]
+    assert configured_index("https://evil.example/simple/", urls) is None
+    assert configured_index("http://pypi.org/simple/", urls) is None
 
 
 @pytest.mark.network

@@ -15,6 +15,13 @@ PYPI = "https://pypi.org/simple/"
 @pytest.mark.network
 def test_sync_attrs_with_a_local_patch(cwd: Path) -> None:
     assert run("init").exit_code == 0
+    # sync and verify use only configured indexes: PyPI is one of them
+    pyproject = cwd / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            "[tool.forkman]\n", f'[tool.forkman]\nextra-index-urls = ["{PYPI}"]\n', 1
+        )
+    )
     res = run("fork", "attrs==23.1.0", "--index-url", PYPI)
     assert res.exit_code == 0, res
     target = cwd / "vendor/attrs/src/attr/exceptions.py"

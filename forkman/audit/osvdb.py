@@ -27,7 +27,6 @@ database intact.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import os
 import sqlite3
@@ -37,13 +36,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
 
-from .._errors import BadInput, ForkmanError, NetworkError, NotFound
+from .._config import NetworkLimits
+from .._errors import BadInput, ForkmanError, NotFound
 from .._observer import NullObserver, Observer
 
 _NULL_OBSERVER = NullObserver()
@@ -308,7 +308,9 @@ def _iter_folder(folder: Path) -> Iterator[tuple[str, bytes]]:
             yield str(path), path.read_bytes()
 
 
-def _iter_zip(archive: Path | io.BytesIO, label: str) -> Iterator[tuple[str, bytes]]:
+def _iter_zip(
+    archive: Path | IO[bytes], label: str, member_cap: int
+) -> Iterator[tuple[str, bytes]]:
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -321,42 +323,60 @@ def _iter_zip(archive: Path | io.BytesIO, label: str) -> Iterator[tuple[str, byt
             if info.is_dir() or not info.filename.endswith(_SUFFIXES):
                 continue
             try:
-                yield f"{label}:{info.filename}", zf.read(info)
+                with zf.open(info) as member:
+                    data = member.read(member_cap + 1)
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
                 raise BadInput(f"{label} is corrupt at {info.filename}: {exc}") from None
+            if len(data) > member_cap:
+                raise BadInput(
+                    f"{label}: {info.filename} is larger than {member_cap} bytes, "
+                    "the max-page-size limit",
+                    hint="an advisory is a few kilobytes; raise max-page-size in "
+                    "[tool.forkman] only if you trust this export",
+                )
+            yield f"{label}:{info.filename}", data
 
 
-def _download(url: str, observer: Observer) -> io.BytesIO:
-    import requests
+def _download(url: str, observer: Observer, limits: NetworkLimits) -> IO[bytes]:
+    """`url` streamed into an anonymous temporary file (at most ``max-download-size``)."""
+    from .. import _http
 
-    observer.step("db", f"downloading {url}")
+    observer.step("db", f"downloading {_http.redact(url)}")
+    out = tempfile.TemporaryFile()  # noqa: SIM115 - returned open, closed by the caller
     try:
-        response = requests.get(url, timeout=60, stream=True)
-        response.raise_for_status()
-        buf = io.BytesIO()
-        total = int(response.headers.get("Content-Length") or 0) or None
-        for chunk in response.iter_content(1 << 20):
-            buf.write(chunk)
-            observer.progress("db", buf.tell(), total)
-    except requests.RequestException as exc:
-        raise NetworkError(
-            f"could not download {url}: {exc}",
+        _http.download(
+            url,
+            out.write,
+            limits=limits,
+            progress=lambda done, total: observer.progress("db", done, total),
+            what="advisory export",
             hint="check the URL and your connection, or pass --from with a local copy",
-        ) from None
-    buf.seek(0)
-    return buf
+        )
+    except BaseException:
+        out.close()
+        raise
+    out.seek(0)
+    return out
 
 
-def iter_source(source: str, observer: Observer) -> Iterator[tuple[str, bytes]]:
-    """(label, raw bytes) of every advisory file in a folder, zip file or zip URL."""
+def iter_source(
+    source: str, observer: Observer, limits: NetworkLimits | None = None
+) -> Iterator[tuple[str, bytes]]:
+    """(label, raw bytes) of every advisory file in a folder, zip file or zip URL.
+
+    A URL is read within the network limits (``network-timeout``,
+    ``max-download-size``); each advisory in a zip is at most ``max-page-size``.
+    """
+    limits = limits if limits is not None else NetworkLimits()
     if source.startswith(("http://", "https://")):
-        yield from _iter_zip(_download(source, observer), source)
+        with _download(source, observer, limits) as archive:
+            yield from _iter_zip(archive, source, limits.max_page_size)
         return
     path = Path(source)
     if path.is_dir():
         yield from _iter_folder(path)
     elif path.is_file():
-        yield from _iter_zip(path, str(path))
+        yield from _iter_zip(path, str(path), limits.max_page_size)
     else:
         raise NotFound(
             f"advisory source {source} does not exist",
@@ -406,7 +426,11 @@ def _now() -> str:
 
 
 def import_database(
-    source: str | Path, target: Path, *, observer: Observer = _NULL_OBSERVER
+    source: str | Path,
+    target: Path,
+    *,
+    observer: Observer = _NULL_OBSERVER,
+    limits: NetworkLimits | None = None,
 ) -> DatabaseInfo:
     """Import OSV advisories from `source` into `target`, replacing it atomically.
 
@@ -425,7 +449,7 @@ def import_database(
         conn = sqlite3.connect(tmp)
         try:
             conn.executescript(_SCHEMA)
-            for label, record in _parse_all(iter_source(source, observer)):
+            for label, record in _parse_all(iter_source(source, observer, limits)):
                 if isinstance(record, str):
                     observer.warning(f"skipped malformed advisory {label}: {record}")
                     counts["skipped"] += 1

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
+from .._config import NetworkLimits
 from .._errors import BadInput, IntegrityError, NetworkError, NotFound, SecurityError
 from ..sources.interface import ReleaseFile
 
@@ -416,31 +417,37 @@ def _first_line(exc: BaseException) -> str:
 # -- fetching ---------------------------------------------------------------------------
 
 
-def fetch_provenance(release_file: ReleaseFile, *, timeout: float = 30) -> bytes | None:
+def fetch_provenance(
+    release_file: ReleaseFile, *, limits: NetworkLimits | None = None
+) -> bytes | None:
     """The PEP 740 provenance the index announces for `release_file` (None: none announced).
 
     An announced provenance that cannot be fetched is an error, not "no
     provenance": that would let a failing index downgrade a release to
-    unattested.
+    unattested. The read is bounded (``network-timeout``, ``max-page-size``).
     """
     if not release_file.provenance_url:
         return None
-    return _get(release_file.provenance_url, timeout=timeout)
+    return _get(release_file.provenance_url, limits=limits)
 
 
-def _get(url: str, *, timeout: float, accept: str | None = None) -> bytes:
-    import requests
+def _get(url: str, *, limits: NetworkLimits | None = None, accept: str | None = None) -> bytes:
+    from .. import _http
 
-    headers = {"Accept": accept} if accept else {}
-    try:
-        response = requests.get(url, timeout=timeout, headers=headers)
-        response.raise_for_status()
-    except requests.RequestException as exc:
+    hint = "the index announced it; retry when the index is reachable"
+    resp = _http.get(
+        url,
+        limits=limits if limits is not None else NetworkLimits(),
+        accept=accept,
+        what="provenance",
+        hint=hint,
+    )
+    if resp.status != 200:
         raise NetworkError(
-            f"could not fetch {url}: {exc}",
-            hint="the index announced it; retry when the index is reachable",
-        ) from None
-    return response.content
+            f"could not fetch {_http.redact(url)}: HTTP {resp.status}",
+            hint=hint,
+        )
+    return resp.body
 
 
 class _ProvenanceLinks(HTMLParser):
@@ -459,14 +466,16 @@ class _ProvenanceLinks(HTMLParser):
         self.links[filename] = urljoin(self.base, prov) if prov else None
 
 
-def provenance_url_from_index(index_url: str, name: str, filename: str) -> str | None:
+def provenance_url_from_index(
+    index_url: str, name: str, filename: str, *, limits: NetworkLimits | None = None
+) -> str | None:
     """Ask the simple API (JSON, else HTML) which provenance URL it announces for `filename`."""
     from packaging.utils import canonicalize_name
 
     page = urljoin(index_url.rstrip("/") + "/", f"{canonicalize_name(name)}/")
     raw = _get(
         page,
-        timeout=30,
+        limits=limits,
         accept="application/vnd.pypi.simple.v1+json, text/html;q=0.1",
     )
     try:
@@ -527,12 +536,13 @@ def check_release(
     *,
     accept: bool = False,
     require: bool = False,
+    limits: NetworkLimits | None = None,
 ) -> Publisher | None:
     """What fork and sync do with a downloaded release: fetch the provenance the index
     announces, verify it, and apply the publisher policy against the recorded
     `previous` publisher. Returns the verified publisher (None: the release is
     unattested and the policy allows it); raises SecurityError otherwise."""
-    raw = fetch_provenance(release_file)
+    raw = fetch_provenance(release_file, limits=limits)
     publisher = verify_provenance(dist_path, raw) if raw is not None else None
     check_publisher_change(previous, publisher, accept=accept, require=require)
     return publisher
@@ -556,10 +566,13 @@ class ProvenanceCheck:
 
 
 def downloaded_file(sha256: str, filename: str) -> Path:
-    """Where the download cache keeps a file."""
+    """Where the download cache keeps a file (both parts come from the lock: checked)."""
     from .._project import cache_root
+    from ..sources.index import _SHA256, _safe_filename
 
-    return cache_root() / "downloads" / sha256 / filename
+    if not _SHA256.match(sha256):
+        raise IntegrityError(f"the lock records a malformed sha256 for {filename!r}")
+    return cache_root() / "downloads" / sha256 / _safe_filename(filename)
 
 
 def verify_fork(
@@ -607,7 +620,19 @@ def verify_fork(
         publisher = verify_any(dist, material, expected)
         origin = str(attestation)
     else:
-        url = provenance_url_from_index(source.index_url, entry.name, source.filename)
+        from ..sources.index import configured_index
+
+        index_url = configured_index(source.index_url, project.config.index_urls)
+        if index_url is None:
+            raise SecurityError(
+                f"the lock records {source.filename} from {source.index_url}, "
+                "which is not a configured index",
+                hint="forkman asks only [tool.forkman] index-url and extra-index-urls for "
+                "provenance; add that index there if you trust it",
+            )
+        url = provenance_url_from_index(
+            index_url, entry.name, source.filename, limits=project.config.network
+        )
         if url is None:
             check_publisher_change(
                 previous,
@@ -619,7 +644,7 @@ def verify_fork(
                 f"the index offers no provenance for {source.filename}",
                 hint="pass an attestation or Sigstore bundle with --attestation FILE",
             )
-        publisher = verify_provenance(dist, _get(url, timeout=30), expected)
+        publisher = verify_provenance(dist, _get(url, limits=project.config.network), expected)
         origin = url
     if record:
         from .._txn import update_lock

@@ -53,9 +53,13 @@ def db_update(ctx: click.Context, source: str, db_path: Path | None) -> int:
     from ..audit._settings import load_settings
     from ..audit.osvdb import import_database
 
-    settings = load_settings(_project_or_none(ctx), database=db_path)
+    project = _project_or_none(ctx)
+    settings = load_settings(project, database=db_path)
     info = import_database(
-        source, settings.database, observer=StderrObserver(verbose=ctx.obj.verbose)
+        source,
+        settings.database,
+        observer=StderrObserver(verbose=ctx.obj.verbose),
+        limits=project.config.network if project is not None else None,
     )
     click.echo(
         f"{info.advisories} advisories for {info.packages} packages imported into {info.path} "

@@ -218,4 +218,6 @@ def verify_cmd(obj: Any, names: tuple[str, ...], fmt: str, jobs: int | None, wai
                 if r["ok"]
                 else f"{r['name']}: FAILED ({r['stage'] or '?'}): {r['message']}"
             )
+            if not r["ok"] and r.get("hint"):
+                click.echo(f"  hint: {r['hint']}")
     return 0 if all(r["ok"] for r in results) else 1

@@ -25,18 +25,24 @@ import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from packaging.version import InvalidVersion, Version
 
-from .._errors import BadInput, NetworkError, NotFound
+from .._errors import BadInput, IntegrityError, NetworkError, NotFound
 from .._fsutil import fsync_dir
 from .._observer import NullObserver, Observer
 from .._project import cache_root
 from .._unpack import unpack_archive
 
+if TYPE_CHECKING:
+    from .._lock import GitSource
+    from .._project import Project
+
 __all__ = [
     "GitSpec",
+    "check_declared_remote",
     "export",
     "guess_version",
     "is_git_spec",
@@ -148,6 +154,9 @@ def _git_env() -> dict[str, str]:
         SSH_ASKPASS="true",
         GCM_INTERACTIVE="never",
         LC_ALL="C",
+        # A remote that trickles (slower than 1 KiB/s for a minute) is given up on.
+        GIT_HTTP_LOW_SPEED_LIMIT="1024",
+        GIT_HTTP_LOW_SPEED_TIME="60",
     )
     env.pop("GIT_DIR", None)
     env.pop("GIT_WORK_TREE", None)
@@ -254,6 +263,45 @@ def _check_url(url: str) -> None:
         raise BadInput(
             f"{url!r} is not a git URL forkman fetches from",
             hint=f"use one of {', '.join(s + '://' for s in _SCHEMES)}",
+        )
+
+
+def _remote_key(url: str) -> str:
+    """A remote URL compared without credentials, host case or a trailing ``/`` / ``.git``."""
+    parts = urlsplit(url.strip())
+    host = parts.netloc.rsplit("@", 1)[-1].lower()
+    path = parts.path.rstrip("/").removesuffix(".git")
+    return f"{parts.scheme.lower()}://{host}{path}"
+
+
+def check_declared_remote(project: Project, name: str, source: GitSource) -> None:
+    """Refuse a lock whose git remote is not the one ``[tool.forkman.forks.NAME]`` declares.
+
+    When the fork's table declares a ``requirement``, the lock's source must
+    match it: a git spec's repository URL (credentials, host case and a final
+    ``.git`` aside), and never a git source for a declared index release. A
+    fork without a declared requirement is pinned by the lock alone (commit id
+    and tree hashes).
+    """
+    policy = project.config.forks.get(name)
+    spec = policy.raw.get("requirement") if policy is not None else None
+    if not isinstance(spec, str):
+        return
+    hint = (
+        f"the remote comes from [tool.forkman.forks.{name}] requirement; restore "
+        "forkman.lock from a trusted revision, or change the declared requirement first"
+    )
+    if not is_git_spec(spec):
+        raise IntegrityError(
+            f"{name} is declared as {spec!r}, but the lock records the git repository {source.url}",
+            hint=hint,
+        )
+    declared = parse_git_spec(spec).url
+    if _remote_key(declared) != _remote_key(source.url):
+        raise IntegrityError(
+            f"the lock records {name} from the git repository {source.url}, "
+            f"but its declared remote is {declared}",
+            hint=hint,
         )
 
 

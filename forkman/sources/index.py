@@ -17,12 +17,11 @@ import json
 import os
 import re
 import tempfile
-import threading
 from collections.abc import Sequence
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urldefrag, urljoin, urlsplit
+from urllib.parse import unquote, urldefrag, urljoin, urlsplit, urlunsplit
 
 import requests
 from packaging.requirements import InvalidRequirement, Requirement
@@ -36,7 +35,8 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from .. import __version__
+from .. import _http
+from .._config import NetworkLimits
 from .._errors import BadInput, IntegrityError, NetworkError, NotFound
 from .._lock import IndexSource
 from .._observer import NullObserver, Observer
@@ -45,14 +45,16 @@ from .interface import DistKind, ReleaseFile, UpstreamRelease
 
 __all__ = [
     "ACCEPT",
-    "DEFAULT_MAX_DOWNLOAD",
     "IndexClient",
+    "cached_file",
+    "configured_index",
     "download",
     "fetch_exact",
     "fetch_release",
     "find_release",
     "parse_requirement",
     "release_file_from_name",
+    "resolve_recorded",
     "select_release",
 ]
 
@@ -62,42 +64,14 @@ ACCEPT = (
 )
 """What forkman asks an index for: PEP 691 JSON first, HTML as a fallback."""
 
-DEFAULT_MAX_DOWNLOAD = 512 * 1024 * 1024
-"""Largest release file forkman downloads, in bytes."""
-
 _JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 _HTML_TYPES = ("application/vnd.pypi.simple.v1+html", "text/html")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_CHUNK = 1 << 16
 _SPEC_EXAMPLE = "e.g. 'attrs==23.1.0', 'packaging>=24,<25' or 'attrs'"
 _OFFLINE_HINT = (
     "check the index URL (--index-url or [tool.forkman] index-url) and your network; "
     "commands that need no download (forkman check, status) work offline"
 )
-
-
-class _SharedSession(requests.Session):
-    """The process's one HTTP session: every index client shares its connection pools
-    (and the TLS set-up, which costs ~20 ms per pool with a custom CA bundle)."""
-
-    def close(self) -> None:
-        """Kept open for the next client; the interpreter closes it at exit."""
-
-
-_shared: _SharedSession | None = None
-_shared_pid = 0
-_shared_guard = threading.Lock()
-
-
-def _session() -> requests.Session:
-    """The shared session (a fresh one in a forked child process)."""
-    global _shared, _shared_pid
-    with _shared_guard:
-        if _shared is None or _shared_pid != os.getpid():
-            _shared = _SharedSession()
-            _shared.headers["User-Agent"] = f"forkman/{__version__}"
-            _shared_pid = os.getpid()
-        return _shared
 
 
 class IndexClient:
@@ -108,7 +82,7 @@ class IndexClient:
         index_urls: Sequence[str],
         *,
         observer: Observer = NullObserver(),
-        timeout: float = 30.0,
+        limits: NetworkLimits | None = None,
     ) -> None:
         if not index_urls:
             raise BadInput(
@@ -117,8 +91,8 @@ class IndexClient:
             )
         self.index_urls = [u if u.endswith("/") else u + "/" for u in index_urls]
         self.observer = observer
-        self.timeout = timeout
-        self.session = _session()
+        self.limits = limits if limits is not None else NetworkLimits()
+        self.session = _http.session()
 
     def project_files(self, name: str) -> tuple[str, list[ReleaseFile]]:
         """The files of project `name` on the first index that knows it.
@@ -126,50 +100,42 @@ class IndexClient:
         Returns the index URL it was found on and its parseable release files.
         An index that cannot be reached is an error, not a reason to try the
         next one: silently falling through to another index could fetch a
-        different project of the same name.
+        different project of the same name. Each page is read within the
+        network limits (``network-timeout``, ``max-page-size``).
         """
         canon = canonicalize_name(name)
         for index_url in self.index_urls:
             page_url = urljoin(index_url, f"{canon}/")
-            self.observer.step(canon, f"looking up {canon} on {index_url}")
-            try:
-                resp = self.session.get(page_url, headers={"Accept": ACCEPT}, timeout=self.timeout)
-            except requests.RequestException as exc:
+            shown = _http.redact(index_url)
+            self.observer.step(canon, f"looking up {canon} on {shown}")
+            resp = _http.get(
+                page_url, limits=self.limits, accept=ACCEPT, client=self.session, what="index page"
+            )
+            if resp.status in (404, 410):
+                continue
+            if resp.status != 200:
                 raise NetworkError(
-                    f"cannot reach the package index {index_url}: {_short(exc)}",
+                    f"the package index {shown} answered HTTP {resp.status} "
+                    f"for {_http.redact(page_url)}",
                     hint=_OFFLINE_HINT,
-                ) from exc
-            with resp:
-                if resp.status_code in (404, 410):
-                    continue
-                if resp.status_code != 200:
-                    raise NetworkError(
-                        f"the package index {index_url} answered HTTP {resp.status_code} "
-                        f"for {page_url}",
-                        hint=_OFFLINE_HINT,
-                    )
-                ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
-                if ctype == _JSON_TYPE:
-                    files = _parse_json(resp.content, resp.url, index_url)
-                elif ctype in _HTML_TYPES:
-                    files = _parse_html(resp.text, resp.url)
-                else:
-                    raise NetworkError(
-                        f"the package index {index_url} answered with content type "
-                        f"{ctype or 'none'!r}, which is not a simple-API page",
-                        hint="point --index-url at a PEP 503/691 simple index, e.g. "
-                        "https://pypi.org/simple/",
-                    )
+                )
+            if resp.content_type == _JSON_TYPE:
+                files = _parse_json(resp.body, resp.url, shown)
+            elif resp.content_type in _HTML_TYPES:
+                files = _parse_html(resp.text, resp.url)
+            else:
+                raise NetworkError(
+                    f"the package index {shown} answered with content type "
+                    f"{resp.content_type or 'none'!r}, which is not a simple-API page",
+                    hint="point --index-url at a PEP 503/691 simple index, e.g. "
+                    "https://pypi.org/simple/",
+                )
             return index_url, [f for f in files if _project_of(f) == canon]
         raise NotFound(
-            f"package {canon!r} was not found on {', '.join(self.index_urls)}",
+            f"package {canon!r} was not found on "
+            f"{', '.join(_http.redact(u) for u in self.index_urls)}",
             hint="check the spelling, or add the index that hosts it with --index-url",
         )
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc)
-    return text if len(text) < 300 else text[:300] + "..."
 
 
 def release_file_from_name(
@@ -463,16 +429,33 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _safe_filename(filename: str) -> str:
-    if (
+def _unsafe_filename(filename: str) -> bool:
+    return (
         not filename
         or filename in (".", "..")
         or "/" in filename
         or "\\" in filename
         or "\x00" in filename
-    ):
+    )
+
+
+def _safe_filename(filename: str) -> str:
+    if _unsafe_filename(filename):
         raise IntegrityError(f"the index announced an unsafe file name {filename!r}")
     return filename
+
+
+def cached_file(sha256: str, filename: str, *, cache_dir: Path | None = None) -> Path | None:
+    """The download cache's copy of `filename` with `sha256`, if present (not re-hashed).
+
+    Both parts come from a lock or an index page: a malformed hash or a file
+    name that is not a plain name gives None, never a path elsewhere.
+    """
+    if not _SHA256.match(sha256.lower()) or _unsafe_filename(filename):
+        return None
+    path = (cache_dir if cache_dir is not None else cache_root()) / "downloads"
+    path = path / sha256.lower() / filename
+    return path if path.is_file() and not path.is_symlink() else None
 
 
 def download(
@@ -481,14 +464,14 @@ def download(
     cache_dir: Path | None = None,
     observer: Observer = NullObserver(),
     session: requests.Session | None = None,
-    max_size: int = DEFAULT_MAX_DOWNLOAD,
-    timeout: float = 30.0,
+    limits: NetworkLimits | None = None,
 ) -> Path:
     """The verified local copy of `file`: from the cache, or downloaded and checked.
 
     `cache_dir` is the cache root (default :func:`cache_root`); the file lives
     at ``<cache_dir>/downloads/<sha256>/<filename>``. The download streams to
-    a temporary file beside it and is renamed into place only once its sha256
+    a temporary file beside it, within the network limits (``network-timeout``,
+    ``max-download-size``), and is renamed into place only once its sha256
     matches the announced one.
     """
     if not file.sha256:
@@ -501,6 +484,7 @@ def download(
     if not _SHA256.match(expected):
         raise IntegrityError(f"the index announced a malformed sha256 for {file.filename}")
     filename = _safe_filename(file.filename)
+    limits = limits if limits is not None else NetworkLimits()
     folder = (cache_dir if cache_dir is not None else cache_root()) / "downloads" / expected
     target = folder / filename
     subject = filename
@@ -513,42 +497,23 @@ def download(
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=folder)
     tmp = Path(tmp_name)
-    own_session = session is None
-    sess = session if session is not None else _session()
     try:
-        observer.step(subject, f"downloading {file.url}")
+        observer.step(subject, f"downloading {_http.redact(file.url)}")
         digest = hashlib.sha256()
         with os.fdopen(fd, "wb") as out:
-            try:
-                resp = sess.get(file.url, stream=True, timeout=timeout)
-            except requests.RequestException as exc:
-                raise NetworkError(
-                    f"cannot download {file.url}: {_short(exc)}", hint=_OFFLINE_HINT
-                ) from exc
-            with resp:
-                if resp.status_code != 200:
-                    raise NetworkError(
-                        f"downloading {file.url} failed with HTTP {resp.status_code}",
-                        hint=_OFFLINE_HINT,
-                    )
-                length = resp.headers.get("Content-Length")
-                total = int(length) if length and length.isdigit() else None
-                if total is not None and total > max_size:
-                    raise _too_large(file, max_size)
-                done = 0
-                try:
-                    for chunk in resp.iter_content(_CHUNK):
-                        done += len(chunk)
-                        if done > max_size:
-                            raise _too_large(file, max_size)
-                        digest.update(chunk)
-                        out.write(chunk)
-                        observer.progress(subject, done, total)
-                except requests.RequestException as exc:
-                    raise NetworkError(
-                        f"download of {file.url} was interrupted: {_short(exc)}",
-                        hint=_OFFLINE_HINT,
-                    ) from exc
+
+            def sink(chunk: bytes) -> None:
+                digest.update(chunk)
+                out.write(chunk)
+
+            _http.download(
+                file.url,
+                sink,
+                limits=limits,
+                progress=lambda done, total: observer.progress(subject, done, total),
+                client=session,
+                what="release file",
+            )
             out.flush()
             os.fsync(out.fileno())
         got = digest.hexdigest()
@@ -568,16 +533,6 @@ def download(
         with contextlib.suppress(OSError):
             folder.rmdir()  # only when empty
         raise
-    finally:
-        if own_session:
-            sess.close()
-
-
-def _too_large(file: ReleaseFile, max_size: int) -> IntegrityError:
-    return IntegrityError(
-        f"{file.filename} is larger than the download limit of {max_size} bytes",
-        hint="a release this large is refused as a precaution",
-    )
 
 
 # -- composition --------------------------------------------------------------------
@@ -591,10 +546,12 @@ def find_release(
     prereleases: bool = False,
     observer: Observer = NullObserver(),
     client: IndexClient | None = None,
+    limits: NetworkLimits | None = None,
 ) -> tuple[str, ReleaseFile]:
     """The index URL and the file that `spec` selects, without downloading it."""
     name, specifier = parse_requirement(spec)
-    client = client if client is not None else IndexClient(index_urls, observer=observer)
+    if client is None:
+        client = IndexClient(index_urls, observer=observer, limits=limits)
     index_url, files = client.project_files(name)
     chosen = select_release(files, specifier, prereleases=prereleases, prefer=prefer, name=name)
     if chosen.yanked:
@@ -610,22 +567,20 @@ def fetch_release(
     prefer: DistKind,
     prereleases: bool,
     observer: Observer = NullObserver(),
+    limits: NetworkLimits | None = None,
 ) -> UpstreamRelease:
     """Find, choose, download and verify the release file that `spec` asks for."""
     name, _specifier = parse_requirement(spec)
-    client = IndexClient(index_urls, observer=observer)
-    try:
-        index_url, chosen = find_release(
-            spec,
-            index_urls=index_urls,
-            prefer=prefer,
-            prereleases=prereleases,
-            observer=observer,
-            client=client,
-        )
-        path = download(chosen, observer=observer, session=client.session)
-    finally:
-        client.session.close()
+    client = IndexClient(index_urls, observer=observer, limits=limits)
+    index_url, chosen = find_release(
+        spec,
+        index_urls=index_urls,
+        prefer=prefer,
+        prereleases=prereleases,
+        observer=observer,
+        client=client,
+    )
+    path = download(chosen, observer=observer, session=client.session, limits=client.limits)
     assert chosen.sha256 is not None  # download refuses files without one
     return UpstreamRelease(
         name=name,
@@ -637,15 +592,152 @@ def fetch_release(
     )
 
 
-def fetch_exact(
+# -- the lock's file, through the configured index -------------------------------------
+
+
+def _index_key(url: str) -> tuple[str, str, int | None, str]:
+    """An index URL compared without credentials, host case, default port or final slash."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port, parts.path.rstrip("/") + "/"
+
+
+def configured_index(recorded: str, index_urls: Sequence[str]) -> str | None:
+    """The configured index URL (as configured, credentials included) that `recorded` names.
+
+    A lock records the index a file came from; forkman only ever contacts the
+    configured indexes, so a recorded index that is not one of them gives None.
+    """
+    key = _index_key(recorded)
+    for url in index_urls:
+        if _index_key(url) == key and not urlsplit(url).query:
+            return url if url.endswith("/") else url + "/"
+    return None
+
+
+def _url_key(url: str) -> str:
+    """A file URL compared without credentials or fragment."""
+    parts = urlsplit(urldefrag(url.strip()).url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1].lower()))
+
+
+def _check_recorded(source: IndexSource, index_urls: Sequence[str]) -> str:
+    """The configured index of `source`, after the checks that need no network."""
+    if _unsafe_filename(source.filename):
+        raise IntegrityError(
+            f"the lock records an unsafe file name {source.filename!r}",
+            hint="a file name never contains a path; restore forkman.lock from a trusted revision",
+        )
+    if not _SHA256.match(source.sha256.lower()):
+        raise IntegrityError(
+            f"the lock records a malformed sha256 for {source.filename}",
+            hint="restore forkman.lock from a trusted revision",
+        )
+    index = configured_index(source.index_url, index_urls)
+    if index is None:
+        configured = ", ".join(_http.redact(u) for u in index_urls) or "none"
+        raise IntegrityError(
+            f"the lock records {source.filename} from {_http.redact(source.index_url)}, "
+            f"which is not a configured index (configured: {configured})",
+            hint="forkman downloads only from [tool.forkman] index-url and extra-index-urls; "
+            "if you trust that index add it there, else fork the release again from a "
+            "configured index",
+        )
+    return index
+
+
+def resolve_recorded(
     source: IndexSource,
     *,
+    index_urls: Sequence[str],
     observer: Observer = NullObserver(),
-) -> Path:
-    """The recorded file of `source`, from the verified cache or its recorded URL."""
-    file = release_file_from_name(source.filename, source.url, source.sha256)
-    if file is None:
+    limits: NetworkLimits | None = None,
+    client: IndexClient | None = None,
+) -> ReleaseFile:
+    """The file the configured index announces now for the lock's `source`.
+
+    The lock says which file (name and sha256) and on which index; the index
+    says where it is. Raises :class:`IntegrityError` when the recorded index
+    is not configured, when the index no longer lists the file, announces
+    another sha256 for it, has yanked it (PEP 592), or gives another URL than
+    the lock records. The lock's own ``url`` is never fetched.
+    """
+    index = _check_recorded(source, index_urls)
+    shown = _http.redact(index)
+    sdist = release_file_from_name(source.filename, source.url, source.sha256)
+    if sdist is None:
         raise IntegrityError(
             f"the lock records {source.filename!r}, which is neither an sdist nor a wheel"
         )
-    return download(file, observer=observer)
+    project = _project_of(sdist)
+    client = (
+        client if client is not None else IndexClient([index], observer=observer, limits=limits)
+    )
+    try:
+        _found, files = client.project_files(project)
+    except NotFound:
+        files = []
+    named = [f for f in files if f.filename == source.filename]
+    if not named:
+        raise IntegrityError(
+            f"the index {shown} no longer lists {source.filename}",
+            hint="the file was removed from the index; find out why before trusting the "
+            f"vendored copy, and move to a release the index serves (`forkman sync {project}`)",
+        )
+    recorded = source.sha256.lower()
+    current = [f for f in named if f.sha256 == recorded]
+    if not current:
+        announced = ", ".join(sorted({f.sha256 or "no sha256" for f in named}))
+        raise IntegrityError(
+            f"the index {shown} no longer announces sha256 {recorded} for {source.filename} "
+            f"(it announces {announced})",
+            hint="the file changed on the index after it was forked, or the lock was edited; "
+            "trust neither copy until you know why (compare with the lock's history: "
+            "`git log -p forkman.lock`)",
+        )
+    file = current[0]
+    if file.yanked:
+        reason = f" ({file.yanked_reason})" if file.yanked_reason else ""
+        raise IntegrityError(
+            f"the index {shown} has yanked {source.filename}{reason}",
+            hint=f"a yanked release is withdrawn by its publisher; move to another release "
+            f"with `forkman sync {project} --to VERSION`",
+        )
+    if _url_key(file.url) != _url_key(source.url):
+        raise IntegrityError(
+            f"the lock records {_http.redact(source.url)} for {source.filename}, "
+            f"but the index {shown} gives {_http.redact(file.url)}",
+            hint="the lock's url must be the one the configured index announces; restore "
+            "forkman.lock from a trusted revision or fork the release again",
+        )
+    return file
+
+
+def fetch_exact(
+    source: IndexSource,
+    *,
+    index_urls: Sequence[str],
+    observer: Observer = NullObserver(),
+    limits: NetworkLimits | None = None,
+    recheck: bool = False,
+) -> Path:
+    """The recorded file of `source`: from the verified cache, else through the configured index.
+
+    The recorded index must be a configured one. With `recheck` (what
+    ``verify`` does) the index is always asked whether it still announces the
+    file's sha256 (see :func:`resolve_recorded`); otherwise a cached copy with
+    the recorded sha256 is used without asking. A download always goes to the
+    URL the configured index gives now, never to the lock's ``url``.
+    """
+    _check_recorded(source, index_urls)
+    if not recheck:
+        cached = cached_file(source.sha256, source.filename)
+        if cached is not None and _sha256_file(cached) == source.sha256.lower():
+            observer.step(source.filename, "verified cache")
+            return cached
+    file = resolve_recorded(source, index_urls=index_urls, observer=observer, limits=limits)
+    return download(file, observer=observer, limits=limits)

@@ -42,7 +42,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from .._config import Config
+from .._config import Config, NetworkLimits
 from .._errors import BadInput, ConfigError, NetworkError, NotFound
 from .._observer import Observer
 from .._treehash import file_digest, hash_manifest, scan_tree
@@ -221,15 +221,17 @@ def _cached_sdist_licenses(cache: TransformCache | None, sdist: Path) -> list[tu
     return found
 
 
-def _fetch_url(url: str) -> bytes:
-    import requests
+def _fetch_url(url: str, limits: NetworkLimits) -> bytes:
+    """A license file from `url`: bounded like a page (``network-timeout``, ``max-page-size``)."""
+    from .. import _http
 
-    try:
-        response = requests.get(url, timeout=30)
-        response.raise_for_status()
-    except requests.RequestException as exc:
-        raise NetworkError(f"cannot fetch license {url}: {exc}") from None
-    return response.content
+    hint = "check license-overrides url in [tool.forkman.vendoring] and your network"
+    resp = _http.get(url, limits=limits, what="license", hint=hint)
+    if resp.status != 200:
+        raise NetworkError(
+            f"cannot fetch license {_http.redact(url)}: HTTP {resp.status}", hint=hint
+        )
+    return resp.body
 
 
 def transform_tree(
@@ -394,7 +396,7 @@ def transform_tree(
         license_files = [(src.name, src.read_bytes(), f"override:{override.file}")]
     if not license_files and override and override.url:
         name = override.url.rstrip("/").rsplit("/", 1)[-1] or "LICENSE"
-        license_files = [(name, _fetch_url(override.url), f"url:{override.url}")]
+        license_files = [(name, _fetch_url(override.url, config.network), f"url:{override.url}")]
     written: dict[str, str] = {}
     for filename, data, origin in license_files:
         dest = _license_destination(out, distname, filename, override)
