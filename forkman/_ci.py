@@ -545,7 +545,7 @@ class ForkTestOutcome:
     name: str
     """The fork."""
     status: str
-    """``passed``, ``failed``, ``network-disabled``, ``no-tests`` or ``error``."""
+    """``passed``, ``failed``, ``network-disabled``, ``no-tests``, ``timeout`` or ``error``."""
     message: str
     """One line for humans."""
 
@@ -621,7 +621,7 @@ class ForkTestStage:
             )
         failing = [f for f in findings if f.level is Level.ERROR]
         what = "every fork" if self.forks is None else f"{len(outcomes)} changed fork(s)"
-        if any(f.rule == "error" for f in failing):
+        if any(f.rule in ("error", "timeout") for f in failing):
             status = StageStatus.ERROR
         elif failing:
             status = StageStatus.FAILED
