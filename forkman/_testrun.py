@@ -486,6 +486,11 @@ def _first_line(message: str, text: str) -> str:
 
 def _test_id(classname: str, name: str, root: Path | None) -> str:
     """pytest's node id when the test file is found under `root`, else ``classname::name``."""
+    if not classname and root is not None:  # a collection error names the module only
+        parts = name.split(".")
+        rel = "/".join(parts) + ".py"
+        if all(p.isidentifier() for p in parts) and (root / rel).is_file():
+            return rel
     parts = classname.split(".") if classname else []
     if root is not None and parts and all(p.isidentifier() for p in parts):
         for cut in range(len(parts), 0, -1):
@@ -871,7 +876,7 @@ def evaluate_run(
     suite did not run) and the counts of its JUnit report."""
     policy_json = (policy or SandboxPolicy()).to_json()
     if run.timed_out:
-        done = tests_done(run.stdout)
+        done = count_tests_done(run.stdout)
         progress = f" with {done} test(s) done" if done else ""
         limit = run.duration if policy is None else policy.timeout
         return (
@@ -951,7 +956,7 @@ def evaluate_run(
 _PROGRESS_LINE = re.compile(rb"^(?:\S+ )?([.FEsxX]+) *(?:\[ *(\d+)%\])?\s*$")
 
 
-def tests_done(stdout: bytes) -> int:
+def count_tests_done(stdout: bytes) -> int:
     """Tests finished so far, counted from pytest's progress lines (``..F.s  [ 40%]``)."""
     done = 0
     for line in stdout.splitlines():
