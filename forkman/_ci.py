@@ -615,8 +615,8 @@ class ForkTestStage:
                     fork=o.name,
                     path=entry.path if entry else None,
                     level=Level.WARNING if o.status == "no-tests" else Level.ERROR,
-                    hint=f"`forkman test {o.name}` reruns it; run the command from the lock's "
-                    "test table in the vendored tree for the full pytest output",
+                    hint=f"`forkman test {o.name} --show-output` reruns it and prints the "
+                    f"suite's output (kept in .forkman/test-logs/{o.name}/)",
                 )
             )
         failing = [f for f in findings if f.level is Level.ERROR]
