@@ -795,13 +795,14 @@ def _log_dir_name(name: str) -> str:
 
 
 def keep_logs(
-    project: Project, name: str, run: RunResult, junit: Path
-) -> tuple[Path, bytes | IntegrityError | None]:
+    project: Project, name: str, run: RunResult, junit: Path, observer: Observer | None = None
+) -> tuple[Path | None, bytes | IntegrityError | None]:
     """Keep the run's output and JUnit report in ``.forkman/test-logs/NAME/`` (one
     directory swap: readers see the last run's files or this run's, never a mix).
 
-    Returns the directory and the report's bytes (None when the run wrote none; the
-    refusal when it is not a regular file or too big: then it is not kept either).
+    Returns the directory (None when it cannot be written: a warning says so) and the
+    report's bytes (None when the run wrote none; the refusal when it is not a regular
+    file or too big: then it is not kept either).
     """
     report: bytes | IntegrityError | None = None
     if junit.exists() or junit.is_symlink():
@@ -809,16 +810,22 @@ def keep_logs(
             report = read_report(junit)
         except IntegrityError as exc:
             report = exc
-    base = project.ensure_state_dir() / LOGS_DIR
-    target = base / _log_dir_name(name)
-    with staging_dir(base, f".{_log_dir_name(name)}-") as stage:
-        output = run.stdout
-        if run.stderr:
-            output += b"\n---- stderr ----\n" + run.stderr
-        atomic_write_bytes(stage / "output.log", output)
-        if isinstance(report, bytes):
-            atomic_write_bytes(stage / "junit.xml", report)
-        replace_dir(stage, target, base / ".trash")
+    try:
+        base = project.ensure_state_dir() / LOGS_DIR
+        target = base / _log_dir_name(name)
+        with staging_dir(base, f".{_log_dir_name(name)}-") as stage:
+            output = run.stdout
+            if run.stderr:
+                output += b"\n---- stderr ----\n" + run.stderr
+            atomic_write_bytes(stage / "output.log", output)
+            if isinstance(report, bytes):
+                atomic_write_bytes(stage / "junit.xml", report)
+            replace_dir(stage, target, base / ".trash")
+    except OSError as exc:
+        (observer or NullObserver()).warning(
+            f"{name}: cannot keep the test logs in {project.state_dir / LOGS_DIR}: {exc}"
+        )
+        return None, report
     return target, report
 
 
@@ -1104,7 +1111,7 @@ def run_fork_tests(
                 disabled=no_sandbox,
                 on_output=progress.feed,
             )
-        log_dir, report = keep_logs(project, entry.name, run, junit)
+        log_dir, report = keep_logs(project, entry.name, run, junit, observer)
         status, msg, counts = evaluate_run(
             entry.name,
             run,
