@@ -619,7 +619,8 @@ class ForkTestOutcome:
     name: str
     """The fork."""
     status: str
-    """``passed``, ``failed``, ``network-disabled``, ``no-tests``, ``error`` or ``not-tested``."""
+    """``passed``, ``failed``, ``network-disabled``, ``no-tests``, ``timeout``, ``error`` or
+    ``not-tested``."""
     message: str
     """One line for humans."""
     hint: str = ""
@@ -763,8 +764,8 @@ class ForkTestStage:
             else:
                 message = f"{o.name}: {o.status}: {o.message}"
                 hint = o.hint or (
-                    f"`forkman test {o.name}` reruns it; run the command from the lock's "
-                    "test table in the vendored tree for the full pytest output"
+                    f"`forkman test {o.name} --show-output` reruns it and prints the "
+                    f"suite's output (kept in .forkman/test-logs/{o.name}/)"
                 )
             findings.append(
                 CiFinding(
@@ -779,7 +780,7 @@ class ForkTestStage:
             )
         failing = [f for f in findings if f.level is Level.ERROR]
         what = "every fork" if self.forks is None else f"{len(outcomes)} changed fork(s)"
-        if any(f.rule == "error" for f in failing):
+        if any(f.rule in ("error", "timeout") for f in failing):
             status = StageStatus.ERROR
         elif failing:
             status = StageStatus.FAILED

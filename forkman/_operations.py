@@ -147,7 +147,13 @@ def run_test(
 ) -> Mapping[str, JSON]:
     """``test``: the fork's own suite in the sandbox; the outcome is recorded in the lock."""
     from ._forks import require_fork
-    from ._testrun import TestStatus, lock_section, run_fork_tests, sandbox_policy
+    from ._testrun import (
+        TestStatus,
+        lock_section,
+        outcome_report,
+        run_fork_tests,
+        sandbox_policy,
+    )
     from ._txn import update_lock
 
     entry = require_fork(project, name)
@@ -172,6 +178,7 @@ def run_test(
         "message": outcome.message,
         "tier": outcome.run.tier_label if outcome.run is not None else "-",
         **({k: section[k] for k in ("passed", "failed", "errors", "skipped") if k in section}),
+        **outcome_report(outcome),
     }
 
 

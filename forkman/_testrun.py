@@ -15,24 +15,29 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import math
 import os
+import re
 import shlex
 import shutil
+import signal
+import stat
 import subprocess
 import sys
 import tempfile
+import time
 import tomllib
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from xml.parsers import expat
 
 from ._config import Config
 from ._errors import BadInput, ConfigError, IntegrityError, NetworkError, NotFound
-from ._fsutil import remove_tree, staging_dir
+from ._fsutil import atomic_write_bytes, remove_tree, replace_dir, staging_dir
 from ._lock import GitSource, LockEntry
 from ._observer import NullObserver, Observer
 from ._project import Project, cache_root
@@ -41,12 +46,32 @@ from .sandbox import ForkServer, RunResult, SandboxPolicy, Tier
 NETWORK_MARKERS = (
     "Network is unreachable",
     "[Errno 101]",
+    "No route to host",
+    "[Errno 113]",
+    # the sandbox's private loopback answers "refused" where a test expected a service
+    # of the host (a database on the host's 127.0.0.1): the host is not reachable
+    "Connection refused",
+    "[Errno 111]",
     "Temporary failure in name resolution",
     "Name or service not known",
     "gaierror",
     "No address associated with hostname",
+    "nodename nor servname provided",
+    "NameResolutionError",
+    "Failed to establish a new connection",
 )
-"""Failure texts that mean a test tried to reach the network."""
+"""Failure texts that mean a test tried to reach the network (or a service of the host)."""
+
+MAX_JUNIT_BYTES = 32 * 1024 * 1024
+"""Largest JUnit report forkman reads; a bigger one is refused, never parsed."""
+MAX_FAILURES_KEPT = 5000
+"""Failing tests kept per run (ids and first lines); the JUnit report in the log has all."""
+MAX_MESSAGE_CHARS = 300
+"""Characters kept of a failing test's first line of message."""
+MAX_FAILURE_TEXT = 64 * 1024
+"""Characters of a failure's text (traceback) read to classify it; the rest is ignored."""
+LOGS_DIR = "test-logs"
+"""Under the project's state dir (``.forkman/``, git-ignored): one folder per fork."""
 
 
 class TestStatus(enum.Enum):
@@ -59,9 +84,11 @@ class TestStatus(enum.Enum):
     NETWORK_DISABLED = "network-disabled"
     """Tests failed because they tried to reach the network, which is disabled."""
     NO_TESTS = "no-tests"
-    """The vendored tree holds no tests to run."""
+    """The vendored tree holds no tests to run (or pytest collected none)."""
+    TIMEOUT = "timeout"
+    """The suite ran longer than its wall-clock limit and was killed."""
     ERROR = "error"
-    """The suite did not produce a report (crash, timeout, limit exceeded)."""
+    """The suite could not run or report (usage or collection error, crash, limit exceeded)."""
 
     __test__ = False
 
@@ -80,6 +107,10 @@ class TestConfig:
     """Files or folders of the project (relative paths) copied into the scratch tree."""
     discover: bool = True
     """Find the suite's test dependencies in the fork's tree (see :mod:`forkman._testdeps`)."""
+    timeout: float | None = None
+    """Wall-clock seconds for this fork's suite (None: ``[tool.forkman.sandbox] timeout``)."""
+    loopback: bool | None = None
+    """A private loopback in the sandbox (None: ``[tool.forkman.sandbox] loopback``)."""
 
     __test__ = False
 
@@ -103,6 +134,27 @@ class TestEnv:
 
 
 @dataclass(frozen=True)
+class FailedTest:
+    """One failing or erroring test, as its JUnit report names it (untrusted, cleaned)."""
+
+    id: str
+    """``path/to/test_file.py::TestClass::test_name`` when the file is found, else
+    ``classname::name`` as the report spells it."""
+    kind: str
+    """``failed`` or ``error``."""
+    message: str
+    """The first line of its message, without control characters, capped."""
+    network: bool
+    """Its text says the network (or a service of the host) was unreachable."""
+
+    __test__ = False
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able form."""
+        return {"id": self.id, "kind": self.kind, "message": self.message, "network": self.network}
+
+
+@dataclass(frozen=True)
 class TestCounts:
     """Counts from a JUnit XML report."""
 
@@ -118,6 +170,12 @@ class TestCounts:
     """Seconds the suite reported."""
     network_failures: int
     """Failures and errors whose text says the network was unreachable."""
+    failures: tuple[FailedTest, ...] = ()
+    """The failing and erroring tests, in report order (at most MAX_FAILURES_KEPT)."""
+    failures_dropped: int = 0
+    """Failing tests beyond MAX_FAILURES_KEPT, counted but not kept."""
+    collection_errors: int = 0
+    """Errors pytest reported while collecting (a test file could not be imported)."""
 
     __test__ = False
 
@@ -140,8 +198,23 @@ class TestOutcome:
     """The test environment's content hash."""
     command: tuple[str, ...]
     """The command that ran."""
+    log_dir: Path | None = None
+    """Where the run's output and JUnit report were kept (``.forkman/test-logs/NAME``)."""
+    timeout: float | None = None
+    """The wall-clock limit the run had, in seconds."""
 
     __test__ = False
+
+    @property
+    def output_log(self) -> Path | None:
+        """The kept stdout and stderr of the run, when it ran."""
+        return self.log_dir / "output.log" if self.log_dir is not None else None
+
+    @property
+    def junit_log(self) -> Path | None:
+        """The kept JUnit report, when the run wrote one."""
+        path = self.log_dir / "junit.xml" if self.log_dir is not None else None
+        return path if path is not None and path.is_file() else None
 
 
 def _str_list(table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
@@ -169,12 +242,24 @@ def load_test_config(config: Config, name: str) -> TestConfig:
     discover = raw.get("discover", True)
     if not isinstance(discover, bool):
         raise ConfigError(f"{where}.discover must be true or false")
+    timeout = raw.get("timeout")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+    ):
+        raise ConfigError(
+            f"{where}.timeout must be a positive number of seconds", hint="e.g. timeout = 600"
+        )
+    loopback = raw.get("loopback")
+    if loopback is not None and not isinstance(loopback, bool):
+        raise ConfigError(f"{where}.loopback must be true or false")
     return TestConfig(
         command=argv,
         requirements=_str_list(raw, "requirements", where),
         extras=_str_list(raw, "extras", where),
         include=_str_list(raw, "include", where),
         discover=discover,
+        timeout=float(timeout) if timeout is not None else None,
+        loopback=loopback,
     )
 
 
@@ -217,6 +302,10 @@ def sandbox_policy(config: Config | None, **overrides: Any) -> SandboxPolicy:
         ):
             if key in table:
                 kw[attr] = parse_size(table[key])
+        if "loopback" in table:
+            if not isinstance(table["loopback"], bool):
+                raise ValueError("loopback must be true or false")
+            kw["loopback"] = table["loopback"]
         if "env-allow" in table:
             kw["env_allow"] = SandboxPolicy().env_allow + _str_list(
                 table, "env-allow", "[tool.forkman.sandbox]"
@@ -367,32 +456,200 @@ def prepare_env(
 # ---- reports ------------------------------------------------------------------
 
 
-def parse_junit(path: Path) -> TestCounts:
-    """Counts from a JUnit XML file (pytest's format)."""
-    root = ET.parse(path).getroot()  # noqa: S314 - written by our own sandboxed run, size-capped
-    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
-    tests = failures = errors = skipped = 0
-    duration = 0.0
-    network = 0
-    for s in suites:
-        tests += int(s.get("tests", 0))
-        failures += int(s.get("failures", 0))
-        errors += int(s.get("errors", 0))
-        skipped += int(s.get("skipped", 0))
-        duration += float(s.get("time", 0.0))
-        for case in s.iter("testcase"):
-            for bad in (*case.findall("failure"), *case.findall("error")):
-                text = (bad.get("message") or "") + (bad.text or "")
-                if any(m in text for m in NETWORK_MARKERS):
-                    network += 1
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+_UNPRINTABLE_KEEP_LINES = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]"
+)
+
+
+def clean_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """`text` (written by a test suite) made safe for a terminal: one line, no control
+    characters (escape sequences, carriage returns, bidi overrides), at most `limit` chars."""
+    text = text.replace("\t", " ").replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
+    text = _UNPRINTABLE.sub("?", text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def clean_output(data: bytes) -> str:
+    """A suite's captured output made safe for a terminal: lines kept, every other
+    control character (escape sequences, carriage returns, bidi overrides) shown as ``?``."""
+    text = data.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    return _UNPRINTABLE_KEEP_LINES.sub("?", text)
+
+
+def _first_line(message: str, text: str) -> str:
+    """The line that says why a test failed: the message's first line; for pytest's
+    collection errors (message "collection failure") the last ``E   `` line of the text."""
+    if message.strip() in ("", "collection failure") or message.startswith("failed on setup"):
+        e_lines = [ln[1:].strip() for ln in text.splitlines() if ln.startswith("E ")]
+        if e_lines:
+            return e_lines[-1]
+    for line in (message or text).splitlines():
+        if line.strip():
+            return line
+    return message
+
+
+def _test_id(classname: str, name: str, root: Path | None) -> str:
+    """pytest's node id when the test file is found under `root`, else ``classname::name``."""
+    if not classname and root is not None:  # a collection error names the module only
+        parts = name.split(".")
+        rel = "/".join(parts) + ".py"
+        if all(p.isidentifier() for p in parts) and (root / rel).is_file():
+            return rel
+    parts = classname.split(".") if classname else []
+    if root is not None and parts and all(p.isidentifier() for p in parts):
+        for cut in range(len(parts), 0, -1):
+            rel = "/".join(parts[:cut]) + ".py"
+            if (root / rel).is_file():
+                return "::".join([rel, *parts[cut:], name])
+    return f"{classname}::{name}" if classname else name
+
+
+def read_report(path: Path, limit: int = MAX_JUNIT_BYTES) -> bytes:
+    """The bytes of a report the sandboxed run wrote, refused unless a regular file no
+    bigger than `limit` (the run may have left a symlink to a host file, or a FIFO)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise IntegrityError(
+            f"cannot open the JUnit report {path.name}: {exc.strerror}"
+            + (" (it is a symbolic link)" if path.is_symlink() else ""),
+            hint="the suite replaced its report; forkman reads only a regular file",
+        ) from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise IntegrityError(
+                f"the JUnit report {path.name} is not a regular file",
+                hint="the suite replaced its report; forkman reads only a regular file",
+            )
+        if st.st_size > limit:
+            raise IntegrityError(
+                f"the JUnit report is {st.st_size} bytes, over the {limit} forkman reads",
+                hint="it was not parsed; run fewer tests per fork or fix the suite's output",
+            )
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise IntegrityError(f"the JUnit report grew over the {limit} bytes forkman reads")
+    return data
+
+
+class _JUnitReader:
+    """Streams a JUnit report through expat, keeping counts and failing tests only."""
+
+    def __init__(self, root: Path | None) -> None:
+        self.root = root
+        self.tests = self.failed = self.errors = self.skipped = 0
+        self.duration = 0.0
+        self.network = 0
+        self.collection = 0
+        self.failures: list[FailedTest] = []
+        self.dropped = 0
+        self.case: dict[str, str] | None = None
+        self.bad: tuple[str, str] | None = None
+        self.text: list[str] = []
+        self.text_len = 0
+
+    @staticmethod
+    def _refuse(*_args: object) -> None:
+        raise IntegrityError(
+            "the JUnit report declares a DOCTYPE or entities; forkman does not expand them",
+            hint="pytest never writes one: the suite wrote or altered its own report",
+        )
+
+    def start(self, tag: str, attrs: dict[str, str]) -> None:
+        if tag == "testsuite":
+            try:
+                self.tests += int(attrs.get("tests", 0))
+                self.failed += int(attrs.get("failures", 0))
+                self.errors += int(attrs.get("errors", 0))
+                self.skipped += int(attrs.get("skipped", 0))
+                self.duration += float(attrs.get("time", 0.0))
+            except ValueError as exc:
+                raise IntegrityError(f"the JUnit report has a bad count: {exc}") from None
+        elif tag == "testcase":
+            self.case = attrs
+        elif tag in ("failure", "error") and self.case is not None and self.bad is None:
+            self.bad = (tag, attrs.get("message", ""))
+            self.text, self.text_len = [], 0
+
+    def data(self, chunk: str) -> None:
+        if self.bad is not None and self.text_len < MAX_FAILURE_TEXT:
+            self.text.append(chunk[: MAX_FAILURE_TEXT - self.text_len])
+            self.text_len += len(self.text[-1])
+
+    def end(self, tag: str) -> None:
+        if tag in ("failure", "error") and self.bad is not None and self.case is not None:
+            kind, message = self.bad
+            text = "".join(self.text)
+            self.bad = None
+            network = any(m in message or m in text for m in NETWORK_MARKERS)
+            self.network += network
+            if kind == "error" and message.strip() == "collection failure":
+                self.collection += 1
+            if len(self.failures) >= MAX_FAILURES_KEPT:
+                self.dropped += 1
+                return
+            case = self.case
+            self.failures.append(
+                FailedTest(
+                    id=clean_line(
+                        _test_id(case.get("classname", ""), case.get("name", ""), self.root), 1000
+                    ),
+                    kind="failed" if kind == "failure" else "error",
+                    message=clean_line(_first_line(message, text)),
+                    network=network,
+                )
+            )
+        elif tag == "testcase":
+            self.case = None
+
+
+def parse_junit_bytes(data: bytes, root: Path | None = None) -> TestCounts:
+    """Counts and failing tests from a JUnit XML report (pytest's format).
+
+    The report is written by the code under test: no DOCTYPE or entity declaration is
+    accepted (no entity expansion, no external entities), texts are capped, and test
+    ids and messages lose their control characters. `root` (the tree the suite ran in)
+    turns ``classname`` into the test file's path when that file exists.
+    """
+    if len(data) > MAX_JUNIT_BYTES:
+        raise IntegrityError(
+            f"the JUnit report is {len(data)} bytes, over the {MAX_JUNIT_BYTES} forkman reads"
+        )
+    reader = _JUnitReader(root)
+    parser = expat.ParserCreate()
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    parser.StartDoctypeDeclHandler = reader._refuse
+    parser.EntityDeclHandler = reader._refuse
+    parser.UnparsedEntityDeclHandler = reader._refuse
+    parser.ExternalEntityRefHandler = reader._refuse  # type: ignore[assignment]
+    parser.StartElementHandler = reader.start
+    parser.EndElementHandler = reader.end
+    parser.CharacterDataHandler = reader.data
+    parser.buffer_text = True
+    try:
+        parser.Parse(data, True)
+    except expat.ExpatError as exc:
+        raise IntegrityError(f"the JUnit report is not valid XML: {exc}") from None
+    r = reader
     return TestCounts(
-        passed=max(0, tests - failures - errors - skipped),
-        failed=failures,
-        errors=errors,
-        skipped=skipped,
-        duration=duration,
-        network_failures=network,
+        passed=max(0, r.tests - r.failed - r.errors - r.skipped),
+        failed=r.failed,
+        errors=r.errors,
+        skipped=r.skipped,
+        duration=r.duration,
+        network_failures=r.network,
+        failures=tuple(r.failures),
+        failures_dropped=r.dropped,
+        collection_errors=r.collection,
     )
+
+
+def parse_junit(path: Path, root: Path | None = None) -> TestCounts:
+    """Counts and failing tests from a JUnit XML file (see :func:`parse_junit_bytes`)."""
+    return parse_junit_bytes(read_report(path), root)
 
 
 def _has_tests(tree: Path) -> bool:
@@ -402,6 +659,361 @@ def _has_tests(tree: Path) -> bool:
         ):
             return True
     return False
+
+
+# ---- what happened ---------------------------------------------------------------
+
+PLUGIN_OPTIONS = {
+    "--cov": "pytest-cov",
+    "--no-cov": "pytest-cov",
+    "-n": "pytest-xdist",
+    "--numprocesses": "pytest-xdist",
+    "--dist": "pytest-xdist",
+    "--timeout": "pytest-timeout",
+    "--benchmark": "pytest-benchmark",
+    "--reruns": "pytest-rerunfailures",
+    "--asyncio-mode": "pytest-asyncio",
+    "--mypy": "pytest-mypy",
+    "--hypothesis": "hypothesis",
+    "--randomly": "pytest-randomly",
+    "--mpl": "pytest-mpl",
+    "--flake8": "pytest-flake8",
+    "--ds": "pytest-django",
+    "--snapshot-update": "syrupy",
+    "--forked": "pytest-forked",
+    "--html": "pytest-html",
+    "--doctest-cython": "pytest-cython",
+}
+"""Command-line options (or their prefix before ``-``) and the pytest plugin that adds them."""
+
+PLUGIN_INI_OPTIONS = {
+    "asyncio_mode": "pytest-asyncio",
+    "asyncio_default_fixture_loop_scope": "pytest-asyncio",
+    "timeout": "pytest-timeout",
+    "DJANGO_SETTINGS_MODULE": "pytest-django",
+    "env": "pytest-env",
+    "mock_use_standalone_module": "pytest-mock",
+    "flake8-ignore": "pytest-flake8",
+    "mpl-baseline-path": "pytest-mpl",
+}
+"""pytest configuration keys and the plugin that defines them."""
+
+
+def _plugin_for(option: str) -> str | None:
+    opt = option.split("=", 1)[0]
+    if opt in PLUGIN_OPTIONS:
+        return PLUGIN_OPTIONS[opt]
+    for known, plugin in PLUGIN_OPTIONS.items():
+        if known.startswith("--") and opt.startswith(known + "-"):
+            return plugin
+    return None
+
+
+def pre_run_cause(name: str, stdout: bytes, stderr: bytes) -> str | None:
+    """Why pytest stopped before running tests, from its output (untrusted, cleaned);
+    None when the output names no cause forkman knows."""
+    text = (stderr + b"\n" + stdout).decode("utf-8", errors="replace")
+    where = f"[tool.forkman.forks.{name}.test] requirements"
+    m = re.search(r"error: unrecognized arguments: (.*)", text)
+    if m:
+        options = [o for o in m.group(1).split() if o.startswith("-")] or [m.group(1)]
+        for option in options:
+            plugin = _plugin_for(option)
+            if plugin is not None:
+                opt = option.split("=", 1)[0]
+                return clean_line(
+                    f"a pytest plugin is missing: {opt} needs {plugin} (add it to {where}, "
+                    "or drop the option from the command or the suite's addopts)"
+                )
+        return clean_line(
+            f"pytest does not know the option(s) {' '.join(options)} (from the test command or "
+            "the suite's pytest addopts; a plugin may be missing)"
+        )
+    m = re.search(r"Unknown config option: (\S+)", text)
+    if m:
+        key = m.group(1)
+        plugin = PLUGIN_INI_OPTIONS.get(key)
+        if plugin is not None:
+            return clean_line(
+                f"a pytest plugin is missing: the configuration key {key} needs {plugin} "
+                f"(add it to {where})"
+            )
+        return clean_line(f"pytest refused the unknown configuration key {key} (strict config)")
+    m = re.search(r"ERROR: file or directory not found: (.*)", text)
+    if m:
+        return clean_line(
+            f"the test command names {m.group(1).strip()}, which the vendored tree does not have"
+        )
+    e_lines = [ln[1:].strip() for ln in text.splitlines() if ln.startswith("E ") and ln[1:].strip()]
+    m = re.search(r"ImportError while loading conftest '([^']*)'", text)
+    if m:
+        why = e_lines[-1] if e_lines else "an import failed"
+        return clean_line(
+            f"the suite's conftest {Path(m.group(1)).name} could not be imported: {why}"
+            + (f" (a test dependency is missing: add it to {where})" if "No module" in why else "")
+        )
+    internal = [ln for ln in text.splitlines() if ln.startswith("INTERNALERROR>")]
+    if internal:
+        last = [ln[len("INTERNALERROR>") :].strip() for ln in internal]
+        errors = [ln for ln in last if re.match(r"^[A-Za-z_.]*(Error|Exception)\b", ln)]
+        return clean_line(f"pytest crashed (internal error): {(errors or last)[-1]}")
+    m = re.search(r"(ModuleNotFoundError: No module named [^\n]*)", text)
+    if m:
+        return clean_line(f"a test dependency is missing: {m.group(1)} (add it to {where})")
+    m = re.search(r"forkman sandbox: (cannot run [^\n]*)", text)
+    if m:
+        return clean_line(m.group(1))
+    usage = [ln for ln in text.splitlines() if ln.startswith(("ERROR:", "error:"))]
+    usage = [ln for ln in usage if not ln.startswith("ERROR: usage:")]
+    if usage:
+        return clean_line(usage[0])
+    return None
+
+
+def _timeout_setting(config: Config, name: str, cfg: TestConfig) -> str:
+    """The setting that decided this fork's time limit, as the user would edit it."""
+    if cfg.timeout is not None:
+        return f"[tool.forkman.forks.{name}.test] timeout"
+    if "timeout" in config.section("sandbox"):
+        return (
+            f"[tool.forkman.sandbox] timeout (or [tool.forkman.forks.{name}.test] timeout "
+            "for this fork alone)"
+        )
+    return f"the default; set [tool.forkman.forks.{name}.test] timeout (seconds)"
+
+
+def fork_policy(policy: SandboxPolicy, cfg: TestConfig) -> SandboxPolicy:
+    """`policy` with the fork's own ``timeout`` and ``loopback``; a longer timeout raises
+    the per-process CPU limit with it (a suite is one busy process)."""
+    if cfg.timeout is not None:
+        policy = replace(
+            policy, timeout=cfg.timeout, cpu_seconds=max(policy.cpu_seconds, math.ceil(cfg.timeout))
+        )
+    if cfg.loopback is not None:
+        policy = replace(policy, loopback=cfg.loopback)
+    return policy
+
+
+def _log_dir_name(name: str) -> str:
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name) and ".." not in name:
+        return name
+    return "fork-" + hashlib.sha256(name.encode()).hexdigest()[:16]
+
+
+def keep_logs(
+    project: Project, name: str, run: RunResult, junit: Path, observer: Observer | None = None
+) -> tuple[Path | None, bytes | IntegrityError | None]:
+    """Keep the run's output and JUnit report in ``.forkman/test-logs/NAME/`` (one
+    directory swap: readers see the last run's files or this run's, never a mix).
+
+    Returns the directory (None when it cannot be written: a warning says so) and the
+    report's bytes (None when the run wrote none; the refusal when it is not a regular
+    file or too big: then it is not kept either).
+    """
+    report: bytes | IntegrityError | None = None
+    if junit.exists() or junit.is_symlink():
+        try:
+            report = read_report(junit)
+        except IntegrityError as exc:
+            report = exc
+    try:
+        base = project.ensure_state_dir() / LOGS_DIR
+        target = base / _log_dir_name(name)
+        with staging_dir(base, f".{_log_dir_name(name)}-") as stage:
+            output = run.stdout
+            if run.stderr:
+                output += b"\n---- stderr ----\n" + run.stderr
+            atomic_write_bytes(stage / "output.log", output)
+            if isinstance(report, bytes):
+                atomic_write_bytes(stage / "junit.xml", report)
+            replace_dir(stage, target, base / ".trash")
+    except OSError as exc:
+        (observer or NullObserver()).warning(
+            f"{name}: cannot keep the test logs in {project.state_dir / LOGS_DIR}: {exc}"
+        )
+        return None, report
+    return target, report
+
+
+def no_tests_message(entry: LockEntry, what: str) -> str:
+    """A "no tests" message with where forkman looked (the fork's source) and what to do."""
+    name = entry.name
+    source = entry.source
+    include = f"[tool.forkman.forks.{name}.test] include"
+    if isinstance(source, GitSource):
+        where = f"the git checkout of {name} ({source.url} at {source.ref})"
+        todo = (
+            f"check the test command in [tool.forkman.forks.{name}.test], or {include} the "
+            "project's own tests"
+        )
+    else:
+        kind = "wheel" if source.filename.endswith(".whl") else "sdist"
+        where = f"the {kind} of {name} ({source.filename})"
+        todo = (
+            f"fork {name} from git at its release tag (forkman fork git+URL@TAG --name {name}), "
+            f"or copy tests in with {include}"
+        )
+    return f"{where} {what}; {todo}"
+
+
+def _limit_message(name: str, run: RunResult, policy: Mapping[str, Any]) -> str | None:
+    if run.memory_exceeded:
+        mib = int(policy["memory"]) // (1024 * 1024)
+        return (
+            f"the test suite of {name} exceeded its memory limit ({mib} MiB, "
+            "[tool.forkman.sandbox] memory) and was killed"
+        )
+    if run.processes_exceeded:
+        return (
+            f"the test suite of {name} exceeded its process limit ({policy['max_processes']}, "
+            "[tool.forkman.sandbox] max-processes) and was killed"
+        )
+    if run.signal in (signal.SIGXCPU, signal.SIGKILL):
+        return (
+            f"the test suite of {name} was killed by {signal.Signals(run.signal).name}: it may "
+            f"have used more than its {policy['cpu_seconds']} CPU seconds "
+            "([tool.forkman.sandbox] cpu-seconds, raised with a fork's timeout)"
+        )
+    return None
+
+
+def evaluate_run(
+    name: str,
+    run: RunResult,
+    report: bytes | IntegrityError | None,
+    tree: Path | None,
+    timeout_setting: str,
+    policy: SandboxPolicy | None = None,
+) -> tuple[TestStatus, str, TestCounts | None]:
+    """How a run ended: its status, one line for the user (naming the cause when the
+    suite did not run) and the counts of its JUnit report."""
+    policy_json = (policy or SandboxPolicy()).to_json()
+    if run.timed_out:
+        done = count_tests_done(run.stdout)
+        progress = f" with {done} test(s) done" if done else ""
+        limit = run.duration if policy is None else policy.timeout
+        return (
+            TestStatus.TIMEOUT,
+            f"the test suite of {name} timed out after {limit:g} s{progress} and was killed; "
+            f"the limit is {timeout_setting}",
+            None,
+        )
+    limit_msg = _limit_message(name, run, policy_json)
+    if isinstance(report, IntegrityError):
+        return TestStatus.ERROR, f"the JUnit report of {name} was refused: {report}", None
+    counts: TestCounts | None = None
+    if report is not None:
+        try:
+            counts = parse_junit_bytes(report, tree)
+        except IntegrityError as exc:
+            return TestStatus.ERROR, f"the JUnit report of {name} was refused: {exc}", None
+    rc = run.returncode
+    if counts is None:
+        if limit_msg is not None:
+            return TestStatus.ERROR, limit_msg, None
+        cause = pre_run_cause(name, run.stdout, run.stderr)
+        if rc == 5:
+            return TestStatus.NO_TESTS, f"pytest collected no tests in {name}", None
+        what = {2: "was interrupted", 3: "crashed", 4: "was stopped by a usage error"}.get(
+            rc, f"exited with status {rc}"
+        )
+        why = f": {cause}" if cause else " and wrote no JUnit report (see the log)"
+        return TestStatus.ERROR, f"the test suite of {name} {what} before running tests{why}", None
+    bad = counts.failed + counts.errors
+    total = counts.passed + bad + counts.skipped
+    if counts.collection_errors:
+        first = next((f for f in counts.failures if f.message), None)
+        detail = f": {first.id}: {first.message}" if first is not None else ""
+        hint = ""
+        if first is not None and "No module named" in first.message:
+            hint = f" (a test dependency is missing: add it to [tool.forkman.forks.{name}.test] "
+            hint += "requirements)"
+        return (
+            TestStatus.ERROR,
+            clean_line(
+                f"pytest could not collect {counts.collection_errors} test file(s) of {name}"
+                f"{detail}{hint}",
+                600,
+            ),
+            counts,
+        )
+    if limit_msg is not None:
+        return TestStatus.ERROR, limit_msg, counts
+    if rc == 5 or (total == 0 and rc == 0):
+        return TestStatus.NO_TESTS, f"pytest collected no tests in {name}", counts
+    if rc in (3, 4) or (bad == 0 and rc != 0):
+        cause = pre_run_cause(name, run.stdout, run.stderr)
+        return (
+            TestStatus.ERROR,
+            f"the test suite of {name} exited with status {rc} although its report lists no "
+            f"failure{': ' + cause if cause else ' (see the log)'}",
+            counts,
+        )
+    if bad == 0:
+        return TestStatus.PASSED, f"{counts.passed} passed, {counts.skipped} skipped", counts
+    if counts.network_failures == bad:
+        return (
+            TestStatus.NETWORK_DISABLED,
+            f"{bad} test(s) failed because network is disabled in the sandbox "
+            "(the suite needs network access or a service of the host; mark or deselect "
+            "those tests)",
+            counts,
+        )
+    return (
+        TestStatus.FAILED,
+        f"{counts.failed} failed, {counts.errors} errors, {counts.passed} passed",
+        counts,
+    )
+
+
+_PROGRESS_LINE = re.compile(rb"^(?:\S+ )?([.FEsxX]+) *(?:\[ *(\d+)%\])?\s*$")
+
+
+def count_tests_done(stdout: bytes) -> int:
+    """Tests finished so far, counted from pytest's progress lines (``..F.s  [ 40%]``)."""
+    done = 0
+    for line in stdout.splitlines():
+        m = _PROGRESS_LINE.match(line)
+        if m:
+            done += len(m.group(1))
+    return done
+
+
+class ProgressReporter:
+    """Feeds on a running suite's stdout; tells the observer how many tests are done,
+    at most every `every` seconds."""
+
+    def __init__(self, name: str, observer: Observer, every: float = 15.0) -> None:
+        self.name = name
+        self.observer = observer
+        self.every = every
+        self.started = time.monotonic()
+        self.last = self.started
+        self.done = 0
+        self.percent: int | None = None
+        self.partial = b""
+
+    def feed(self, stream: int, chunk: bytes) -> None:
+        """A chunk of the suite's stdout (stream 1) or stderr (2)."""
+        if stream != 1:
+            return
+        lines = (self.partial + chunk).split(b"\n")
+        self.partial = lines.pop()[-4096:]
+        for line in lines:
+            m = _PROGRESS_LINE.match(line)
+            if m:
+                self.done += len(m.group(1))
+                if m.group(2):
+                    self.percent = int(m.group(2))
+        now = time.monotonic()
+        if now - self.last >= self.every and self.done:
+            self.last = now
+            pct = f" ({self.percent}%)" if self.percent is not None else ""
+            self.observer.step(
+                self.name,
+                f"running the test suite: {self.done} test(s) done{pct} after "
+                f"{now - self.started:.0f} s",
+            )
 
 
 # ---- running -------------------------------------------------------------------
@@ -431,7 +1043,7 @@ def run_fork_tests(
         raise NotFound(
             f"the vendored tree of {entry.name} is missing: {tree}", hint="run `forkman verify`"
         )
-    policy = policy or sandbox_policy(project.config)
+    policy = fork_policy(policy or sandbox_policy(project.config), cfg)
     if not no_sandbox:
         server.support.require(policy.min_tier)  # refuse before any work
     env = prepare_env(project, entry, cfg, observer)
@@ -457,16 +1069,15 @@ def run_fork_tests(
             "pytest",
         )
         if is_pytest and not _has_tests(work):
-            kind = "git checkout" if isinstance(entry.source, GitSource) else "sdist"
             return TestOutcome(
                 entry.name,
                 TestStatus.NO_TESTS,
-                f"the {kind} of {entry.name} ships no tests; configure "
-                f"[tool.forkman.forks.{entry.name}.test] include/command or fork from git",
+                no_tests_message(entry, "ships no tests"),
                 None,
                 None,
                 env.key,
                 cfg.command,
+                timeout=policy.timeout,
             )
         junit = scratch_root / "junit.xml"
         python_path = [str(env.site)]
@@ -481,6 +1092,7 @@ def run_fork_tests(
             readonly=(*policy.readonly, env.path, *(Path(p) for p in _site_packages_of_runner())),
         )
         run_env = {k: v for k, v in os.environ.items() if k in run_policy.env_allow}
+        progress = ProgressReporter(entry.name, observer)
         if is_pytest:
             args = list(cfg.command[1:] if cfg.command[0] != "python" else cfg.command[3:])
             args += [f"--junitxml={junit}", "-p", "no:cacheprovider", "-o", "junit_family=xunit2"]
@@ -492,46 +1104,33 @@ def run_fork_tests(
                 python_module="pytest",
                 python_path=python_path,
                 disabled=no_sandbox,
+                on_output=progress.feed,
             )
         else:
             run_env["PYTHONPATH"] = os.pathsep.join(python_path + _site_packages_of_runner())
             run_env["FORKMAN_JUNIT_XML"] = str(junit)
             run = server.run(
-                list(cfg.command), run_policy, cwd=work, env=run_env, disabled=no_sandbox
+                list(cfg.command),
+                run_policy,
+                cwd=work,
+                env=run_env,
+                disabled=no_sandbox,
+                on_output=progress.feed,
             )
-        if not junit.is_file():
-            why = (
-                "timed out"
-                if run.timed_out
-                else "exceeded its memory limit"
-                if run.memory_exceeded
-                else "exceeded its process limit"
-                if run.processes_exceeded
-                else f"exited with status {run.returncode} and wrote no JUnit report"
-            )
-            return TestOutcome(
-                entry.name,
-                TestStatus.ERROR,
-                f"the test suite of {entry.name} {why}",
-                None,
-                run,
-                env.key,
-                cfg.command,
-            )
-        counts = parse_junit(junit)
-        bad = counts.failed + counts.errors
-        if bad == 0 and run.returncode in (0, 5):
-            status, msg = TestStatus.PASSED, f"{counts.passed} passed, {counts.skipped} skipped"
-        elif bad and counts.network_failures == bad:
-            status = TestStatus.NETWORK_DISABLED
-            msg = (
-                f"{bad} test(s) failed because network is disabled in the sandbox "
-                "(the suite needs network access; mark or deselect those tests)"
-            )
-        else:
-            status = TestStatus.FAILED
-            msg = f"{counts.failed} failed, {counts.errors} errors, {counts.passed} passed"
-        return TestOutcome(entry.name, status, msg, counts, run, env.key, cfg.command)
+        log_dir, report = keep_logs(project, entry.name, run, junit, observer)
+        status, msg, counts = evaluate_run(
+            entry.name,
+            run,
+            report,
+            work,
+            _timeout_setting(project.config, entry.name, cfg),
+            policy,
+        )
+        if status is TestStatus.NO_TESTS:
+            msg = no_tests_message(entry, "holds no tests pytest collects")
+        return TestOutcome(
+            entry.name, status, msg, counts, run, env.key, cfg.command, log_dir, policy.timeout
+        )
     finally:
         remove_tree(scratch_root)
 
@@ -557,7 +1156,33 @@ def lock_section(outcome: TestOutcome) -> dict[str, Any]:
             skipped=c.skipped,
             duration=round(c.duration, 3),
         )
+        if c.network_failures:
+            data["network_failures"] = c.network_failures
+        if c.failures:
+            data["failing"] = [f.id for f in c.failures[:LOCK_FAILING]]
+    if outcome.status is TestStatus.TIMEOUT and outcome.timeout is not None:
+        data["timeout"] = outcome.timeout
     return data
+
+
+LOCK_FAILING = 10
+"""Failing test ids recorded in the lock (all of them are in the kept JUnit report)."""
+
+
+def outcome_report(outcome: TestOutcome) -> dict[str, Any]:
+    """What `forkman test --format json` says of one fork beyond its lock section:
+    every kept failing test (id, kind, first line of message), the log paths, the limit."""
+    c = outcome.counts
+    return {
+        "failures": [f.to_json() for f in c.failures] if c is not None else [],
+        "failures_not_listed": c.failures_dropped if c is not None else 0,
+        "network_failures": c.network_failures if c is not None else 0,
+        "log_dir": str(outcome.log_dir) if outcome.log_dir is not None else None,
+        "output_log": str(outcome.output_log) if outcome.output_log is not None else None,
+        "junit": str(outcome.junit_log) if outcome.junit_log is not None else None,
+        "timeout": outcome.timeout,
+        "duration": round(outcome.run.duration, 3) if outcome.run is not None else None,
+    }
 
 
 def run_tests(

@@ -125,6 +125,11 @@ def run_cmd(
     is_flag=True,
     help="Show the test dependencies found and where from; run nothing.",
 )
+@click.option(
+    "--show-output",
+    is_flag=True,
+    help="Print each suite's output after its run (to stderr with --format json).",
+)
 @actor_options
 @click.pass_context
 def test_cmd(
@@ -134,26 +139,32 @@ def test_cmd(
     no_sandbox: bool,
     fmt: str,
     explain: bool,
+    show_output: bool,
     jobs: int | None,
     wait: float,
 ) -> int:
-    """Run forks' own test suites in the no-network sandbox; exit 1 when tests fail.
+    """Run forks' own test suites in the no-network sandbox; exit 1 when tests fail,
+    2 when a suite could not run (usage or collection error, timeout, limit).
 
     Each fork's run is a message to its actor: forks are tested in parallel
-    (--jobs), one run at a time per fork, from one warm fork server.
+    (--jobs), one run at a time per fork, from one warm fork server. The
+    output and JUnit report of each run are kept in .forkman/test-logs/NAME/;
+    the first failing tests are listed (all of them with -v or --format json).
     --explain shows the test dependencies found in each fork's tree (and
     where), the configured ones and what was seen but not used.
 
     \b
     Example:
       forkman test attrs
-      forkman test --all --jobs 2
       forkman test attrs --explain
+      forkman test attrs --show-output
+      forkman test --all --jobs 2 --format json
     """
     import json
 
     from .._forks import require_fork
     from .._operations import stop_test_server
+    from .._testrun import clean_line, clean_output
     from ._actors import on_forks
 
     if names and all_forks:
@@ -186,18 +197,44 @@ def test_cmd(
             worst = 2
             continue
         rows.append({"name": name, **reply.result})
-        if reply.result.get("status") == "error":  # the suite could not run: not a finding
+        if reply.result.get("status") in ("error", "timeout"):  # could not run: not a finding
             worst = 2
         elif not reply.result.get("ok"):
             worst = max(worst, 1)
+    if show_output:
+        for row in rows:
+            log = row.get("output_log")
+            if not log:
+                continue
+            try:
+                data = Path(log).read_bytes()
+            except OSError as exc:
+                click.echo(f"warning: cannot read {log}: {exc.strerror}", err=True)
+                continue
+            click.echo(f"---- output of {row['name']} ({log}) ----", err=fmt == "json")
+            click.echo(clean_output(data).rstrip("\n"), err=fmt == "json")
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
     else:
+        verbose = ctx.obj is not None and ctx.obj.verbose
         for row in rows:
-            click.echo(f"{row['name']}: {row['status']}: {row['message']} [sandbox: {row['tier']}]")
+            click.echo(
+                f"{row['name']}: {row['status']}: {clean_line(str(row['message']), 2000)} "
+                f"[sandbox: {row['tier']}]"
+            )
+            failures = row.get("failures") or []
+            shown = failures if verbose else failures[:FAILURES_SHOWN]
+            for f in shown:
+                label = "FAILED" if f["kind"] == "failed" else "ERROR"
+                click.echo(f"  {label} {clean_line(f['id'], 1000)}: {clean_line(f['message'])}")
+            more = len(failures) - len(shown) + int(row.get("failures_not_listed") or 0)
+            if more:
+                click.echo(f"  ... and {more} more (-v or --format json lists them)")
+            if row.get("output_log"):
+                click.echo(f"  log: {row['output_log']}")
     for row in rows:
-        if row["status"] == "error":
-            click.echo(f"error: {row['name']}: {row['message']}", err=True)
+        if row["status"] in ("error", "timeout"):
+            click.echo(f"error: {row['name']}: {clean_line(str(row['message']), 2000)}", err=True)
     return worst
 
 
@@ -268,3 +305,5 @@ def _explain(project: Project, names: list[str], fmt: str) -> int:
         for note in report["notes"]:
             click.echo(f"note: {note}")
     return 0
+FAILURES_SHOWN = 5
+"""Failing tests listed per fork in the text output (all of them with -v)."""

@@ -160,6 +160,8 @@ def run_payload(req: dict[str, Any], tier: str, out_fd: int, err_fd: int, abi: i
         for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
         policy = req["policy"]
+        # IP sockets only inside the private network namespace (its loopback is all it has)
+        private_loopback = tier == "namespaces" and bool(policy.get("loopback"))
         _set_limits(policy)
         if tier != "none":
             _linux.set_no_new_privs()
@@ -182,6 +184,7 @@ def run_payload(req: dict[str, Any], tier: str, out_fd: int, err_fd: int, abi: i
                             "/root",
                         ],
                         write_files=[],
+                        tcp=private_loopback,
                     )
                 else:
                     reads = [
@@ -202,7 +205,7 @@ def run_payload(req: dict[str, Any], tier: str, out_fd: int, err_fd: int, abi: i
                     _linux.landlock_restrict(
                         abi, read_paths=reads, write_paths=writable, write_files=devs
                     )
-            _linux.install_seccomp()
+            _linux.install_seccomp(inet=private_loopback)
         os.chdir(req["cwd"])
         env = req["env"]
         if req.get("python"):
@@ -239,6 +242,9 @@ def _run_python(spec: dict[str, Any], env: dict[str, str]) -> NoReturn:
 
     os.environ.clear()
     os.environ.update(env)
+    for stream in (sys.stdout, sys.stderr):  # progress reaches the caller as it happens
+        with contextlib.suppress(Exception):
+            stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     extra = list(spec.get("sys_path", []))
     _forget_shadowed_modules(extra, keep=spec["module"])
     sys.path[:0] = extra
@@ -270,6 +276,10 @@ def run_init(req: dict[str, Any], status_w: int, out_fd: int, err_fd: int, abi: 
         _linux.unshare(_linux.CLONE_NEWNS)
         build_mount_tree(req)
         socket.sethostname("sandbox")
+        if req["policy"].get("loopback"):
+            # `lo` of the sandbox's own network namespace: nothing else is in it, so the
+            # host (and its 127.0.0.1) stays unreachable both ways
+            _linux.loopback_up()
     except BaseException as exc:
         _exit_with(status_w, {"error": f"sandbox setup failed: {exc}"})
     payload = os.fork()
@@ -439,6 +449,7 @@ def supervise(req: dict[str, Any], fds: list[int], abi: int) -> NoReturn:
             enforced += [
                 "user-namespace",
                 "net-namespace",
+                *(["private-loopback"] if policy.get("loopback") else []),
                 "mount-namespace:read-only-root",
                 "tmpfs:home,tmp,run,dev-shm",
                 "pid-namespace",

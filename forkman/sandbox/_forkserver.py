@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -176,12 +176,14 @@ class ForkServer:
         python_path: Sequence[str] = (),
         disabled: bool = False,
         tier: Tier | None = None,
+        on_output: Callable[[int, bytes], None] | None = None,
     ) -> RunResult:
         """Run `argv` under `policy`; with `python_module`, run that module in-process
         in the warm child instead of exec'ing (argv becomes its arguments).
 
         `disabled` runs without isolation (``--no-sandbox``); `tier` asks for a
         weaker tier than the best (for tests and comparisons), never a stronger one.
+        `on_output` receives each chunk of stdout (1) and stderr (2) as it is read.
         """
         if disabled:
             run_tier = Tier.NONE
@@ -249,7 +251,7 @@ class ForkServer:
             for fd in (out_w, err_w, res_w):
                 os.close(fd)
         start = time.monotonic()
-        out, err, res = _collect([out_r, err_r, res_r], policy.output_limit)
+        out, err, res = _collect([out_r, err_r, res_r], policy.output_limit, on_output)
         wall = time.monotonic() - start
         if not res:
             raise SandboxSetupError("the fork server died before reporting a result")
@@ -271,8 +273,11 @@ class ForkServer:
         )
 
 
-def _collect(fds: list[int], limit: int) -> tuple[bytes, bytes, bytes]:
-    """Read pipes to EOF, keeping at most `limit` bytes of each; closes them."""
+def _collect(
+    fds: list[int], limit: int, on_output: Callable[[int, bytes], None] | None = None
+) -> tuple[bytes, bytes, bytes]:
+    """Read pipes to EOF, keeping at most `limit` bytes of each; closes them. Chunks of
+    the first two (stdout, stderr) also go to `on_output` (1 or 2, chunk) as they come."""
     bufs: dict[int, bytearray] = {fd: bytearray() for fd in fds}
     sel = selectors.DefaultSelector()
     for fd in fds:
@@ -287,6 +292,9 @@ def _collect(fds: list[int], limit: int) -> tuple[bytes, bytes, bytes]:
                     sel.unregister(fd)
                     open_fds.discard(fd)
                     continue
+                if on_output is not None and fd != fds[2]:
+                    with contextlib.suppress(Exception):  # progress never breaks a run
+                        on_output(1 if fd == fds[0] else 2, chunk)
                 buf = bufs[fd]
                 if len(buf) < limit:
                     buf += chunk[: limit - len(buf)]

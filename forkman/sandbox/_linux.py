@@ -253,6 +253,22 @@ def prctl(option: int, arg2: int = 0) -> None:
         raise _err(f"prctl {option}")
 
 
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+
+
+def loopback_up() -> None:
+    """Bring up ``lo`` of this process's network namespace (needs CAP_NET_ADMIN there)."""
+    import fcntl
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sH22x", b"lo", 0)
+        flags = struct.unpack("16sH22x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
+        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | IFF_UP))
+
+
 def set_no_new_privs() -> None:
     """No setuid, file capabilities or LSM transitions on exec from now on."""
     prctl(PR_SET_NO_NEW_PRIVS, 1)
@@ -331,13 +347,15 @@ def landlock_restrict(
     read_paths: list[str] | None,
     write_paths: list[str],
     write_files: list[str],
+    tcp: bool = False,
 ) -> list[str]:
     """Confine this process: writes only beneath `write_paths` (+ `write_files`),
-    reads only beneath `read_paths` (None: reads unrestricted), no TCP, and (ABI 6+)
-    no abstract unix sockets or signals outside the sandbox. Returns what was enforced."""
+    reads only beneath `read_paths` (None: reads unrestricted), no TCP (unless `tcp`:
+    only for a private network namespace), and (ABI 6+) no abstract unix sockets or
+    signals outside the sandbox. Returns what was enforced."""
     write_mask = landlock_write_mask(abi)
     handled_fs = write_mask | (LL_READ if read_paths is not None else 0)
-    handled_net = (LL_NET_BIND_TCP | LL_NET_CONNECT_TCP) if abi >= 4 else 0
+    handled_net = (LL_NET_BIND_TCP | LL_NET_CONNECT_TCP) if abi >= 4 and not tcp else 0
     scoped = (LL_SCOPE_ABSTRACT_UNIX | LL_SCOPE_SIGNAL) if abi >= 6 else 0
     if abi >= 6:
         attr = struct.pack("QQQ", handled_fs, handled_net, scoped)
@@ -403,14 +421,17 @@ _RET_ALLOW = 0x7FFF0000
 _AUDIT_ARCH_X86_64 = 0xC000003E
 _SECCOMP_SET_MODE_FILTER = 1
 AF_UNIX = 1
+AF_INET = 2
+AF_INET6 = 10
 
 
 def _ins(code: int, jt: int, jf: int, k: int) -> bytes:
     return struct.pack("HBBI", code, jt, jf, k & 0xFFFFFFFF)
 
 
-def seccomp_program() -> list[bytes]:
-    """The filter: deny dangerous syscalls, non-unix sockets and namespace-creating clones."""
+def seccomp_program(inet: bool = False) -> list[bytes]:
+    """The filter: deny dangerous syscalls, non-unix sockets (with `inet`, only for a
+    private network namespace: non-unix, non-IP sockets) and namespace-creating clones."""
     prog: list[bytes] = [
         _ins(_BPF_LD_W_ABS, 0, 0, 4),  # arch
         _ins(_BPF_JEQ_K, 1, 0, _AUDIT_ARCH_X86_64),
@@ -425,14 +446,20 @@ def seccomp_program() -> list[bytes]:
     # clone3 passes its flags in memory: make libc fall back to clone(2).
     prog.append(_ins(_BPF_JEQ_K, 0, 1, NR["clone3"]))
     prog.append(_ins(_BPF_RET_K, 0, 0, _RET_ERRNO | errno.ENOSYS))
-    # socket()/socketpair(): only AF_UNIX; others fail with ENETUNREACH ("Network is unreachable").
+    # socket()/socketpair(): only AF_UNIX (+ AF_INET/AF_INET6 for a private loopback);
+    # others fail with ENETUNREACH ("Network is unreachable").
+    families = [AF_UNIX, AF_INET, AF_INET6] if inet else [AF_UNIX]
     for name in ("socket", "socketpair"):
+        n = len(families)
         prog += [
-            _ins(_BPF_JEQ_K, 0, 4, NR[name]),
+            _ins(_BPF_JEQ_K, 0, n + 3, NR[name]),
             _ins(_BPF_LD_W_ABS, 0, 0, 16),  # args[0] low word
-            _ins(_BPF_JEQ_K, 0, 1, AF_UNIX),
-            _ins(_BPF_RET_K, 0, 0, _RET_ALLOW),
+        ]
+        for i, family in enumerate(families):
+            prog.append(_ins(_BPF_JEQ_K, n - i, 0, family))  # to the ALLOW below
+        prog += [
             _ins(_BPF_RET_K, 0, 0, _RET_ERRNO | errno.ENETUNREACH),
+            _ins(_BPF_RET_K, 0, 0, _RET_ALLOW),
         ]
     # clone(): no new namespaces (args[0] holds the flags on x86_64).
     prog += [
@@ -446,11 +473,12 @@ def seccomp_program() -> list[bytes]:
     return prog
 
 
-def install_seccomp() -> None:
-    """Load the filter into this process (needs no_new_privs first)."""
+def install_seccomp(inet: bool = False) -> None:
+    """Load the filter into this process (needs no_new_privs first); `inet` allows IP
+    sockets (only inside a private network namespace)."""
     if not SUPPORTED_ARCH:
         raise OSError(errno.ENOSYS, f"forkman has no seccomp filter for {ARCH}")
-    code = b"".join(seccomp_program())
+    code = b"".join(seccomp_program(inet))
     n = len(code) // 8
     fbuf = ctypes.create_string_buffer(code, len(code))
     fprog = struct.pack("HxxxxxxP", n, ctypes.addressof(fbuf))

@@ -105,6 +105,10 @@ class SandboxPolicy:
     """Refuse to run with less isolation than this."""
     output_limit: int = 4 * MiB
     """Bytes of stdout and of stderr kept; the rest is read and dropped."""
+    loopback: bool = True
+    """A private loopback (``lo`` up in the sandbox's own network namespace): local
+    servers of the suite work; the host's 127.0.0.1 stays unreachable. Only the
+    namespaces tier has one; other tiers keep every non-unix socket blocked."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able form (sent to the fork server)."""
@@ -118,6 +122,7 @@ class SandboxPolicy:
             "tmpfs_size": self.tmpfs_size,
             "writable": [str(Path(p).resolve()) for p in self.writable],
             "readonly": [str(Path(p).resolve()) for p in self.readonly],
+            "loopback": self.loopback,
         }
 
 

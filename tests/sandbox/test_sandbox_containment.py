@@ -240,35 +240,36 @@ ATTACKS: list[Attack] = [
     Attack(
         "tcp-ipv4-loopback",
         _net("tcp(socket.AF_INET, '127.0.0.1', {tcp4_lo})"),
-        "seccomp (socket) + net namespace + landlock TCP",
+        "net namespace (its loopback is private); without loopback also seccomp (socket)"
+        " + landlock TCP",
     ),
     Attack(
         "tcp-ipv4-host-address",
         _net("tcp(socket.AF_INET, '{addr4}', {tcp4_other})"),
-        "seccomp (socket) + net namespace",
+        "net namespace (its loopback is private); without loopback also seccomp (socket)",
         needs=("addr4",),
     ),
     Attack(
         "tcp-ipv6-loopback",
         _net("tcp(socket.AF_INET6, '::1', {tcp6_lo})"),
-        "seccomp (socket) + net namespace",
+        "net namespace (its loopback is private); without loopback also seccomp (socket)",
         needs=("tcp6_lo",),
     ),
     Attack(
         "tcp-ipv6-host-address",
         _net("tcp(socket.AF_INET6, '{addr6}', {tcp6_other})"),
-        "seccomp (socket) + net namespace",
+        "net namespace (its loopback is private); without loopback also seccomp (socket)",
         needs=("addr6",),
     ),
     Attack(
         "udp-ipv4-loopback",
         _net("udp(socket.AF_INET, '127.0.0.1', {udp4_lo})"),
-        "seccomp (socket) + net namespace",
+        "net namespace (its loopback is private); without loopback also seccomp (socket)",
     ),
     Attack(
         "udp-ipv4-host-address",
         _net("udp(socket.AF_INET, '{addr4}', {udp4_other})"),
-        "seccomp (socket) + net namespace",
+        "net namespace (its loopback is private); without loopback also seccomp (socket)",
         needs=("addr4",),
     ),
     Attack(
@@ -278,13 +279,13 @@ ATTACKS: list[Attack] = [
             "b'\\x12\\x34\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00"
             "\\x04pypi\\x03org\\x00\\x00\\x01\\x00\\x01')"
         ),
-        "seccomp (socket) + net namespace",
+        "net namespace (its loopback is private); without loopback also seccomp (socket)",
     ),
     Attack(
         "dns-resolver",
         "import socket\ntry:\n    socket.getaddrinfo('pypi.org', 443)\n    print('ESCAPED')\n"
         "except OSError as exc:\n    print('blocked:', exc)\n",
-        "seccomp (socket) + net namespace",
+        "net namespace (its loopback is private); without loopback also seccomp (socket)",
         needs=("resolver",),
     ),
     Attack(
@@ -676,16 +677,41 @@ def test_battery_has_at_least_25_attacks() -> None:
     assert len({a.name for a in ATTACKS}) == len(ATTACKS)
 
 
-def test_network_failures_are_fast_and_say_unreachable(server: ForkServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("loopback", [True, False], ids=["loopback", "no-loopback"])
+def test_network_failures_are_fast_and_say_unreachable(
+    server: ForkServer, tmp_path: Path, loopback: bool
+) -> None:
     code = (
-        "import socket, time\nt = time.monotonic()\ntry:\n"
-        "    socket.create_connection(('127.0.0.1', 9), timeout=30)\nexcept OSError as exc:\n"
-        "    print(type(exc).__name__, exc, round(time.monotonic() - t, 3))\n"
+        "import socket, time\nfor host in ('192.0.2.1', '127.0.0.1'):\n"
+        "    t = time.monotonic()\n    try:\n"
+        "        socket.create_connection((host, 9), timeout=30)\n    except OSError as exc:\n"
+        "        print(host, type(exc).__name__, exc, round(time.monotonic() - t, 3))\n"
     )
-    r = server.run([sys.executable, "-c", code], SandboxPolicy(writable=(tmp_path,)))
-    out = r.stdout.decode()
-    assert "Network is unreachable" in out, r
-    assert float(out.split()[-1]) < 1.0
+    r = server.run(
+        [sys.executable, "-c", code], SandboxPolicy(writable=(tmp_path,), loopback=loopback)
+    )
+    remote, local = r.stdout.decode().splitlines()
+    assert "Network is unreachable" in remote, r
+    # the private loopback answers at once: nothing listens on it but the suite's own servers
+    assert ("Connection refused" if loopback else "Network is unreachable") in local, r
+    assert float(remote.split()[-1]) < 1.0 and float(local.split()[-1]) < 1.0
+
+
+NETWORK_ATTACKS = [a for a in ATTACKS if "seccomp (socket)" in a.stopped_by]
+
+
+@pytest.mark.parametrize("attack", NETWORK_ATTACKS, ids=[a.name for a in NETWORK_ATTACKS])
+def test_network_attack_without_loopback(
+    attack: Attack, targets: Targets, server: ForkServer
+) -> None:
+    """The battery runs with the default policy (a private loopback); without it, seccomp
+    and landlock refuse every IP socket as well."""
+    _attack(
+        replace(attack, policy={**attack.policy, "loopback": False}),
+        targets,
+        server,
+        Tier.NAMESPACES,
+    )
 
 
 def test_interpreter_and_venv_visible_but_not_writable(server: ForkServer, tmp_path: Path) -> None:

@@ -156,10 +156,9 @@ def test_sdist_without_tests_says_so(project: Path, server: ForkServer) -> None:
     vendor(project, "greeter", files)
     [o] = run_tests(Project(project), ["greeter"], server=server)
     assert o.status is TestStatus.NO_TESTS
-    assert (
-        "the sdist of greeter ships no tests; configure [tool.forkman.forks.greeter.test]"
-        in o.message
-    )
+    assert o.message.startswith("the sdist of greeter (greeter-1.0.tar.gz) ships no tests; ")
+    assert "fork greeter from git at its release tag" in o.message
+    assert "[tool.forkman.forks.greeter.test] include" in o.message
 
 
 def test_no_sandbox_is_recorded_and_warned(project: Path, server: ForkServer) -> None:
