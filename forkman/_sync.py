@@ -41,7 +41,7 @@ from packaging.version import InvalidVersion, Version
 
 from ._check import other_modules_of
 from ._delta import DeltaSummary, summarize_delta
-from ._errors import BadInput, ForkmanError, NotFound, SecurityError
+from ._errors import BadInput, Blocked, ForkmanError, NotFound
 from ._forks import FetchedUpstream, fetch_upstream, now_utc, require_fork
 from ._history import ForkHistory, HistoryError
 from ._lock import GitSource, IndexSource, LockEntry, Source, _parse_source, _source_table
@@ -770,7 +770,7 @@ def sync_fork(
             shown = "; ".join(
                 f"{f.severity.name.lower()} {f.rule} {f.file}:{f.line}" for f in risk.blocking[:5]
             )
-            raise SecurityError(
+            raise Blocked(
                 f"upstream {entry.version} -> {fetched.version} of {name} has "
                 f"{len(risk.blocking)} risky change(s) at or above "
                 f"{risk.block_on.name.lower()}: {shown}",

@@ -152,22 +152,23 @@ def unfork_cmd(obj: Any, name: str, jobs: int | None, wait: float) -> int:
 def status_cmd(obj: Any, fmt: str) -> int:
     """Show every fork: version, source, patches, state, last test and audit.
 
+    A test result recorded for another version or tree of the fork shows as
+    stale; forks declared in [tool.forkman.forks] but not made yet show as
+    "declared, not forked". The JSON rows carry the whole error of a failed
+    operation (the table shortens it).
+
     \b
     Example:
       forkman status --format json
     """
-    import time
-
-    from .._status import status
+    from .._status import DECLARED, DECLARED_HINT, status
     from .._txn import recover
     from ..actors import actor_states
 
     project = obj.project()
     for line in recover(project):
         click.echo(f"recovered: {line}", err=True)
-    now = time.time()
-    states = {name: s.describe(now) for name, s in actor_states(project).items()}
-    rows = status(project, actor_states=states)
+    rows = status(project, actor_states=actor_states(project))
     if fmt == "json":
         click.echo(json.dumps([r.as_dict() for r in rows], indent=2))
     elif not rows:
@@ -179,6 +180,9 @@ def status_cmd(obj: Any, fmt: str) -> int:
                 [[r.name, r.version, r.source, r.patches, r.state, r.tests, r.audit] for r in rows],
             )
         )
+        declared = sum(1 for r in rows if r.state == DECLARED)
+        if declared:
+            click.echo(f"{declared} declared fork(s) not forked yet: {DECLARED_HINT}")
     return 0
 
 

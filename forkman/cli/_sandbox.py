@@ -129,6 +129,9 @@ def test_cmd(
 ) -> int:
     """Run forks' own test suites in the no-network sandbox; exit 1 when tests fail.
 
+    A fork without tests to run is reported ("no-tests", saying where forkman
+    looked) and is not a failure (exit 0); a suite that could not run exits 2.
+
     Each fork's run is a message to its actor: forks are tested in parallel
     (--jobs), one run at a time per fork, from one warm fork server.
 
@@ -173,6 +176,8 @@ def test_cmd(
         rows.append({"name": name, **reply.result})
         if reply.result.get("status") == "error":  # the suite could not run: not a finding
             worst = 2
+        elif reply.result.get("status") == "no-tests":
+            pass  # nothing to run is not a failure of the fork: its message says where we looked
         elif not reply.result.get("ok"):
             worst = max(worst, 1)
     if fmt == "json":
