@@ -289,6 +289,26 @@ def fetch_target(
     )
 
 
+def fetch_release_tree(
+    project: Project,
+    entry: LockEntry,
+    version: str,
+    staging: Path,
+    observer: Observer = NullObserver(),
+) -> Path:
+    """The pristine tree of upstream `version` of fork `entry`, fetched into `staging`.
+
+    For commands that read a release the fork's history has not imported
+    (``forkman review --upstream``, ``forkman diff --upstream`` after a refused
+    sync or a dry run): downloaded and checked exactly as ``sync`` does
+    (hashes, provenance), nothing recorded.
+    """
+    target = resolve_target(project, entry, to=version, observer=observer)
+    if target is None:
+        raise NotFound(f"{entry.name} is at {version}: nothing to fetch")
+    return fetch_target(project, entry, target, staging, observer).tree
+
+
 @dataclass(frozen=True)
 class ImportedRelease:
     """A release committed on the fork's upstream line (refs not moved yet)."""
