@@ -338,8 +338,8 @@ def fork(
     if project.load_lock().get(fork_name) is not None:
         raise BadInput(
             f"fork {fork_name!r} already exists",
-            hint=f"`forkman sync {fork_name}` moves it to another release; "
-            f"`forkman unfork {fork_name}` removes it",
+            hint=f"`forkman sync {fork_name} --dry-run` shows the release it would move to "
+            f"(--to VERSION picks one, --yes takes it); `forkman unfork {fork_name}` removes it",
         )
     dest = project.vendor_path(fork_name)
     if layout == "project" and (dest.exists() or dest.is_symlink()):

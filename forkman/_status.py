@@ -25,7 +25,7 @@ DECLARED = "declared, not forked"
 """The state of a fork the configuration declares and the lock does not have yet."""
 DECLARED_HINT = "`forkman sync --all` forks every declared fork"
 """What to do about declared forks."""
-MESSAGE_WIDTH = 60
+MESSAGE_WIDTH = 48
 """Longest error text in a table cell (the whole text is in ``--format json``)."""
 
 
