@@ -206,7 +206,7 @@ def test_patch_file_names_end_at_a_word(cwd: Path, local_index: LocalIndex) -> N
     assert run("init").exit_code == 0
     assert run("fork", "demo==1.0").exit_code == 0
     (cwd / "vendor/demo/a.py").write_text("changed = True\n")
-    subject = "Make the package importable when vendored and mark as forked"
+    subject = "Make the package importable when it is vendored and mark as forked"
     res = run("patch", "demo", "-m", subject)
     assert res.exit_code == 0, res
     (patch,) = (cwd / "patches/demo").glob("*.patch")
@@ -335,15 +335,14 @@ def test_fork_says_which_layout_it_used_and_why(cwd: Path, local_index: LocalInd
 
 
 def test_review_writes_nothing_unless_asked(risky: Path) -> None:
-    assert run("sync", "demo", "--to", "1.1", "--yes", "--accept-risk").exit_code == 0
-    git(risky, "add", "-A")
-    git(risky, "commit", "-qm", "take 1.1")
     before = snapshot(risky, skip=SKIP)
     res = run("review", "demo")
-    assert res.exit_code == 1, res
+    assert res.exit_code == 0, res
     assert snapshot(risky, skip=SKIP) == before
     assert run("review", "demo", "--upstream", "1.0..1.1", "--format", "json").exit_code == 1
     assert snapshot(risky, skip=SKIP) == before
+    assert run("review", "demo", "--record").exit_code == 0
+    assert "review" in load_lock(risky / "forkman.lock").forks["demo"].sections
 
 
 # -- 9. unfork A B C --------------------------------------------------------------------------
