@@ -89,6 +89,12 @@ def test_the_hints_of_everyday_refusals_work_when_followed(
     add_releases(local_index, "1.0", "1.1")
     assert run("init").exit_code == 0
     assert run("fork", "demo==1.0").exit_code == 0
+    # unrecorded edits stop a sync: record them, restore, check, as the hint says
+    (cwd / "vendor/demo/a.py").write_text("mine = True\n")
+    edited = run("sync", "demo", "--yes")
+    assert edited.exit_code == 2 and "not recorded" in edited.stderr, edited
+    follow_hints(edited)
+    assert [p.name for p in (cwd / "patches/demo").glob("*.patch")] == ["0001-message.patch"]
     # asked twice
     again = run("fork", "demo==1.0")
     assert again.exit_code == 2, again
