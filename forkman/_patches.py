@@ -789,7 +789,7 @@ def upstream_diff(project: Project, name: str, span: str) -> str:
                 except ForkmanError as exc:
                     raise BadInput(
                         f"{name} has no upstream release {version}: {exc.message}",
-                        hint=f"releases in its history: {', '.join(known) or 'none'}",
+                        hint=f"known releases: {', '.join(known) or 'none'}",
                     ) from None
                 rev = history.snapshot(tree)
             revs.append(rev)

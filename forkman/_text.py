@@ -24,8 +24,6 @@ def shorten(text: str, limit: int) -> str:
     """The first line of `text` in at most `limit` characters, cut at a word with an ellipsis."""
     lines = text.strip().splitlines()
     first = " ".join(lines[0].split()) if lines else ""
-    if len(first) <= limit and len(lines) <= 1:
+    if len(first) <= limit:
         return first
-    if len(first) <= limit - len(ELLIPSIS) - 1 and len(lines) > 1:
-        return first + " " + ELLIPSIS
     return cut_at_word(first, limit - len(ELLIPSIS)).rstrip(" ,;:.-") + ELLIPSIS
