@@ -33,6 +33,7 @@ from ._errors import BadInput, ForkmanError
 from ._lock import LOCK_NAME, GitSource, IndexSource, Lock, LockEntry, parse_lock
 from ._observer import NullObserver, Observer
 from ._project import Project, cache_root
+from ._text import shorten
 
 
 class StageStatus(enum.Enum):
@@ -507,7 +508,7 @@ def audit_findings(
             if not isinstance(vuln, Mapping) or vuln.get("state") not in _FAILING_STATES:
                 continue
             fixes = ", ".join(vuln.get("fix_versions", []) or []) or "none yet"
-            summary = (str(vuln.get("summary") or "").strip().splitlines() or ["(no summary)"])[0]
+            summary = shorten(str(vuln.get("summary") or ""), 120) or "(no summary)"
             vulns.append(
                 CiFinding(
                     stage,

@@ -66,3 +66,12 @@ class Busy(ForkmanError):
 
 class SecurityError(ForkmanError):
     """A security control could not be satisfied; forkman fails closed."""
+
+
+class Blocked(SecurityError):
+    """A change was refused for what a review found (risky upstream changes).
+
+    A finding, not an error that stopped forkman: exit code 1.
+    """
+
+    exit_code = 1

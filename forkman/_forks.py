@@ -214,12 +214,30 @@ def layout_for(project: Project, name: str, requested: str | None = None) -> str
     A project with ``[tool.forkman.vendoring] namespace`` vendors privately
     (namespace layout) by default; otherwise forks are whole projects.
     """
-    layout = requested or project.config.policy(name).raw.get("layout")
+    return layout_and_reason(project, name, requested)[0]
+
+
+def layout_and_reason(project: Project, name: str, requested: str | None = None) -> tuple[str, str]:
+    """The layout of fork `name` (see :func:`layout_for`) and why it is that one."""
+    layout = requested
+    why = "asked for with --layout"
     if layout is None:
-        layout = "namespace" if "namespace" in project.config.section("vendoring") else "project"
+        layout = project.config.policy(name).raw.get("layout")
+        why = f"[tool.forkman.forks.{name}] layout"
+    if layout is None:
+        namespace = project.config.section("vendoring").get("namespace")
+        if namespace is not None:
+            layout = "namespace"
+            why = (
+                f"the default while [tool.forkman.vendoring] namespace = {namespace!r} is set; "
+                "--layout project forks the whole project instead"
+            )
+        else:
+            layout = "project"
+            why = "the default"
     if layout not in ("project", "namespace"):
         raise BadInput(f"unknown layout {layout!r} for {name}", hint="use project or namespace")
-    return str(layout)
+    return str(layout), why
 
 
 def build_vendored(
@@ -336,8 +354,8 @@ def fork(
     if project.load_lock().get(fork_name) is not None:
         raise BadInput(
             f"fork {fork_name!r} already exists",
-            hint=f"`forkman sync {fork_name}` moves it to another release; "
-            f"`forkman unfork {fork_name}` removes it",
+            hint=f"`forkman sync {fork_name} --dry-run` shows the release it would move to "
+            f"(--to VERSION picks one, --yes takes it); `forkman unfork {fork_name}` removes it",
         )
     dest = project.vendor_path(fork_name)
     if layout == "project" and (dest.exists() or dest.is_symlink()):

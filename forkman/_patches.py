@@ -776,15 +776,24 @@ def upstream_diff(project: Project, name: str, span: str) -> str:
     history = history_of(project, entry)
     known = history.upstream_versions()
     revs = []
-    for version in (old, new):
-        rev = history.rev(f"refs/tags/upstream/{version}")
-        if rev is None:
-            raise BadInput(
-                f"{name} has no upstream release {version}",
-                hint=f"known releases: {', '.join(known) or 'none'}",
-            )
-        revs.append(rev)
-    return history.diff(revs[0], revs[1])
+    with tempfile.TemporaryDirectory(prefix="forkman-diff-") as tmp:
+        for version in (old, new):
+            rev = history.rev(f"refs/tags/upstream/{version}")
+            if rev is None:
+                # not imported (a refused sync or a dry run only looked at it): fetch it as
+                # sync does; its tree is written as loose objects only, no ref records it
+                from ._sync import fetch_release_tree
+
+                try:
+                    tree = fetch_release_tree(project, entry, version, Path(tmp) / version)
+                except ForkmanError as exc:
+                    raise BadInput(
+                        f"{name} has no upstream release {version}: {exc.message}",
+                        hint=f"known releases: {', '.join(known) or 'none'}",
+                    ) from None
+                rev = history.snapshot(tree)
+            revs.append(rev)
+        return history.diff(revs[0], revs[1])
 
 
 def patch_commit_info(history: ForkHistory, commit: str) -> str:

@@ -25,6 +25,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
+from ._text import cut_at_word
+
 _FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9-]*):[ \t]?(.*)$")
 _KNOWN = ("Description", "Author", "Origin", "Forwarded", "Last-Update", "Fixes")
 
@@ -65,7 +67,8 @@ class PatchHeader:
 def slugify(text: str, limit: int = 50) -> str:
     """A file-name-safe slug of `text` (``Fix slots pickling`` -> ``fix-slots-pickling``)."""
     slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return slug[:limit].rstrip("-") or "patch"
+    # cut between words: `...-mark-as-forked`, never `...-mark-as-forke`
+    return cut_at_word(slug, limit, separators="-") or "patch"
 
 
 def _emit(lines: list[str], key: str, value: str) -> None:

@@ -41,7 +41,7 @@ from packaging.version import InvalidVersion, Version
 
 from ._check import other_modules_of
 from ._delta import DeltaSummary, summarize_delta
-from ._errors import BadInput, ForkmanError, NotFound, SecurityError
+from ._errors import BadInput, Blocked, ForkmanError, NotFound
 from ._forks import FetchedUpstream, fetch_upstream, now_utc, require_fork
 from ._history import ForkHistory, HistoryError
 from ._lock import GitSource, IndexSource, LockEntry, Source, _parse_source, _source_table
@@ -296,6 +296,26 @@ def fetch_target(
         accept_publisher_change=accept_publisher_change,
         observer=observer,
     )
+
+
+def fetch_release_tree(
+    project: Project,
+    entry: LockEntry,
+    version: str,
+    staging: Path,
+    observer: Observer = NullObserver(),
+) -> Path:
+    """The pristine tree of upstream `version` of fork `entry`, fetched into `staging`.
+
+    For commands that read a release the fork's history has not imported
+    (``forkman review --upstream``, ``forkman diff --upstream`` after a refused
+    sync or a dry run): downloaded and checked exactly as ``sync`` does
+    (hashes, provenance), nothing recorded.
+    """
+    target = resolve_target(project, entry, to=version, observer=observer)
+    if target is None:
+        raise NotFound(f"{entry.name} is at {version}: nothing to fetch")
+    return fetch_target(project, entry, target, staging, observer).tree
 
 
 @dataclass(frozen=True)
@@ -779,7 +799,7 @@ def sync_fork(
             shown = "; ".join(
                 f"{f.severity.name.lower()} {f.rule} {f.file}:{f.line}" for f in risk.blocking[:5]
             )
-            raise SecurityError(
+            raise Blocked(
                 f"upstream {entry.version} -> {fetched.version} of {name} has "
                 f"{len(risk.blocking)} risky change(s) at or above "
                 f"{risk.block_on.name.lower()}: {shown}",

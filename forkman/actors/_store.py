@@ -251,10 +251,21 @@ class StateStore:
                 (_dumps(data), data.get("step", ""), time.time(), intent.key),
             )
 
-    def finish(self, reply: Reply) -> None:
-        """Durably record the outcome and clear the intent (one transaction)."""
+    def finish(self, reply: Reply, *, keep_last_result: bool = False) -> None:
+        """Durably record the outcome and clear the intent (one transaction).
+
+        With `keep_last_result`, the status keeps the last result it had (a
+        rejected request: the reply is recorded for idempotency only).
+        """
         with self.transaction():
-            self._put_status(reply.key, reply.state, "", None, result=reply.to_json())
+            self._put_status(
+                reply.key,
+                reply.state,
+                "",
+                None,
+                result=reply.to_json(),
+                keep_result=keep_last_result,
+            )
             row = self._db.execute(
                 "SELECT coalesce(max(seq), 0) FROM outcomes WHERE key=?", (reply.key,)
             ).fetchone()

@@ -24,7 +24,7 @@ from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .._errors import ForkmanError
+from .._errors import BadInput, ForkmanError
 from .._observer import NullObserver, Observer
 from . import _keylock
 from ._store import StateStore
@@ -285,10 +285,18 @@ class EmbeddedEngine(StoreBackedEngine):
         recorded = self.store.outcome(actor.key, message.id)
         if recorded is not None:
             return recorded
+        before = self.store.status(actor.key)
         intent = self.store.begin_intent(actor.key, message, actor.state_for(message))
         self._notify(actor.key, intent.state, "")
         ctx = _Context(self, actor.key, intent)
-        return self._run(actor, message, ctx, lambda: actor.handle(ctx, message), False)
+        return self._run(
+            actor,
+            message,
+            ctx,
+            lambda: actor.handle(ctx, message),
+            False,
+            before=before.state if before is not None else ActorState.IDLE,
+        )
 
     def _run(
         self,
@@ -297,21 +305,35 @@ class EmbeddedEngine(StoreBackedEngine):
         ctx: _Context,
         work: Callable[[], Mapping[str, JSON]],
         recovered: bool,
+        *,
+        before: ActorState | None = None,
     ) -> Reply:
         error: str | None = None
         result: Mapping[str, JSON] = {}
+        rejected = False
         try:
             result = dict(work())
         except ForkmanError as exc:
             error = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
             # kept apart too, so a command can show the error as it would have been raised
-            result = {"error_message": exc.message, "error_hint": exc.hint}
+            result = {
+                "error_message": exc.message,
+                "error_hint": exc.hint,
+                "error_kind": type(exc).__name__,
+                "exit_code": exc.exit_code,
+            }
+            # a request refused as asked (BadInput) changed nothing: the actor keeps
+            # the state and last result it had, so `status` does not show the refusal
+            rejected = isinstance(exc, BadInput) and before is not None
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             self.observer.warning(
                 f"{subject_of(actor.key)}: {message.kind} crashed:\n{traceback.format_exc()}"
             )
-        if error is not None:
+        if rejected:
+            assert before is not None
+            state = before
+        elif error is not None:
             state = ActorState.FAILED
         elif result.get("state") == ActorState.CONFLICT.value:
             state = ActorState.CONFLICT
@@ -328,7 +350,7 @@ class EmbeddedEngine(StoreBackedEngine):
         )
         # The output gate: the reply leaves only once the outcome is durable. If
         # this write fails, the caller gets the error and the intent stays for recovery.
-        self.store.finish(reply)
+        self.store.finish(reply, keep_last_result=rejected)
         self._notify(actor.key, reply.state, error or "")
         return reply
 

@@ -242,9 +242,11 @@ def run_for_forks(
     """Run operation `kind` on every fork in `names` through their actors; replies by name.
 
     Each fork's message carries `args`, updated with its own `per_fork` entry.
-    A reply with ``ok=False`` is a failed fork (its ``error`` says why); an
-    error that stopped a fork from running at all (another process holds it:
-    :class:`~forkman._errors.Busy`) is raised.
+    A reply with ``ok=False`` is a failed fork (its ``error`` says why). A
+    fork that could not run at all because another process holds it
+    (:class:`~forkman._errors.Busy`) gets a failed reply too, with
+    ``result["error_kind"] == "Busy"``: the other forks' work is done and
+    reported, never lost to one busy fork.
     """
     operation(kind)  # unknown operation: fail before anything starts
     names = list(dict.fromkeys(names))
@@ -253,11 +255,33 @@ def run_for_forks(
         fork_key(name): Message(kind, {**(args or {}), **own.get(name, {})}) for name in names
     }
     if isinstance(engine, Engine):
-        replies = engine.ask_many(messages)
+        replies = _gather(engine, messages)
     else:
         with open_engine(project, engine=engine, jobs=jobs, wait=wait, observer=observer) as eng:
-            replies = eng.ask_many(messages)
+            replies = _gather(eng, messages)
     return {key[len(FORK_PREFIX) :]: reply for key, reply in replies.items()}
+
+
+def _gather(engine: Engine, messages: Mapping[str, Message]) -> dict[str, Reply]:
+    """Send every message, wait for every reply; a busy fork's is a failed reply."""
+    from .._errors import Busy
+
+    futures = {key: engine.send(key, message) for key, message in messages.items()}
+    replies: dict[str, Reply] = {}
+    for key, future in futures.items():
+        try:
+            replies[key] = future.result()
+        except Busy as exc:
+            error = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
+            replies[key] = Reply(
+                key,
+                messages[key].id,
+                False,
+                ActorState.FAILED,
+                {"error_message": exc.message, "error_hint": exc.hint, "error_kind": "Busy"},
+                error,
+            )
+    return replies
 
 
 def actor_states(project: Project) -> dict[str, ForkActorState]:

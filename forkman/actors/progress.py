@@ -29,7 +29,10 @@ class _Row:
 
 
 class PlainProgress:
-    """One line per state change or step: ``attrs: syncing (merging 24.1.0)``."""
+    """One line per operation started or step: ``attrs: syncing (merging 24.1.0)``.
+
+    The end of an operation is not a line: the command reports its outcome.
+    """
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self._stream = stream or sys.stderr
@@ -41,7 +44,10 @@ class PlainProgress:
             self._stream.flush()
 
     def actor_state(self, subject: str, state: ActorState, step: str) -> None:
-        self._line(f"{subject}: {state.value}" + (f" ({step})" if step else ""))
+        # Only work starting is news: how it ended (done, failed and why, a conflict)
+        # is the command's own output, printed once.
+        if state.busy:
+            self._line(f"{subject}: {state.value}" + (f" ({step})" if step else ""))
 
     def step(self, subject: str, text: str) -> None:
         self._line(f"{subject}: {text}")

@@ -223,7 +223,8 @@ def parse_advisory(data: Any) -> _Record:
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
         raise MalformedAdvisory("'aliases' must be a list of strings")
     details = _text(data.get("details")) or ""
-    summary = _text(data.get("summary")) or details.strip().split("\n")[0][:200]
+    # the whole first line: reports that need it short cut it at a word (forkman._text)
+    summary = _text(data.get("summary")) or (details.strip().split("\n") or [""])[0]
     affected_raw = data.get("affected") or []
     if not isinstance(affected_raw, list):
         raise MalformedAdvisory("'affected' must be a list")

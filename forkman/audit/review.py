@@ -920,14 +920,35 @@ def _parse_range(spec: str | None, versions: list[str]) -> tuple[str | None, str
     return (a or None), b
 
 
+def _fetched_tree(project: Any, entry: Any, version: str, dest: Path) -> Path:
+    """Upstream `version` of a fork, not imported in its history: fetched as sync does."""
+    from .._errors import ForkmanError
+    from .._sync import fetch_release_tree
+
+    try:
+        return fetch_release_tree(project, entry, version, dest)
+    except ForkmanError as exc:
+        raise NotFound(
+            f"no upstream version {version} in {entry.name}'s history, and fetching it "
+            f"failed: {exc.message}",
+            hint=exc.hint or "--upstream A..B takes releases of the fork's own source",
+        ) from None
+
+
 def review_fork(
     project: Any,
     name: str,
     *,
     upstream: str | None = None,
-    record: bool = True,
+    record: bool = False,
 ) -> ReviewReport:
-    """Review the delta between two upstream imports of fork `name` (default: the last two)."""
+    """Review the delta between two upstream releases of fork `name` (default: the last two).
+
+    A release the fork's history has not imported (the one a refused sync or
+    a dry run looked at) is fetched as ``sync`` would fetch it. With `record`
+    the result is written to the fork's ``review`` table in the lock; by
+    default nothing is written.
+    """
     from ._settings import load_settings
 
     settings = load_settings(project)
@@ -940,11 +961,18 @@ def review_fork(
             f"no history for fork {name!r} ({git_dir} is absent)",
             hint="`forkman status` lists the forks",
         )
-    old_v, new_v = _parse_range(upstream, upstream_versions(git_dir))
+    known = upstream_versions(git_dir)
+    old_v, new_v = _parse_range(upstream, known)
     tmp = Path(tempfile.mkdtemp(prefix="forkman-review-"))
     try:
-        old_dir = export_tree(git_dir, old_v, tmp / "old") if old_v else None
-        new_dir = export_tree(git_dir, new_v, tmp / "new")
+
+        def tree(version: str, dest: Path) -> Path:
+            if version in known or entry is None:
+                return export_tree(git_dir, version, dest)
+            return _fetched_tree(project, entry, version, dest)
+
+        old_dir = tree(old_v, tmp / "old") if old_v else None
+        new_dir = tree(new_v, tmp / "new")
         findings = review_delta(old_dir, new_dir)
     finally:
         remove_tree(tmp)

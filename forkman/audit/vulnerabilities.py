@@ -139,6 +139,11 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
+def now_rfc3339() -> str:
+    """Now, as a report's ``when`` (UTC, RFC 3339)."""
+    return _now().isoformat().replace("+00:00", "Z")
+
+
 def _classify(
     fork: LockEntry, ids: frozenset[str], ignores: Sequence[Ignore], today: dt.date
 ) -> tuple[VulnState, str]:

@@ -82,7 +82,9 @@ def on_fork(
 
     reply = on_forks(obj, project, [name], kind, args, wait=wait)[name]
     if not reply.ok:
-        raise ForkmanError(failure(reply, kind), hint=reply.result.get("error_hint"))
+        error = ForkmanError(failure(reply, kind), hint=reply.result.get("error_hint"))
+        error.exit_code = int(reply.result.get("exit_code") or 2)  # 1: refused for a finding
+        raise error
     for warning in reply.result.get("warnings", []):
         click.echo(f"warning: {warning}", err=True)
     return reply.result

@@ -120,7 +120,9 @@ def audit_cmd(
     """Known vulnerabilities of the forks (all, or NAME...), through pip-audit.
 
     Exits 1 when a vulnerability is neither patched locally nor ignored, or when a
-    fork could not be audited (unless --allow-unaudited).
+    fork could not be audited (unless --allow-unaudited). Exits 2 when the audit
+    of a fork could not run at all (another command holds the fork, the database
+    is unreadable): the other forks are still audited and reported.
 
     \b
     Example:
@@ -128,34 +130,52 @@ def audit_cmd(
       forkman audit
       forkman audit jinja2 --format sarif > audit.sarif
     """
-    from .._errors import ForkmanError
     from .._forks import require_fork
     from ..audit.vulnerabilities import (
         AuditFormat,
         AuditReport,
+        ForkAudit,
         ForkStatus,
         audit_project,
         database_from_json,
         fork_audit_from_json,
+        now_rfc3339,
         render,
     )
-    from ._actors import on_forks
+    from ._actors import failure, on_forks
 
+    errors: list[tuple[str, str, str | None]] = []
     project = ctx.obj.project()
     wanted = [require_fork(project, n).name for n in names] or sorted(project.load_lock().forks)
     if wanted:
         # each fork's audit is a message to its actor (recorded in the lock there)
         args = {"online": online, "database": str(db_path) if db_path else None, "report": True}
         replies = on_forks(ctx.obj, project, wanted, "audit", args)
+        # A fork whose audit could not run (busy, an unreadable database, ...) is
+        # reported as unaudited beside the others, and makes the command exit 2.
+        lock = project.load_lock()
+        forks = []
         for name in wanted:
-            if not replies[name].ok:
-                raise ForkmanError(f"{name}: {replies[name].error}")
-        first = replies[wanted[0]].result
+            reply = replies[name]
+            if reply.ok:
+                forks.append(fork_audit_from_json(reply.result["fork"]))
+                continue
+            errors.append((name, failure(reply, "audit"), reply.result.get("error_hint")))
+            forks.append(
+                ForkAudit(
+                    name=name,
+                    version=lock.forks[name].version if name in lock.forks else "?",
+                    status=ForkStatus.UNAUDITED,
+                    unaudited=(f"the audit could not run: {failure(reply, 'audit')}",),
+                    path=lock.forks[name].path if name in lock.forks else "",
+                )
+            )
+        done = [replies[n].result for n in wanted if replies[n].ok]
         report = AuditReport(
-            when=str(first["when"]),
-            database=database_from_json(first["database"]),
-            sources=tuple(first["sources"]),
-            forks=tuple(fork_audit_from_json(replies[n].result["fork"]) for n in wanted),
+            when=str(done[0]["when"]) if done else now_rfc3339(),
+            database=database_from_json(done[0]["database"]) if done else None,
+            sources=tuple(done[0]["sources"]) if done else (),
+            forks=tuple(forks),
         )
     else:
         report = audit_project(project, (), online=online, database=db_path)
@@ -166,6 +186,10 @@ def audit_cmd(
         if fork.status is ForkStatus.UNAUDITED or fork.unaudited:
             note = " (allowed)" if allow_unaudited else ""
             click.echo(f"warning: {fork.name} {fork.version} was NOT audited{note}", err=True)
+    for name, message, hint in errors:
+        click.echo(f"error: {name}: {message}" + (f"\nhint: {hint}" if hint else ""), err=True)
+    if errors:
+        return 2  # the audit of a fork could not run at all: never a pass, whatever is allowed
     return report.exit_code(allow_unaudited=allow_unaudited)
 
 
@@ -215,12 +239,21 @@ def provenance_cmd(
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Also write the result to the fork's review table in forkman.lock.",
+)
 @click.pass_context
-def review_cmd(ctx: click.Context, name: str, upstream: str | None, fmt: str) -> int:
+def review_cmd(ctx: click.Context, name: str, upstream: str | None, fmt: str, record: bool) -> int:
     """Risky changes in an upstream delta of a fork (install hooks, exec of decoded
     data, new network or process use, credential reads, blobs, new dependencies).
 
     Exits 1 when a finding reaches `[tool.forkman.audit] block-on` (default: high).
+    A release named in --upstream that the fork has not imported yet (the one a
+    refused sync or a dry run looked at) is fetched as sync would. Reading
+    writes nothing: only --record writes the result into forkman.lock (sync
+    records its own review when it takes a release).
 
     \b
     Example:
@@ -229,7 +262,7 @@ def review_cmd(ctx: click.Context, name: str, upstream: str | None, fmt: str) ->
     """
     from ..audit.review import review_fork
 
-    report = review_fork(ctx.obj.project(), name, upstream=upstream)
+    report = review_fork(ctx.obj.project(), name, upstream=upstream, record=record)
     if fmt == "json":
         click.echo(
             json.dumps(

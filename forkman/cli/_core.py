@@ -93,13 +93,14 @@ def fork_cmd(
       forkman fork 'packaging>=24,<25'
       forkman fork git+https://github.com/org/repo@v1.2.0 --name foo
     """
-    from .._forks import fork_name_for, require_initialized
+    from .._forks import fork_name_for, layout_and_reason, require_initialized
     from ._actors import on_fork
 
     project = obj.project()
     project.require_git()
     require_initialized(project)
     fork_name = fork_name_for(spec, name)
+    chosen, why = layout_and_reason(project, fork_name, layout)
     result = on_fork(
         obj,
         project,
@@ -115,6 +116,7 @@ def fork_cmd(
         wait=wait,
     )
     click.echo(f"forked {fork_name} {result['version']} into {result['path']}")
+    click.echo(f"layout: {chosen} ({why})")
     from ._patch import render_results, revendor_stale
 
     # the other namespace forks' imports of this one are rewritten now
@@ -122,28 +124,45 @@ def fork_cmd(
 
 
 @click.command("unfork")
-@click.argument("name")
+@click.argument("names", nargs=-1, required=True)
 @actor_options
 @click.pass_obj
-def unfork_cmd(obj: Any, name: str, jobs: int | None, wait: float) -> int:
-    """Remove fork NAME: its vendored tree, patches, history and lock entry.
+def unfork_cmd(obj: Any, names: tuple[str, ...], jobs: int | None, wait: float) -> int:
+    """Remove forks NAMES: their vendored trees, patches, history and lock entries.
+
+    Every name is checked first: an unknown name removes nothing. A fork that
+    cannot be removed (another command holds it) is reported and the others
+    are removed (exit 2).
 
     \b
     Example:
       forkman unfork attrs
+      forkman unfork attrs idna six
     """
     from .._forks import require_fork
-    from ._actors import on_fork
+    from ._actors import failure, on_forks
 
     project = obj.project()
     project.require_git()
-    entry = require_fork(project, name)
-    result = on_fork(obj, project, entry.name, "unfork", wait=wait)
-    click.echo(f"removed {entry.name} ({result['path']})")
+    entries = [require_fork(project, name) for name in names]
+    wanted = list(dict.fromkeys(entry.name for entry in entries))
+    # one after the other: each removal edits the lock and pyproject.toml the next one reads
+    failed = []
+    for name in wanted:
+        reply = on_forks(obj, project, [name], "unfork", wait=wait)[name]
+        if reply.ok:
+            click.echo(f"removed {name} ({reply.result['path']})")
+        else:
+            failed.append(name)
+            hint = reply.result.get("error_hint")
+            click.echo(f"error: {name}: {failure(reply, 'unfork')}", err=True)
+            if hint:
+                click.echo(f"hint: {hint}", err=True)
     from ._patch import render_results, revendor_stale
 
-    # the other namespace forks import it from the top level again
-    return render_results(revendor_stale(obj, project, jobs=jobs))
+    # the other namespace forks import the removed ones from the top level again
+    code = render_results(revendor_stale(obj, project, jobs=jobs))
+    return 2 if failed else code
 
 
 @click.command("status")
@@ -152,22 +171,23 @@ def unfork_cmd(obj: Any, name: str, jobs: int | None, wait: float) -> int:
 def status_cmd(obj: Any, fmt: str) -> int:
     """Show every fork: version, source, patches, state, last test and audit.
 
+    A test result recorded for another version or tree of the fork shows as
+    stale; forks declared in [tool.forkman.forks] but not made yet show as
+    "declared, not forked". The JSON rows carry the whole error of a failed
+    operation (the table shortens it).
+
     \b
     Example:
       forkman status --format json
     """
-    import time
-
-    from .._status import status
+    from .._status import DECLARED, DECLARED_HINT, status
     from .._txn import recover
     from ..actors import actor_states
 
     project = obj.project()
     for line in recover(project):
         click.echo(f"recovered: {line}", err=True)
-    now = time.time()
-    states = {name: s.describe(now) for name, s in actor_states(project).items()}
-    rows = status(project, actor_states=states)
+    rows = status(project, actor_states=actor_states(project))
     if fmt == "json":
         click.echo(json.dumps([r.as_dict() for r in rows], indent=2))
     elif not rows:
@@ -179,6 +199,9 @@ def status_cmd(obj: Any, fmt: str) -> int:
                 [[r.name, r.version, r.source, r.patches, r.state, r.tests, r.audit] for r in rows],
             )
         )
+        declared = sum(1 for r in rows if r.state == DECLARED)
+        if declared:
+            click.echo(f"{declared} declared fork(s) not forked yet: {DECLARED_HINT}")
     return 0
 
 

@@ -509,15 +509,22 @@ def revendor_stale(obj: Any, project: Any, *, jobs: int | None = None) -> list[A
 
 
 def render_results(results: list[Any]) -> int:
-    """Show sync results; the exit code they make (2 failed, 1 conflict or declined, 0)."""
+    """Show sync results; the exit code they make.
+
+    2 when one failed, 1 when one conflicts, was declined or was refused for
+    what its review found (a finding), else 0.
+    """
     for result in sorted(results, key=lambda r: r["name"]):
         if result["outcome"] == "failed":
             click.echo(f"error: {result['name']}: {result['message']}", err=True)
+            if result.get("hint"):
+                click.echo(f"hint: {result['hint']}", err=True)
         else:
             _render(result)
-    if any(r["outcome"] == "failed" for r in results):
+    failed = [r for r in results if r["outcome"] == "failed"]
+    if any(r.get("exit_code", 2) != 1 for r in failed):
         return 2
-    if any(r["outcome"] in ("conflict", "declined") for r in results):
+    if failed or any(r["outcome"] in ("conflict", "declined") for r in results):
         return 1
     return 0
 
@@ -529,5 +536,14 @@ def _results(replies: dict[str, Any]) -> list[dict[str, Any]]:
         if reply.ok:
             out.append(dict(reply.result))
         else:
-            out.append({"name": fork, "outcome": "failed", "message": reply.error or "failed"})
+            result = reply.result
+            out.append(
+                {
+                    "name": fork,
+                    "outcome": "failed",
+                    "message": str(result.get("error_message") or reply.error or "failed"),
+                    "hint": result.get("error_hint"),
+                    "exit_code": int(result.get("exit_code") or 2),
+                }
+            )
     return out

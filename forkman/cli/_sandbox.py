@@ -146,6 +146,9 @@ def test_cmd(
     """Run forks' own test suites in the no-network sandbox; exit 1 when tests fail,
     2 when a suite could not run (usage or collection error, timeout, limit).
 
+    A fork without tests to run is reported ("no-tests", saying where forkman
+    looked) and is not a failure (exit 0); a suite that could not run exits 2.
+
     Each fork's run is a message to its actor: forks are tested in parallel
     (--jobs), one run at a time per fork, from one warm fork server. The
     output and JUnit report of each run are kept in .forkman/test-logs/NAME/;
@@ -199,6 +202,8 @@ def test_cmd(
         rows.append({"name": name, **reply.result})
         if reply.result.get("status") in ("error", "timeout"):  # could not run: not a finding
             worst = 2
+        elif reply.result.get("status") == "no-tests":
+            pass  # nothing to run is not a failure of the fork: its message says where we looked
         elif not reply.result.get("ok"):
             worst = max(worst, 1)
     if show_output:

@@ -6,9 +6,13 @@ Where the expression comes from, in order of trust:
 2. core metadata ``License-Expression`` (PEP 639), or ``[project] license``
    as a string in the fork's pyproject.toml;
 3. trove classifiers (``License :: OSI Approved :: MIT License``), when they
-   name exactly one license;
+   name exactly one license and it has one SPDX id;
 4. the text of the license files (MIT, Apache-2.0, BSD-2/3-Clause, ISC,
-   MPL-2.0, the GPL family, PSF-2.0, Unlicense), when all files agree.
+   MPL-2.0, the GPL family, PSF-2.0, Unlicense) read with the classifiers:
+   every license found is part of the expression, joined by ``OR`` when a
+   file offers a choice ("either of the licenses", "dual licensed") and by
+   ``AND`` otherwise; a classifier like ``BSD License`` that no file settles
+   leaves the license unknown.
 
 ``[tool.forkman.licenses] deny = ["GPL-3.0-only", ...]`` refuses forks whose
 expression cannot be satisfied without a denied license (an ``OR`` is fine
@@ -146,14 +150,61 @@ def classify_text(text: str) -> str | None:
     return None
 
 
+def _license_classifiers(classifiers: Iterable[str]) -> tuple[set[str], set[str]]:
+    """(SPDX ids of the known license classifiers, names of the others)."""
+    known, other = set(), set()
+    for c in classifiers:
+        if not c.startswith("License ::") or c.strip() == "License :: OSI Approved":
+            continue
+        leaf = c.rsplit(" :: ", 1)[-1]
+        if leaf in CLASSIFIERS:
+            known.add(CLASSIFIERS[leaf])
+        else:
+            other.add(leaf)
+    return known, other
+
+
 def from_classifiers(classifiers: Iterable[str]) -> str | None:
-    """An SPDX id when the license classifiers name exactly one known license."""
-    ids = {
-        CLASSIFIERS[c.rsplit(" :: ", 1)[-1]]
-        for c in classifiers
-        if c.startswith("License ::") and c.rsplit(" :: ", 1)[-1] in CLASSIFIERS
-    }
-    return ids.pop() if len(ids) == 1 else None
+    """An SPDX id when the license classifiers name exactly one license, a known one.
+
+    A classifier with no single SPDX id (``BSD License``) beside a known one
+    (``Apache Software License``) decides nothing: the project has two
+    licenses, and the files say which and how they combine.
+    """
+    known, other = _license_classifiers(classifiers)
+    return known.pop() if len(known) == 1 and not other else None
+
+
+# a license file that offers a choice between licenses (packaging's LICENSE: "under the
+# terms of *either* of the licenses found in LICENSE.APACHE or LICENSE.BSD")
+_CHOICE = re.compile(
+    r"\beither of\b|\bdual[- ]licen[cs]ed\b|\bat your (?:option|choice)\b|\beither license\b"
+)
+# classifiers without one SPDX id, and the ids of their family a license file may settle
+_FAMILIES: Mapping[str, str] = {"BSD License": "BSD-", "GNU General Public License (GPL)": "GPL-"}
+
+
+def _from_files_and_classifiers(texts: Sequence[str], classifiers: Iterable[str]) -> str | None:
+    """An expression from the license files' texts, read with the classifiers.
+
+    Every license a file's text is recognised as, or a known classifier names,
+    is part of it; a classifier without one SPDX id must be settled by a file
+    of its family, or the license is unknown. The licenses combine with ``OR``
+    when a file offers a choice between them, with ``AND`` otherwise.
+    """
+    # emphasis marks (``*either*``) are not words
+    normalized = [" ".join(re.sub(r"[*_]", "", t).lower().split()) for t in texts]
+    found = {spdx for spdx in map(classify_text, texts) if spdx is not None}
+    known, other = _license_classifiers(classifiers)
+    for name in other:
+        family = _FAMILIES.get(name)
+        if family is None or not any(i.startswith(family) for i in found):
+            return None
+    ids = sorted(found | known)
+    if not ids:
+        return None
+    choice = any(_CHOICE.search(t) for t in normalized)
+    return (" OR " if choice else " AND ").join(ids)
 
 
 _TOKEN = re.compile(r"\s*(\(|\)|[A-Za-z0-9.+:-]+)")
@@ -277,19 +328,9 @@ def fork_license(project: Project, entry: LockEntry, policy: LicensePolicy) -> F
     elif (cl := from_classifiers(meta.get("license-classifiers", []))) is not None:
         expression, origin = cl, LicenseOrigin.CLASSIFIER
     else:
-        found = {
-            classify_text(p.read_text(encoding="utf-8", errors="replace"))
-            for p in files
-            if p.is_file()
-        }
-        found.discard(None)
-        if len(found) == 1:
-            expression, origin = found.pop(), LicenseOrigin.FILE_TEXT
-        elif found:
-            expression = " AND ".join(sorted(f for f in found if f))
-            origin = LicenseOrigin.FILE_TEXT
-        else:
-            expression, origin = None, LicenseOrigin.UNKNOWN
+        texts = [p.read_text(encoding="utf-8", errors="replace") for p in files if p.is_file()]
+        expression = _from_files_and_classifiers(texts, meta.get("license-classifiers", []))
+        origin = LicenseOrigin.FILE_TEXT if expression else LicenseOrigin.UNKNOWN
     refused, reason = False, ""
     if expression is None:
         if policy.deny_unknown:

@@ -184,11 +184,13 @@ def test_plain_progress_lines() -> None:
     view.actor_state("attrs", ActorState.SYNCING, "")
     view.step("attrs", "merging 24.1")
     view.actor_state("attrs", ActorState.CONFLICT, "")
+    view.actor_state("other", ActorState.FAILED, "why it failed")
+    view.actor_state("third", ActorState.IDLE, "")
     view.warning("slow index")
+    # how an operation ended is the command's own output, said once
     assert out.getvalue().splitlines() == [
         "attrs: syncing",
         "attrs: merging 24.1",
-        "attrs: conflict",
         "warning: slow index",
     ]
 

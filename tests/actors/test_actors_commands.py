@@ -66,13 +66,17 @@ def test_patch_and_restore_are_messages_to_the_fork_actor(forked: Path) -> None:
     res = run("restore", "demo")
     assert res.exit_code == 0 and res.stdout == "restored b.py\n", res
     assert actor_states(project)["demo"].last_result["result"]["restored"] == ["b.py"]  # type: ignore[index]
-    # a failure inside the actor keeps its message and exit code 2; the actor shows it
+    # a request refused inside the actor keeps its message and exit code 2, said once;
+    # it changed nothing, so the fork's state and last result stay what they were
     res = run("patch", "demo", "--drop", "7")
     assert res.exit_code == 2, res
     assert "\nerror: demo has no patch 7 (its series has 1 patch)\n" in res.stderr, res
     assert "\nhint: `forkman patches demo` lists them" in res.stderr, res
-    assert actor_states(project)["demo"].state is ActorState.FAILED
-    assert "failed: demo has no patch 7" in status_row("demo")
+    assert res.stderr.count("has no patch 7") == 1, res
+    state = actor_states(project)["demo"]
+    assert state.state is ActorState.IDLE
+    assert state.last_result["result"]["restored"] == ["b.py"]  # type: ignore[index]
+    assert "failed" not in status_row("demo") and " clean " in status_row("demo")
     # another process working on the fork: patch and restore say so and change nothing
     edit(forked, "b.py", "scratch\n")
     before = snapshot(forked)

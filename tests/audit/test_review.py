@@ -10,15 +10,17 @@ import json
 import subprocess
 import tarfile
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from forkman._lock import load_lock
+from forkman._lock import IndexSource, load_lock
 from forkman.audit.review import RULES, Finding, Severity, review_delta
 from forkman.cli import cli
 from tests.audit.helpers import entry, write_forks
+from tests.support.index import LocalIndex
 
 BENIGN = {
     "pyproject.toml": (
@@ -266,6 +268,9 @@ def test_review_command_blocks_a_malicious_release(project: Path) -> None:
     assert "critical exec-decoded" in out
     assert "why: executing decoded" in out
     assert "at or above high" in err
+    # reading writes nothing; --record writes the review table
+    assert "review" not in load_lock(project / "forkman.lock").forks["tinylib"].sections
+    assert run(project, "review", "tinylib", "--record")[0] == 1
     section = load_lock(project / "forkman.lock").forks["tinylib"].sections["review"]
     assert section["blocked"] is True
     assert section["upstream"] == "1.0..1.1"
@@ -293,9 +298,11 @@ def test_review_command_benign_delta_and_threshold(project: Path) -> None:
     assert code == 1
 
 
-def test_review_command_bad_input(project: Path) -> None:
+def test_review_command_bad_input(project: Path, local_index: LocalIndex) -> None:
     make_history(project, "tinylib", {"1.0": BENIGN})
-    write_forks(project, entry("tinylib", "1.0"))
+    fork = entry("tinylib", "1.0")
+    assert isinstance(fork.source, IndexSource)
+    write_forks(project, replace(fork, source=replace(fork.source, index_url=local_index.url)))
     code, _, err = run(project, "review", "tinylib", "--upstream", "1.0")
     assert code == 2 and "A..B" in err
     code, _, err = run(project, "review", "tinylib", "--upstream", "1.0..9.9")
