@@ -200,6 +200,13 @@ def _csv(path: str) -> str:
     return path
 
 
+def pack(tree: Path, entry: LockEntry) -> bytes:
+    """The archive bytes fork `entry`'s vendored `tree` packs to."""
+    if is_wheel_fork(entry):
+        return wheel_bytes(tree)
+    return sdist_bytes(tree, entry.name, entry.version)
+
+
 def build_archive(root: Path, entry: LockEntry) -> ForkArchive:
     """Make fork `entry`'s archive from its vendored tree under project `root`.
 
@@ -209,10 +216,7 @@ def build_archive(root: Path, entry: LockEntry) -> ForkArchive:
     if not tree.is_dir():
         raise BadInput(f"{entry.name}: {entry.path} is missing; nothing to pack")
     rel = archive_path(entry)
-    if is_wheel_fork(entry):
-        data, kind = wheel_bytes(tree), "wheel"
-    else:
-        data, kind = sdist_bytes(tree, entry.name, entry.version), "sdist"
+    data, kind = pack(tree, entry), "wheel" if is_wheel_fork(entry) else "sdist"
     manifest, _ = scan_tree(tree)
     made = ForkArchive(
         name=str(canonicalize_name(entry.name)),

@@ -32,9 +32,10 @@ from urllib.parse import unquote, urlsplit
 
 from packaging.utils import canonicalize_name
 
+from .._errors import BadInput
 from .._lock import LockEntry
 from .._project import Project
-from .dist import read_record
+from .dist import pack, read_record
 from .wiring import REQUIREMENTS_FILE, _read_lines, archive_for
 
 
@@ -99,16 +100,22 @@ def _check_archive(project: Project, entry: LockEntry) -> list[Problem]:
     actual = _sha256(project.root / rel)
     if actual is None or record is None or record.path != rel:
         return [Problem(entry.name, "archive", f"{rel} is missing", _WIRE)]
-    if record.sha256 != actual:
+    # Packing is deterministic: the archive must be, byte for byte, what the
+    # vendored tree packs to now (a forged record.json proves nothing).
+    try:
+        expected = hashlib.sha256(pack(project.root / entry.path, entry)).hexdigest()
+    except (BadInput, OSError) as exc:
+        return [Problem(entry.name, "archive", f"cannot pack {entry.path}: {exc}", _WIRE)]
+    if expected != actual:
         return [
             Problem(
                 entry.name,
                 "archive",
-                f"{rel} is not the archive forkman made (its bytes changed)",
+                f"{rel} is not what {entry.path} packs to (stale, or changed by hand)",
                 _WIRE,
             )
         ]
-    if record.tree != entry.vendored_tree:
+    if record.tree != entry.vendored_tree or record.sha256 != actual:
         return [
             Problem(
                 entry.name,
