@@ -462,10 +462,16 @@ def fork(
             if pyproject_text is not None:
                 txn.write_file(project.pyproject, pyproject_text.encode())
             if layout == "project" and wiring_enabled(project):
-                from .vendoring.wiring import plan_wire
+                from .vendoring.wiring import archive_for, plan_wire
 
-                _write_wiring(txn, project, plan_wire(project, fork_name, entry.path))
+                _write_wiring(
+                    txn,
+                    project,
+                    plan_wire(project, fork_name, entry.path, archive=archive_for(entry)),
+                )
             txn.commit(lambda lock: lock.with_entry(entry))
+        if txn.archive_problem:
+            observer.warning(txn.archive_problem)
         save_manifest(project.state_dir, fork_name, vendored_manifest)
         ignored = ignored_by_git(project, [f"{entry.path}/{p}" for p in vendored_manifest])
         if ignored:

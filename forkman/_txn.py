@@ -196,6 +196,8 @@ class ForkTransaction:
         self._detached = False
         self._resumed = False
         self._owner = _Owner(project, fork)
+        self.archive_problem: str | None = None
+        """Set by :meth:`commit` when the fork's installable archive could not be made."""
 
     # -- journal ------------------------------------------------------------------
     def _write_journal(self) -> None:
@@ -372,6 +374,10 @@ class ForkTransaction:
             self._committed = True
         fault_point("after-lock-write")
         self._cleanup()
+        if self.namespace is not True:
+            from .vendoring.wiring import refresh_archive
+
+            self.archive_problem = refresh_archive(self.project, self.fork, lock.get(self.fork))
         return lock
 
 

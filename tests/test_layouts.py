@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -22,12 +23,17 @@ def test_project_layout_is_wired_and_unwired(cwd: Path, local_index: LocalIndex)
     assert run("fork", "demo==1.0").exit_code == 0
     pyproject = (cwd / "pyproject.toml").read_text()
     assert "[tool.uv.sources]" in pyproject
-    assert 'demo = {path = "vendor/demo", editable = false}' in pyproject
-    assert (cwd / "forkman-requirements.txt").read_text().endswith("./vendor/demo  # fork: demo\n")
+    assert 'demo = {path = ".forkman/dist/demo/demo.tar.gz"}' in pyproject
+    assert 'constraint-dependencies = ["demo"]' in pyproject
+    assert (cwd / "forkman-requirements.txt").read_text().endswith(
+        "./.forkman/dist/demo/demo.tar.gz  # fork: demo\n"
+    )
+    assert (cwd / ".forkman/dist/demo/demo.tar.gz").is_file()
     assert run("check").exit_code == 0
     assert run("unfork", "demo").exit_code == 0
     assert (cwd / "pyproject.toml").read_text() == before
     assert not (cwd / "forkman-requirements.txt").exists()
+    assert not (cwd / ".forkman/dist/demo").exists()
 
 
 def test_wiring_can_be_turned_off(cwd: Path, local_index: LocalIndex) -> None:
@@ -37,6 +43,7 @@ def test_wiring_can_be_turned_off(cwd: Path, local_index: LocalIndex) -> None:
     assert run("fork", "demo==1.0").exit_code == 0
     assert "uv.sources" not in (cwd / "pyproject.toml").read_text()
     assert not (cwd / "forkman-requirements.txt").exists()
+    assert not (cwd / ".forkman/dist/demo").exists()
 
 
 @pytest.fixture
@@ -144,7 +151,9 @@ def test_wiring_into_a_uv_table_that_is_not_contiguous(cwd: Path, local_index: L
     res = run("fork", "demo==1.0")
     assert res.exit_code == 0, res
     pyproject = (cwd / "pyproject.toml").read_text()
-    assert 'demo = {path = "vendor/demo", editable = false}' in pyproject
+    assert 'demo = {path = ".forkman/dist/demo/demo.tar.gz"}' in pyproject
     assert 'other = { path = "elsewhere/other" }' in pyproject
+    assert tomllib.loads(pyproject)["tool"]["uv"]["constraint-dependencies"] == ["demo"]
     assert run("unfork", "demo").exit_code == 0
-    assert "vendor/demo" not in (cwd / "pyproject.toml").read_text()
+    after = (cwd / "pyproject.toml").read_text()
+    assert "demo" not in after and 'other = { path = "elsewhere/other" }' in after

@@ -29,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "licenses": "_vendoring:licenses_cmd",
     "sbom": "_vendoring:sbom_cmd",
     "migrate": "_vendoring:migrate_group",
+    "wire": "_vendoring:wire_cmd",
+    "doctor": "_vendoring:doctor_cmd",
     "ci": "_ci_cmd:ci_cmd",
     "card": "_ci_cmd:card_cmd",
     "watch": "_actors:watch_cmd",

@@ -118,3 +118,85 @@ def migrate_vendoring_cmd(obj: Context, dry_run: bool) -> int:
             err=True,
         )
     return 0
+
+
+@click.command("wire")
+@click.pass_obj
+def wire_cmd(obj: Context) -> int:
+    """Wire every project-layout fork and make its installable archive.
+
+    Writes forkman-requirements.txt, [tool.uv.sources] and [tool.uv]
+    constraint-dependencies, and packs each fork's vendored tree into
+    .forkman/dist/ (not committed: run this after a clone). Installers build
+    from those archives, never inside vendor/.
+
+    \b
+    Example:
+      forkman wire && pip install -r forkman-requirements.txt -e .
+    """
+    from .._forks import wiring_enabled
+    from .._txn import lock_file_mutex
+    from ..vendoring.wiring import wire_all
+
+    project = obj.project()
+    if not wiring_enabled(project):
+        from .._errors import BadInput
+
+        raise BadInput(
+            "[tool.forkman] wire = false: forkman does not wire this project's forks",
+            hint="remove `wire = false` from [tool.forkman] to let forkman wire them",
+        )
+    project.ensure_state_dir()
+    with lock_file_mutex(project):
+        lines = wire_all(project)
+    for line in lines:
+        click.echo(line)
+    if not lines:
+        click.echo("no project-layout forks")
+    return 0
+
+
+@click.command("doctor")
+@click.option(
+    "--python",
+    "python",
+    default=None,
+    metavar="PATH",
+    help="Also check the environment of this interpreter (e.g. .venv/bin/python).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def doctor_cmd(obj: Context, python: str | None, as_json: bool) -> int:
+    """Check that every installer resolves each forked name to its fork.
+
+    Reads the wiring, the archives in .forkman/dist/, uv.lock and (with
+    --python) an environment. Exits 1 naming each fork that resolves to
+    something else: another version, the index, a stale archive.
+
+    \b
+    Example:
+      forkman doctor --python .venv/bin/python
+    """
+    from ..vendoring.doctor import doctor
+
+    report = doctor(obj.project(), python=python)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "problems": [asdict(p) for p in report.problems],
+                    "notes": list(report.notes),
+                },
+                indent=2,
+            )
+        )
+    else:
+        for p in report.problems:
+            click.echo(f"{p.fork}: {p.where}: {p.message}")
+            click.echo(f"    hint: {p.hint}")
+        for note in report.notes:
+            click.echo(note)
+        if report.ok:
+            click.echo("ok: every forked name resolves to its fork")
+    return 0 if report.ok else 1

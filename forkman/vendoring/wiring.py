@@ -1,18 +1,29 @@
 """The project layout: install forks from the vendor directory instead of the index.
 
-Two pieces of wiring, both kept in step by :func:`wire` and :func:`unwire`:
+Installers never read ``vendor/NAME`` itself: they get the fork's archive,
+which :mod:`forkman.vendoring.dist` packs from the vendored tree into
+``.forkman/dist/NAME/`` (a source archive they build in their own scratch
+folder, or the wheel again for a fork made from a wheel). Three pieces of
+wiring, kept in step by :func:`wire` and :func:`unwire`, in the consumer's
+pyproject.toml (edited with tomlkit, formatting kept) and beside it:
 
-* ``[tool.uv.sources] NAME = { path = "vendor/NAME", editable = false }`` in
-  the consumer's pyproject.toml (edited with tomlkit, formatting kept), which
-  ``uv sync`` / ``uv lock`` honour;
-* ``forkman-requirements.txt`` beside it, one ``./vendor/NAME  # fork: NAME``
-  line per fork: a local-path requirement, which every pip version accepts
-  (``NAME @ file:./vendor/NAME`` is refused by pip before 24, and paths are
-  not allowed in constraints files). The paths are relative to the current
-  directory, so run pip from the project root::
+* ``[tool.uv.sources] NAME = { path = ".forkman/dist/NAME/..." }``, which
+  ``uv lock`` / ``uv sync`` honour for the project's direct dependencies;
+* ``NAME`` in ``[tool.uv] constraint-dependencies``: uv applies the source of
+  a constraint to every requirement of the name, so an indirect dependency
+  (urllib3 under requests) resolves to the fork as well, and a version that
+  no requirement allows fails the resolution instead of taking the index's;
+* ``forkman-requirements.txt``, one ``./.forkman/dist/NAME/FILE  # fork:
+  NAME`` line per fork: a local-path requirement, which every pip version and
+  ``uv pip`` accept (``NAME @ file:...`` is refused by pip before 24, and
+  paths are not allowed in constraints files). The paths are relative to the
+  current directory, so run pip from the project root::
 
       pip install -r forkman-requirements.txt -e .   # the consumer, with its forks
       pip install -r forkman-requirements.txt        # just the forks
+
+An entry written by an earlier forkman (``{ path = "vendor/NAME", editable =
+false }`` and ``./vendor/NAME``) counts as forkman's: :func:`wire` replaces it.
 """
 
 from __future__ import annotations
@@ -29,19 +40,28 @@ from tomlkit.items import Null, Table, Whitespace
 from .._config import render_pyproject_edit, require_table
 from .._errors import BadInput
 from .._fsutil import atomic_write_bytes, atomic_write_text
+from .._lock import LockEntry
 from .._project import Project
+from .dist import DIST_DIR, archive_path
 
 REQUIREMENTS_FILE = "forkman-requirements.txt"
 _HEADER = (
-    "# Written by forkman: the project's forks, installed from the vendor directory.\n"
+    "# Written by forkman: the project's forks, installed from archives of the vendored trees.\n"
     "# Use from the project root: pip install -r forkman-requirements.txt -e .\n"
+    "# After a clone, `forkman wire` makes the archives (.forkman/dist/ is not committed).\n"
 )
 _LINE = re.compile(r"^(?P<path>\./\S+)  # fork: (?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)$")
 
 
 def requirement_line(name: str, path: str) -> str:
-    """The requirements line that installs fork `name` from `path`."""
+    """The requirements line that installs fork `name` from `path` (its archive)."""
     return f"./{path}  # fork: {name}"
+
+
+def default_archive(name: str) -> str:
+    """The archive path of a fork of an sdist or a git tree named `name`."""
+    norm = str(canonicalize_name(name))
+    return f"{DIST_DIR}/{norm}/{norm.replace('-', '_')}.tar.gz"
 
 
 def _read_lines(file: Path) -> dict[str, str]:
@@ -86,6 +106,49 @@ def _sources(doc: tomlkit.TOMLDocument, *, create: bool) -> Any:
     return sources
 
 
+def _uv_table(doc: tomlkit.TOMLDocument, *, create: bool) -> Any:
+    tool = doc.get("tool")
+    if tool is None or tool.get("uv") is None:
+        if not create:
+            return None
+        _sources(doc, create=True)
+        tool = doc["tool"]
+    uv = tool["uv"]
+    require_table(uv, "[tool.uv]")
+    return uv
+
+
+def _add_constraint(doc: tomlkit.TOMLDocument, name: str) -> None:
+    """List `name` in ``[tool.uv] constraint-dependencies`` (once)."""
+    uv = _uv_table(doc, create=True)
+    constraints = uv.get("constraint-dependencies")
+    if constraints is None:
+        constraints = tomlkit.array()
+        uv["constraint-dependencies"] = constraints
+        # keep [tool.uv]'s keys above its [tool.uv.sources] sub-table
+    if not isinstance(constraints, list):
+        raise BadInput("[tool.uv] constraint-dependencies is not a list")
+    norm = str(canonicalize_name(name))
+    if not any(isinstance(c, str) and c.strip() == norm for c in constraints):
+        constraints.append(norm)
+
+
+def _remove_constraint(doc: tomlkit.TOMLDocument, name: str) -> None:
+    """Remove the bare-name constraint forkman wrote for `name` (others stay)."""
+    uv = _uv_table(doc, create=False)
+    if uv is None:
+        return
+    constraints = uv.get("constraint-dependencies")
+    if not isinstance(constraints, list):
+        return
+    norm = str(canonicalize_name(name))
+    for index in reversed(range(len(constraints))):
+        if isinstance(constraints[index], str) and constraints[index].strip() == norm:
+            del constraints[index]
+    if not constraints:
+        del uv["constraint-dependencies"]
+
+
 def _find_key(sources: Any, name: str) -> str | None:
     for key in sources:
         if canonicalize_name(key) == canonicalize_name(name):
@@ -93,8 +156,14 @@ def _find_key(sources: Any, name: str) -> str | None:
     return None
 
 
-def _ours(value: object, path: str) -> bool:
-    return isinstance(value, dict) and value.get("path") == path
+def _ours(value: object, path: str, vendored: str | None = None) -> bool:
+    """Whether a ``[tool.uv.sources]`` value is the one forkman writes (or wrote before)."""
+    if not isinstance(value, dict):
+        return False
+    if value.get("path") == path:
+        return True
+    # the wiring of earlier forkman versions: the vendored directory itself
+    return vendored is not None and value == {"path": vendored, "editable": False}
 
 
 @dataclass(frozen=True)
@@ -123,37 +192,64 @@ def _edit(project: Project, pyproject_text: str, lines: dict[str, str]) -> Wirin
     return WiringEdit(pyproject_text, new_req, changed)
 
 
-def plan_wire(project: Project, name: str, path: str) -> WiringEdit:
-    """The edits that make the consumer install fork `name` from `path` (project-relative).
-
-    Refuses when ``[tool.uv.sources]`` already names another source for the
-    package, or when forkman-requirements.txt has lines forkman did not write.
-    """
+def _check_path(path: str, what: str) -> str:
     if Path(path).is_absolute() or ".." in Path(path).parts:
-        raise BadInput(f"fork path must be inside the project, not {path!r}")
+        raise BadInput(f"{what} must be inside the project, not {path!r}")
     if any(c.isspace() for c in path) or "#" in path:
-        raise BadInput(f"fork path {path!r} cannot be written to a requirements file")
-    path = Path(path).as_posix()
+        raise BadInput(f"{what} {path!r} cannot be written to a requirements file")
+    return Path(path).as_posix()
+
+
+def plan_wire(project: Project, name: str, path: str, *, archive: str | None = None) -> WiringEdit:
+    """The edits that make the consumer install fork `name`, vendored in `path`.
+
+    Installers are pointed at `archive` (project-relative; default: the
+    source archive :func:`default_archive`, see :func:`archive_for`), which
+    :func:`forkman.vendoring.dist.build_archive` makes from `path`. Refuses
+    when ``[tool.uv.sources]`` already names another source for the package,
+    or when forkman-requirements.txt has lines forkman did not write.
+    """
+    path = _check_path(path, "fork path")
+    archive = _check_path(archive or default_archive(name), "fork archive")
     lines = _read_lines(project.root / REQUIREMENTS_FILE)
-    lines[str(canonicalize_name(name))] = requirement_line(name, path)
+    lines[str(canonicalize_name(name))] = requirement_line(name, archive)
 
     def change(doc: tomlkit.TOMLDocument) -> None:
         existing = _sources(doc, create=False)
         key = _find_key(existing, name) if existing is not None else None
         if existing is not None and key is not None:
-            if _ours(existing[key], path):
+            value = existing[key]
+            if not _ours(value, archive, path) and not (
+                isinstance(value, dict) and _previous_archive(value, name)
+            ):
+                raise BadInput(
+                    f"[tool.uv.sources] already has a source for {name}: {existing[key]}",
+                    hint=f"remove [tool.uv.sources] {key} to use the fork in {path}",
+                )
+            if value == {"path": archive}:
+                _add_constraint(doc, name)
                 return
-            raise BadInput(
-                f"[tool.uv.sources] already has a source for {name}: {existing[key]}",
-                hint=f"remove [tool.uv.sources] {key} to use the fork in {path}",
-            )
+            del existing[key]
         sources = _sources(doc, create=True)
         assert sources is not None
         entry = tomlkit.inline_table()
-        entry.update({"path": path, "editable": False})
-        sources[name] = entry
+        entry.update({"path": archive})
+        sources[key or name] = entry
+        _add_constraint(doc, name)
 
     return _edit(project, render_pyproject_edit(project.pyproject, change), lines)
+
+
+def _previous_archive(value: dict[str, Any], name: str) -> bool:
+    """A source forkman wrote for another release of fork `name` (e.g. a wheel's file)."""
+    folder = f"{DIST_DIR}/{canonicalize_name(name)}/"
+    target = value.get("path")
+    return set(value) == {"path"} and isinstance(target, str) and target.startswith(folder)
+
+
+def archive_for(entry: LockEntry) -> str:
+    """The archive installers get for fork `entry` (see :mod:`forkman.vendoring.dist`)."""
+    return archive_path(entry)
 
 
 def plan_unwire(project: Project, name: str) -> WiringEdit:
@@ -177,11 +273,15 @@ def plan_unwire(project: Project, name: str) -> WiringEdit:
         if key is None:
             return
         value = sources[key]
-        if path is not None and not _ours(value, path):
+        ours = isinstance(value, dict) and _previous_archive(value, name)
+        if path is not None and not (ours or _ours(value, path)):
             return  # the user's own source: leave it
-        if path is None and not (isinstance(value, dict) and value.get("editable") is False):
+        if path is None and not (
+            ours or (isinstance(value, dict) and value.get("editable") is False)
+        ):
             return
         del sources[key]
+        _remove_constraint(doc, name)
         if not sources:
             uv = doc["tool"]["uv"]
             del uv["sources"]
@@ -212,9 +312,9 @@ def apply_wiring(project: Project, edit: WiringEdit) -> None:
         raise
 
 
-def wire(project: Project, name: str, path: str) -> None:
-    """Make the consumer install fork `name` from `path` (relative to the project root)."""
-    apply_wiring(project, plan_wire(project, name, path))
+def wire(project: Project, name: str, path: str, *, archive: str | None = None) -> None:
+    """Make the consumer install fork `name`, vendored in `path`, from `archive`."""
+    apply_wiring(project, plan_wire(project, name, path, archive=archive))
 
 
 def unwire(project: Project, name: str) -> bool:
@@ -244,10 +344,57 @@ def _trim_trailing_blank(doc: tomlkit.TOMLDocument) -> None:
 
 
 def wired(project: Project) -> dict[str, str]:
-    """Forks wired through the requirements file: canonical name -> path."""
+    """Forks wired through the requirements file: canonical name -> the archive installers get."""
     out: dict[str, str] = {}
     for name, line in _read_lines(project.root / REQUIREMENTS_FILE).items():
         m = _LINE.match(line)
         assert m is not None
         out[name] = m["path"].removeprefix("./")
+    return out
+
+
+def refresh_archive(project: Project, name: str, entry: LockEntry | None) -> str | None:
+    """Make wired fork `name`'s archive again after its tree changed (`entry`: the new lock
+    entry, None when the fork is gone); a message when it could not be made.
+
+    A fork that is not wired through forkman-requirements.txt (a namespace fork,
+    ``wire = false``) has no archive. When packing fails, the old archive is
+    removed, so that installers fail instead of installing a stale fork.
+    """
+    from .dist import build_archive, remove_archive
+
+    try:
+        lines = _read_lines(project.root / REQUIREMENTS_FILE)
+    except BadInput:
+        lines = {}
+    if entry is None or entry.layout != "project" or str(canonicalize_name(name)) not in lines:
+        if entry is None:
+            remove_archive(project.root, name)
+        return None
+    try:
+        build_archive(project.root, entry)
+    except (BadInput, OSError) as exc:
+        remove_archive(project.root, name)
+        return f"{name}: cannot make its installable archive: {exc}; run `forkman wire`"
+    return None
+
+
+def wire_all(project: Project) -> list[str]:
+    """Wire every project-layout fork and make its archive (``forkman wire``); one line each."""
+    from .dist import build_archive
+
+    out = []
+    for entry in project.load_lock():
+        if entry.layout != "project":
+            continue
+        apply_wiring(
+            project, plan_wire(project, entry.name, entry.path, archive=archive_for(entry))
+        )
+        made = build_archive(project.root, entry)
+        note = (
+            ""
+            if made.tree == entry.vendored_tree
+            else " (from a tree that differs from forkman.lock: see `forkman check`)"
+        )
+        out.append(f"{entry.name}: {made.path}{note}")
     return out

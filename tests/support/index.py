@@ -182,6 +182,10 @@ class LocalIndex:
             def log_message(self, *args: object) -> None:  # quiet
                 pass
 
+            def do_HEAD(self) -> None:  # uv probes for range requests; a GET follows
+                index.requests.append(f"HEAD {self.path}")
+                self.send_error(405)
+
             def do_GET(self) -> None:
                 index.requests.append(self.path)
                 parts = [p for p in self.path.split("?")[0].split("/") if p]

@@ -13,6 +13,7 @@ from forkman._errors import BadInput
 from forkman._lock import IndexSource, Lock, LockEntry, load_lock, write_lock
 from forkman._project import Project
 from forkman._treehash import tree_hash
+from forkman.vendoring.dist import build_archive
 from forkman.vendoring.wiring import (
     REQUIREMENTS_FILE,
     apply_wiring,
@@ -123,14 +124,18 @@ def test_wire_writes_uv_source_and_requirements(consumer: Project) -> None:
     assert text.startswith(before)  # nothing else touched, comments kept
     data = tomllib.loads(text)
     assert data["tool"]["uv"]["sources"]["greetlib"] == {
-        "path": "vendor/greetlib",
-        "editable": False,
+        "path": ".forkman/dist/greetlib/greetlib.tar.gz"
     }
+    # an indirect dependency on greetlib resolves to the fork too
+    assert data["tool"]["uv"]["constraint-dependencies"] == ["greetlib"]
     req = (consumer.root / REQUIREMENTS_FILE).read_text()
-    assert "./vendor/greetlib  # fork: greetlib\n" in req
+    assert "./.forkman/dist/greetlib/greetlib.tar.gz  # fork: greetlib\n" in req
     wire(consumer, "greetlib", "vendor/greetlib")  # idempotent
     wire(consumer, "Other_Lib", "vendor/other-lib")
-    assert wired(consumer) == {"greetlib": "vendor/greetlib", "other-lib": "vendor/other-lib"}
+    assert wired(consumer) == {
+        "greetlib": ".forkman/dist/greetlib/greetlib.tar.gz",
+        "other-lib": ".forkman/dist/other-lib/other_lib.tar.gz",
+    }
     assert unwire(consumer, "other-lib")
     assert unwire(consumer, "greetlib")
     assert consumer.pyproject.read_text() == before
@@ -207,6 +212,7 @@ def test_fresh_venv_installs_the_patched_fork(
     )
     write_lock(consumer.lock_path, Lock().with_entry(entry))
     wire(consumer, "greetlib", load_lock(consumer.lock_path).forks["greetlib"].path)
+    build_archive(consumer.root, entry)
 
     python = _venv(tmp_path)
     _pip(python, consumer.root, "--index-url", local_index.url, "-r", REQUIREMENTS_FILE, ".")
@@ -232,7 +238,7 @@ def test_plans_write_nothing_until_applied(consumer: Project) -> None:
     assert edit.changed and edit.requirements_text is not None
     assert consumer.pyproject.read_text() == before
     assert not (consumer.root / REQUIREMENTS_FILE).exists()
-    assert 'greetlib = {path = "vendor/greetlib", editable = false}' in edit.pyproject_text
+    assert 'greetlib = {path = ".forkman/dist/greetlib/greetlib.tar.gz"}' in edit.pyproject_text
     apply_wiring(consumer, edit)
     assert not plan_wire(consumer, "greetlib", "vendor/greetlib").changed
     undo = plan_unwire(consumer, "greetlib")
@@ -240,3 +246,18 @@ def test_plans_write_nothing_until_applied(consumer: Project) -> None:
     apply_wiring(consumer, undo)
     assert consumer.pyproject.read_text() == before
     assert not plan_unwire(consumer, "greetlib").changed
+
+
+def test_wiring_of_an_earlier_forkman_is_replaced(consumer: Project) -> None:
+    """``{ path = "vendor/NAME", editable = false }`` was forkman's: wire takes it over."""
+    consumer.pyproject.write_text(
+        consumer.pyproject.read_text()
+        + '\n[tool.uv.sources]\ngreetlib = { path = "vendor/greetlib", editable = false }\n'
+    )
+    (consumer.root / REQUIREMENTS_FILE).write_text("./vendor/greetlib  # fork: greetlib\n")
+    wire(consumer, "greetlib", "vendor/greetlib")
+    data = tomllib.loads(consumer.pyproject.read_text())
+    assert data["tool"]["uv"]["sources"] == {
+        "greetlib": {"path": ".forkman/dist/greetlib/greetlib.tar.gz"}
+    }
+    assert wired(consumer) == {"greetlib": ".forkman/dist/greetlib/greetlib.tar.gz"}
