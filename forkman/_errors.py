@@ -66,3 +66,7 @@ class Busy(ForkmanError):
 
 class SecurityError(ForkmanError):
     """A security control could not be satisfied; forkman fails closed."""
+
+
+class BuildError(ForkmanError):
+    """Building a fork (inside the sandbox) failed; nothing was tested."""
