@@ -568,7 +568,11 @@ class _Builder:
                     )
                 )
                 remove_tree(cache)
-                os.replace(stage, cache)
+                try:
+                    os.replace(stage, cache)
+                except OSError:
+                    if not meta.is_file():  # not a concurrent build of the same tree
+                        raise
             return BuiltWheel(
                 name, str(version), cache / filename, tree, digest, requires_dist, modules
             )

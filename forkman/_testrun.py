@@ -530,7 +530,7 @@ def run_fork_tests(
             args += ["-p", PROBE_MODULE]
             launcher = (
                 f"import sys; sys.path.insert(0, {str(probe_dir)!r}); "
-                "import pytest; sys.exit(pytest.console_main())"
+                "import pytest; raise SystemExit(pytest.main())"
             )
             run = server.run(
                 [python, "-P", "-c", launcher, *args],

@@ -233,3 +233,31 @@ def test_env_of_a_modified_tree_is_never_reused_for_the_pristine_one(
     assert json.loads(res.stdout)[0]["status"] == "passed"
     envs = [p for p in (cache_root() / "envs").iterdir() if not p.name.startswith(".")]
     assert len(envs) == 2
+
+
+@pytest.mark.network
+def test_real_release_is_built_in_the_sandbox_and_its_suite_imports_the_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """six from the real index: setuptools and pytest come as wheels, the sdist is built
+    in the sandbox, and its root-level test_six.py imports the build, not six.py beside it."""
+    from tests.conftest import git
+
+    root = tmp_path / "consumer"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "consumer"\nversion = "0.1.0"\n\n'
+        '[tool.forkman]\nindex-url = "https://pypi.org/simple/"\n\n'
+        "[tool.forkman.sandbox]\ntimeout = 300\n"
+    )
+    monkeypatch.chdir(root)
+    assert run("init").exit_code == 0
+    assert run("fork", "six==1.17.0").exit_code == 0
+    res = run("test", "six", "--format", "json")
+    [row] = json.loads(res.stdout)
+    assert row["status"] in ("passed", "failed"), res
+    assert row["passed"] > 150, row
+    section = load_lock(root / "forkman.lock").forks["six"].sections["test"]
+    assert section["imported-from"] == ["six: six.py"]
+    assert section["version"] == "1.17.0"
