@@ -243,18 +243,40 @@ def install_wheels(
                 f"cannot install the {what}: pip wrote no readable report",
                 hint="use pip 22.2 or newer in forkman's environment",
             ) from None
+    _check_announced(items, own, index_urls, what)
+
+
+def _check_announced(
+    items: Sequence[Any], own: set[str], index_urls: Sequence[str], what: str
+) -> None:
+    """Every file pip downloaded is announced by the configured index with the sha256
+    it has (pip checks an announced hash, but takes a file the index announces none for)."""
+    from urllib.parse import unquote, urlsplit
+
+    from .sources.index import IndexClient
+
+    client = IndexClient(index_urls)
     for item in items:
         info = item.get("download_info", {}) if isinstance(item, Mapping) else {}
         url = str(info.get("url", ""))
         if url in own:
             continue
+        meta = item.get("metadata", {}) if isinstance(item, Mapping) else {}
+        name = str(meta.get("name", ""))
         archive = info.get("archive_info", {}) or {}
-        hashes = archive.get("hashes", {}) or {}
-        if not (hashes.get("sha256") or str(archive.get("hash", "")).startswith("sha256=")):
-            meta = item.get("metadata", {}) if isinstance(item, Mapping) else {}
+        got = (archive.get("hashes", {}) or {}).get("sha256") or str(
+            archive.get("hash", "")
+        ).removeprefix("sha256=")
+        filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+        _index, files = client.project_files(name) if name else ("", [])
+        announced = [f.sha256 for f in files if f.filename == filename]
+        if not got or not announced or announced[0] != got:
             raise IntegrityError(
-                f"cannot install the {what}: {meta.get('name', url)} {meta.get('version', '')} "
-                "came without a sha256 from the index, so forkman cannot check it",
+                f"cannot install the {what}: the index announces no sha256 for {filename} "
+                f"({name} {meta.get('version', '')}), so forkman cannot check it"
+                if not announced or not announced[0]
+                else f"cannot install the {what}: {filename} does not match the sha256 the "
+                "index announces",
                 hint="use an index that announces hashes (#sha256= links, PEP 503/691)",
             )
 

@@ -235,6 +235,69 @@ def test_env_of_a_modified_tree_is_never_reused_for_the_pristine_one(
     assert len(envs) == 2
 
 
+def test_a_test_requirement_wheel_runs_nothing_on_the_host(
+    initialized: Path, local_index: LocalIndex, tmp_path: Path
+) -> None:
+    # a .pth file runs at the start of every interpreter of the environment it is in
+    marker = tmp_path / "pth-ran-on-host"
+    local_index.add_wheel(
+        "helperlib",
+        "1.0",
+        {
+            "helperlib/__init__.py": "VALUE = 42\n",
+            "zz_helperlib.pth": f"import os; open({str(marker)!r}, 'w').write('x')\n",
+        },
+    )
+    local_index.add_sdist("demo", "1.0")
+    assert run("fork", "demo==1.0").exit_code == 0
+    with (initialized / "pyproject.toml").open("a") as f:
+        f.write('\n[tool.forkman.forks.demo.test]\nrequirements = ["helperlib==1.0"]\n')
+    res = run("test", "demo")
+    assert res.exit_code == 0, res
+    assert not marker.exists()
+
+
+def test_files_the_index_announces_no_hash_for_are_refused(
+    initialized: Path, local_index: LocalIndex
+) -> None:
+    local_index.add_sdist("demo", "1.0")
+    assert run("fork", "demo==1.0").exit_code == 0
+    local_index.serve_hashes = False
+    res = run("test", "demo")
+    assert res.exit_code == 2, res
+    assert "the index announces no sha256 for" in res.stderr
+
+
+def test_dependencies_the_project_forks_come_from_the_forks(
+    initialized: Path, local_index: LocalIndex
+) -> None:
+    # the index offers base 1.0 too, as a wheel: the fork (built in the sandbox) must win
+    local_index.add_wheel("base", "1.0", {"base/__init__.py": "MARK = 'index'\n"})
+    base = default_project_files("base", "1.0")
+    base["src/base/__init__.py"] = "MARK = 'fork'\n"
+    local_index.add_sdist("base", "1.0", base)
+    app = default_project_files("app", "1.0")
+    app["pyproject.toml"] = app["pyproject.toml"].replace(
+        'requires-python = ">=3.8"\n',
+        'requires-python = ">=3.8"\ndependencies = ["base>=1"]\n'
+        '[project.optional-dependencies]\ntests = ["app[more]"]\nmore = []\n',
+    )
+    app["tests/test_base.py"] = (
+        "import importlib.metadata, base\n\n\ndef test_uses_the_forks():\n"
+        "    assert base.MARK == 'fork'\n"
+        "    assert importlib.metadata.version('app') == '1.0'\n"
+    )
+    local_index.add_sdist("app", "1.0", app)
+    local_index.add_wheel("app", "9.9", {"app/__init__.py": "def greet(w):\n    return 'x'\n"})
+    assert run("fork", "base==1.0").exit_code == 0
+    assert run("fork", "app==1.0").exit_code == 0
+    with (initialized / "pyproject.toml").open("a") as f:
+        f.write('\n[tool.forkman.forks.app.test]\nextras = ["tests"]\n')
+    res = run("test", "app", "--format", "json")
+    assert res.exit_code == 0, res
+    assert json.loads(res.stdout)[0]["passed"] == 2
+
+
 @pytest.mark.network
 def test_real_release_is_built_in_the_sandbox_and_its_suite_imports_the_build(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
