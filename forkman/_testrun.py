@@ -424,7 +424,9 @@ def _imports(path: Path, env: TestEnv) -> tuple[tuple[str, ...], str | None]:
             continue
         files = [info.get("file"), *(info.get("path") or [])]
         places = [os.path.normpath(f) for f in files if isinstance(f, str)]
-        outside = [f for f in places if os.path.commonpath([site, f]) != site]
+        outside = [
+            f for f in places if not os.path.isabs(f) or os.path.commonpath([site, f]) != site
+        ]
         if outside:
             return tuple(proven), (
                 f"the suite imported {name} from {outside[0]}, not from the fork's build "
@@ -610,11 +612,12 @@ def lock_section(outcome: TestOutcome) -> dict[str, Any]:
         "status": outcome.status.value,
         "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": shlex.join(outcome.command),
-        "env": "sha256:" + outcome.env_key,
         "message": outcome.message,
         "version": outcome.version,
         "tree": outcome.tree,
     }
+    if outcome.env_key:
+        data["env"] = "sha256:" + outcome.env_key
     if outcome.tested_tree:
         data["tested-tree"] = outcome.tested_tree
     if outcome.imported_from:

@@ -9,10 +9,10 @@ wheel), with a fresh RECORD.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import hashlib
 import importlib.metadata as md
-import atexit
 import shutil
 import tempfile
 import zipfile
