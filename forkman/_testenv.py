@@ -202,6 +202,13 @@ def install_wheels(
     file it downloads must carry the index's sha256 (checked by pip, and its
     presence by forkman from pip's report).
     """
+    import importlib.util
+
+    if importlib.util.find_spec("pip") is None:
+        raise NetworkError(
+            f"cannot install the {what}: the Python forkman runs from has no pip",
+            hint="install pip into forkman's environment (forkman unpacks wheels with it)",
+        )
     own = {w.resolve().as_uri() for w in wheels}
     with tempfile.TemporaryDirectory(prefix="forkman-pip-") as tmp:
         report = Path(tmp) / "report.json"

@@ -298,6 +298,40 @@ def test_dependencies_the_project_forks_come_from_the_forks(
     assert json.loads(res.stdout)[0]["passed"] == 2
 
 
+HOSTILE_BACKEND = """
+import os
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    return [os.environ.get("ASK", "")]
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    raise SystemExit("never reached")
+"""
+
+
+@pytest.mark.parametrize(
+    "asked", ["--no-binary=:all:", "-r /etc/passwd", "evil @ http://127.0.0.1:9/evil.whl"]
+)
+def test_a_backend_cannot_ask_for_pip_options_or_urls(
+    initialized: Path, local_index: LocalIndex, asked: str
+) -> None:
+    files = default_project_files("hostile", "1.0")
+    files["pyproject.toml"] = (
+        '[build-system]\nrequires = []\nbuild-backend = "_backend"\nbackend-path = ["."]\n\n'
+        '[project]\nname = "hostile"\nversion = "1.0"\n'
+    )
+    files["_backend.py"] = HOSTILE_BACKEND.replace('os.environ.get("ASK", "")', repr(asked))
+    local_index.add_sdist("hostile", "1.0", files)
+    assert run("fork", "hostile==1.0").exit_code == 0
+    res = run("test", "hostile")
+    assert res.exit_code == 2, res
+    assert "hostile's backend asked for" in res.stderr
+    assert repr(asked) in res.stderr
+    assert "root:x:0:0" not in res.stdout + res.stderr
+
+
 @pytest.mark.network
 def test_real_release_is_built_in_the_sandbox_and_its_suite_imports_the_build(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
