@@ -408,6 +408,8 @@ def _unshadow(work: Path, modules: Sequence[str]) -> None:
 
 def _imports(path: Path, env: TestEnv) -> tuple[tuple[str, ...], str | None]:
     """The proof from the probe's report: ``module: path`` inside the env, or why not."""
+    if not env.modules:
+        return (), None
     try:
         if path.stat().st_size > 1 << 20:
             raise ValueError("oversized")
@@ -430,7 +432,8 @@ def _imports(path: Path, env: TestEnv) -> tuple[tuple[str, ...], str | None]:
         if outside:
             return tuple(proven), (
                 f"the suite imported {name} from {outside[0]}, not from the fork's build "
-                "in the test environment"
+                "in the test environment (a package folder holding tests stays in the "
+                f"scratch copy: test the installed package, e.g. `pytest --pyargs {name}`)"
             )
         if places:
             proven.append(f"{name}: {os.path.relpath(places[0], site)}")

@@ -332,6 +332,32 @@ def test_a_backend_cannot_ask_for_pip_options_or_urls(
     assert "root:x:0:0" not in res.stdout + res.stderr
 
 
+def test_a_suite_that_imports_the_source_not_the_build_is_an_error(
+    initialized: Path, local_index: LocalIndex
+) -> None:
+    # tests inside the package: pytest puts the tree's root on sys.path and imports the
+    # scratch copy's package, not the build; the proof says so instead of a pass
+    files = {
+        "pyproject.toml": (
+            '[build-system]\nrequires = ["setuptools>=61"]\n'
+            'build-backend = "setuptools.build_meta"\n\n'
+            '[project]\nname = "inpkg"\nversion = "1.0"\n\n'
+            '[tool.setuptools]\npackages = ["inpkg", "inpkg.tests"]\n'
+        ),
+        "inpkg/__init__.py": "X = 1\n",
+        "inpkg/tests/__init__.py": "",
+        "inpkg/tests/test_a.py": "from inpkg import X\n\n\ndef test_x():\n    assert X == 1\n",
+    }
+    local_index.add_sdist("inpkg", "1.0", files)
+    assert run("fork", "inpkg==1.0").exit_code == 0
+    res = run("test", "inpkg")
+    assert res.exit_code == 2, res
+    assert "the suite imported inpkg from" in res.stdout
+    assert "not from the fork's build in the test environment" in res.stdout
+    section = load_lock(initialized / "forkman.lock").forks["inpkg"].sections["test"]
+    assert section["status"] == "error"
+
+
 @pytest.mark.network
 def test_real_release_is_built_in_the_sandbox_and_its_suite_imports_the_build(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
