@@ -75,3 +75,7 @@ class Blocked(SecurityError):
     """
 
     exit_code = 1
+
+
+class BuildError(ForkmanError):
+    """Building a fork (inside the sandbox) failed; nothing was tested."""

@@ -1,13 +1,13 @@
 """`forkman test`: run a fork's own test suite in the sandbox and record the result.
 
-The test environment is prepared outside the sandbox (it needs the index):
-a directory with the fork and its test requirements installed by pip from
-the configured index (pip checks each file against the ``#sha256=`` the
-index announces), cached by content under ``cache_root()/envs/``. The test
-runner layer (pytest and its dependencies) is forkman's own, shown read-only
-inside the sandbox and already imported by the warm fork server, so offline
-suites never download pytest. The suite then runs on a writable scratch copy
-of the vendored tree, with no network, and its JUnit XML report is parsed.
+The fork is built inside the sandbox and installed, with its test
+requirements and pytest (wheels from the configured index, hash-checked),
+into a venv cached by content (:mod:`forkman._testenv`): no code of the fork
+runs outside the sandbox. The suite then runs, with no network, on a writable
+scratch copy of the vendored tree, by the venv's own interpreter, and its
+JUnit XML report is parsed. The result records the version and tree that were
+tested and where the suite imported the fork from, which must be the venv's
+copy of the fork's build.
 """
 
 from __future__ import annotations
@@ -22,11 +22,8 @@ import shlex
 import shutil
 import signal
 import stat
-import subprocess
-import sys
 import tempfile
 import time
-import tomllib
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -35,12 +32,15 @@ from pathlib import Path
 from typing import Any
 from xml.parsers import expat
 
+from packaging.requirements import Requirement
+
 from ._config import Config
-from ._errors import BadInput, ConfigError, IntegrityError, NetworkError, NotFound
+from ._errors import BadInput, ConfigError, IntegrityError, NotFound
 from ._fsutil import atomic_write_bytes, remove_tree, replace_dir, staging_dir
 from ._lock import GitSource, LockEntry
 from ._observer import NullObserver, Observer
-from ._project import Project, cache_root
+from ._project import Project
+from ._testenv import TestEnv, copy_tree, parse_requirements, prepare_test_env
 from .sandbox import ForkServer, RunResult, SandboxPolicy, Tier
 
 NETWORK_MARKERS = (
@@ -98,7 +98,7 @@ class TestConfig:
     """``[tool.forkman.forks.NAME.test]``."""
 
     command: tuple[str, ...] = ("pytest", "-q")
-    """The test command, run in the scratch copy (``pytest`` runs in the warm server)."""
+    """The test command, run in the scratch copy by the test environment's interpreter."""
     requirements: tuple[str, ...] = ()
     """Extra requirements installed into the test environment."""
     extras: tuple[str, ...] = ()
@@ -116,23 +116,6 @@ class TestConfig:
 
 
 @dataclass(frozen=True)
-class TestEnv:
-    """A prepared test environment."""
-
-    path: Path
-    """The cached environment directory."""
-    site: Path
-    """Its site directory (put on sys.path)."""
-    key: str
-    """The content hash it is cached by."""
-    fork_installed: bool
-    """The fork itself was installed (else it is imported from the scratch copy)."""
-    reused: bool
-    """It came from the cache."""
-
-    __test__ = False
-
-
 @dataclass(frozen=True)
 class FailedTest:
     """One failing or erroring test, as its JUnit report names it (untrusted, cleaned)."""
@@ -202,6 +185,15 @@ class TestOutcome:
     """Where the run's output and JUnit report were kept (``.forkman/test-logs/NAME``)."""
     timeout: float | None = None
     """The wall-clock limit the run had, in seconds."""
+    version: str = ""
+    """The fork's version in the lock when it was tested."""
+    tree: str = ""
+    """The fork's vendored tree hash in the lock when it was tested."""
+    tested_tree: str = ""
+    """Tree hash of the vendored tree as it was on disk, which was built and tested."""
+    imported_from: tuple[str, ...] = ()
+    """``module: path`` inside the test environment, for each module of the fork the
+    suite imported (the proof that the fork's build was tested)."""
 
     __test__ = False
 
@@ -239,6 +231,16 @@ def load_test_config(config: Config, name: str) -> TestConfig:
         raise ConfigError(f"{where}.command must be a string or a list of strings")
     if not argv:
         raise ConfigError(f"{where}.command is empty")
+    requirements = _str_list(raw, "requirements", where)
+    parse_requirements(requirements, f"{where}.requirements")
+    extras = _str_list(raw, "extras", where)
+    for extra in extras:
+        if not _EXTRA.fullmatch(extra):
+            raise ConfigError(f"{where}.extras: {extra!r} is not an extra's name")
+    include = _str_list(raw, "include", where)
+    for inc in include:
+        if not inc or os.path.isabs(inc) or ".." in Path(inc).parts:
+            raise ConfigError(f"{where}.include: {inc!r} is not a relative path inside the project")
     discover = raw.get("discover", True)
     if not isinstance(discover, bool):
         raise ConfigError(f"{where}.discover must be true or false")
@@ -254,13 +256,16 @@ def load_test_config(config: Config, name: str) -> TestConfig:
         raise ConfigError(f"{where}.loopback must be true or false")
     return TestConfig(
         command=argv,
-        requirements=_str_list(raw, "requirements", where),
-        extras=_str_list(raw, "extras", where),
-        include=_str_list(raw, "include", where),
+        requirements=requirements,
+        extras=extras,
+        include=include,
         discover=discover,
         timeout=float(timeout) if timeout is not None else None,
         loopback=loopback,
     )
+
+
+_EXTRA = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 
 
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
@@ -319,138 +324,60 @@ def sandbox_policy(config: Config | None, **overrides: Any) -> SandboxPolicy:
 # ---- the environment --------------------------------------------------------
 
 
-def _fork_requirements(tree: Path, extras: Sequence[str]) -> list[str]:
-    pyproject = tree / "pyproject.toml"
-    if not pyproject.is_file():
-        return []
-    try:
-        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
-    except (tomllib.TOMLDecodeError, OSError):
-        return []
-    reqs = [str(r) for r in project.get("dependencies", [])]
-    optional = project.get("optional-dependencies", {})
-    for extra in extras:
-        if extra not in optional:
-            raise ConfigError(
-                f"the fork has no extra {extra!r}", hint=f"known: {', '.join(optional)}"
-            )
-        reqs += [str(r) for r in optional[extra]]
-    return reqs
+def test_requirements(
+    project: Project, entry: LockEntry, cfg: TestConfig
+) -> tuple[Requirement, ...]:
+    """The requirements installed for `entry`'s suite: the configured ``requirements``
+    and ``extras`` first, then what :mod:`forkman._testdeps` finds in the fork's tree
+    (dependency groups, test extras, requirement files, tox, nox, setup.py, the
+    fork's dependencies, pytest plugins; all PEP 508, read statically), unless
+    ``discover = false``."""
+    from ._testdeps import resolve
+
+    deps = resolve(
+        project.root / entry.path,
+        entry.name,
+        requirements=cfg.requirements,
+        extras=cfg.extras,
+        command=cfg.command,
+        discover=cfg.discover,
+    )
+    return parse_requirements(
+        deps.requirements, f"the test dependencies of the fork {entry.name}"
+    )
 
 
-def _pip(args: Sequence[str], index_urls: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", "install"]
-    cmd += ["--index-url", index_urls[0]]
-    for extra in index_urls[1:]:
-        cmd += ["--extra-index-url", extra]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    env["PIP_CONFIG_FILE"] = os.devnull
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, check=False)
-
-
-def _pip_error(stderr: str) -> str:
-    """The lines of pip's output that say what went wrong."""
-    lines = [ln.rstrip() for ln in stderr.strip().splitlines()]
-    errors = [
-        ln for ln in lines if ln.startswith("ERROR:") or ln.strip().startswith(("Expected", "Got"))
-    ]
-    return "\n".join(errors[-6:] or lines[-1:] or ["pip failed"])
-
-
-def _backend_available_here(tree: Path) -> bool:
-    """Whether forkman's own environment can build `tree` without fetching a backend."""
-    import importlib.util
-
-    backend = "setuptools.build_meta"
-    try:
-        data = tomllib.loads((tree / "pyproject.toml").read_text(encoding="utf-8"))
-        backend = str(data.get("build-system", {}).get("build-backend", backend))
-    except (OSError, tomllib.TOMLDecodeError):
-        pass
-    top = backend.split(".")[0].split(":")[0]
-    if importlib.util.find_spec(top) is None:
-        return False
-    if top == "setuptools":
-        # setuptools < 70.1 needs the separate `wheel` package for bdist_wheel
-        from importlib.metadata import version
-
-        major_minor = tuple(int(p) for p in version("setuptools").split(".")[:2])
-        return major_minor >= (70, 1) or importlib.util.find_spec("wheel") is not None
-    return True
+def _is_pytest(command: Sequence[str]) -> bool:
+    return command[0] in ("pytest", "py.test") or tuple(command[:3]) == ("python", "-m", "pytest")
 
 
 def prepare_env(
-    project: Project, entry: LockEntry, cfg: TestConfig, observer: Observer | None = None
+    project: Project,
+    entry: LockEntry,
+    cfg: TestConfig,
+    server: ForkServer,
+    observer: Observer | None = None,
+    *,
+    policy: SandboxPolicy | None = None,
+    requirements: Sequence[Requirement] | None = None,
+    snapshot: Path | None = None,
+    no_sandbox: bool = False,
 ) -> TestEnv:
-    """The cached test environment of `entry` (built when absent)."""
-    observer = observer or NullObserver()
-    tree = project.root / entry.path
-    reqs = sorted(set(_fork_requirements(tree, cfg.extras)) | set(cfg.requirements))
-    key_src = json.dumps(
-        {
-            "tree": entry.vendored_tree,
-            "requirements": reqs,
-            "extras": sorted(cfg.extras),
-            "python": sys.version,
-            "index": list(project.config.index_urls),
-        },
-        sort_keys=True,
+    """The cached test environment of `entry` (built when absent; the fork is built in
+    the sandbox). `requirements` replaces :func:`test_requirements` when given."""
+    reqs = test_requirements(project, entry, cfg) if requirements is None else requirements
+    return prepare_test_env(
+        project,
+        entry,
+        reqs,
+        server,
+        policy or sandbox_policy(project.config),
+        extras=cfg.extras,
+        with_pytest=_is_pytest(cfg.command),
+        snapshot=snapshot,
+        no_sandbox=no_sandbox,
+        observer=observer,
     )
-    key = hashlib.sha256(key_src.encode()).hexdigest()
-    envs = cache_root() / "envs"
-    path = envs / key[:32]
-    meta = path / "forkman-env.json"
-    if meta.is_file():
-        info = json.loads(meta.read_text())
-        return TestEnv(path, path / "site", key, bool(info["fork_installed"]), reused=True)
-    envs.mkdir(parents=True, exist_ok=True)
-    observer.step(entry.name, "preparing the test environment")
-    with staging_dir(envs, f".{key[:12]}-") as stage:
-        site = stage / "site"
-        site.mkdir()
-        if reqs:
-            observer.step(entry.name, f"installing {len(reqs)} requirement(s) from the index")
-            out = _pip(
-                ["--target", str(site), "--only-binary", ":all:", *reqs], project.config.index_urls
-            )
-            if out.returncode != 0:
-                if "DO NOT MATCH THE HASHES" in out.stderr:
-                    raise IntegrityError(
-                        f"cannot install the test requirements of {entry.name}: a downloaded "
-                        "file does not match the sha256 hash the index announced\n"
-                        + _pip_error(out.stderr),
-                        hint="the index or a proxy serves altered files; nothing was installed",
-                    )
-                raise NetworkError(
-                    f"cannot install the test requirements of {entry.name}: "
-                    + _pip_error(out.stderr),
-                    hint=f"check [tool.forkman.forks.{entry.name}.test] requirements and the index",
-                )
-        fork_installed = False
-        if (tree / "pyproject.toml").is_file() or (tree / "setup.py").is_file():
-            with tempfile.TemporaryDirectory(prefix="forkman-build-") as tmp:
-                copy = Path(tmp) / "src"
-                shutil.copytree(tree, copy, symlinks=True)
-                # forkman's own environment builds the fork when it has the backend (no
-                # download); otherwise pip builds in isolation, fetching the backend from
-                # the configured index
-                isolation = ["--no-build-isolation"] if _backend_available_here(copy) else []
-                out = _pip(
-                    ["--target", str(site), "--no-deps", *isolation, str(copy)],
-                    project.config.index_urls,
-                )
-                fork_installed = out.returncode == 0
-                if not fork_installed:
-                    why = (out.stderr.strip().splitlines() or ["pip failed"])[-1]
-                    observer.warning(
-                        f"{entry.name}: could not build the fork itself ({why}); its tests "
-                        "import it from the scratch copy (src/ or the tree root)"
-                    )
-        (stage / "forkman-env.json").write_text(
-            json.dumps({"key": key, "requirements": reqs, "fork_installed": fork_installed})
-        )
-        os.replace(stage, path)
-    return TestEnv(path, path / "site", key, fork_installed, reused=False)
 
 
 # ---- reports ------------------------------------------------------------------
@@ -1019,11 +946,116 @@ class ProgressReporter:
 # ---- running -------------------------------------------------------------------
 
 
-def _site_packages_of_runner() -> list[str]:
-    """Where forkman's own pytest lives (exposed read-only to exec'd commands)."""
-    import pytest
+_PROBE = """
+import importlib, json, sys
+_FORKMAN_MODULES = {modules!r}
+_FORKMAN_OUT = {out!r}
 
-    return [str(Path(pytest.__file__).resolve().parents[1])]
+
+def _forkman_where():
+    found = {{}}
+    for name in _FORKMAN_MODULES:
+        mod = sys.modules.get(name)
+        if mod is None:
+            try:
+                mod = importlib.import_module(name)
+            except BaseException as exc:
+                found[name] = {{"error": repr(exc)[:300]}}
+                continue
+        found[name] = {{
+            "file": getattr(mod, "__file__", None),
+            "path": [str(p) for p in (getattr(mod, "__path__", None) or [])],
+        }}
+    with open(_FORKMAN_OUT, "w") as f:
+        json.dump(found, f)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _forkman_where()
+"""
+"""Where the fork's modules came from, written by the sandboxed run itself: a pytest
+plugin (after the suite, so it sees what the suite imported) or, for other commands,
+a probe run before the suite."""
+
+PROBE_MODULE = "_forkman_probe"
+"""The probe's module name inside the sandbox."""
+
+
+def _include(project: Project, entry: LockEntry, cfg: TestConfig) -> list[tuple[Path, str]]:
+    """The ``include`` paths, each checked to stay inside the project (no symlinks)."""
+    root = project.root.resolve()
+    where = f"[tool.forkman.forks.{entry.name}.test].include"
+    out = []
+    for inc in cfg.include:
+        path = root
+        for part in Path(inc).parts:
+            path = path / part
+            if path.is_symlink():
+                raise ConfigError(
+                    f"{where}: {inc!r} passes through a symlink ({path.relative_to(root)}), "
+                    "which may lead outside the project",
+                    hint="include the real files of the project, not links",
+                )
+        if not path.resolve().is_relative_to(root):
+            raise ConfigError(f"{where}: {inc!r} lies outside the project")
+        if not path.exists():
+            raise ConfigError(f"{where}: no such file {inc!r}")
+        out.append((path, inc))
+    return out
+
+
+def _unshadow(work: Path, modules: Sequence[str]) -> None:
+    """Take the fork's own top-level modules out of the scratch copy's root and ``src/``,
+    so the suite imports the build in the test environment (pytest puts the rootdir on
+    sys.path); a package folder holding tests stays."""
+    for base in (work, work / "src"):
+        for name in modules:
+            pkg = base / name
+            if pkg.is_dir() and not pkg.is_symlink() and not _has_tests(pkg):
+                shutil.rmtree(pkg)
+            for f in [base / f"{name}.py", *base.glob(f"{name}.*.so")]:
+                if f.is_file() or f.is_symlink():
+                    f.unlink()
+
+
+def _imports(path: Path, env: TestEnv) -> tuple[tuple[str, ...], str | None]:
+    """The proof from the probe's report: ``module: path`` inside the env, or why not."""
+    if not env.modules:
+        return (), None
+    try:
+        if path.stat().st_size > 1 << 20:
+            raise ValueError("oversized")
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+    except (OSError, ValueError):
+        return (), "the run did not report where it imported the fork from"
+    site = os.path.realpath(env.site)
+    proven: list[str] = []
+    for name in env.modules:
+        info = data.get(name)
+        if not isinstance(info, dict) or "error" in info:
+            continue
+        files = [info.get("file"), *(info.get("path") or [])]
+        places = [os.path.normpath(f) for f in files if isinstance(f, str)]
+        outside = [
+            f for f in places if not os.path.isabs(f) or os.path.commonpath([site, f]) != site
+        ]
+        if outside:
+            return tuple(proven), (
+                f"the suite imported {name} from {outside[0]}, not from the fork's build "
+                "in the test environment (a package folder holding tests stays in the "
+                f"scratch copy: test the installed package, e.g. `pytest --pyargs {name}`)"
+            )
+        if places:
+            proven.append(f"{name}: {os.path.relpath(places[0], site)}")
+    if env.modules and not proven:
+        return (), f"the run could import none of the fork's modules ({', '.join(env.modules)})"
+    return tuple(proven), None
+
+
+_RAN = (TestStatus.PASSED, TestStatus.FAILED, TestStatus.NETWORK_DISABLED)
+"""Statuses of a suite that ran: only these can be undone by a missing proof."""
 
 
 def run_fork_tests(
@@ -1034,8 +1066,11 @@ def run_fork_tests(
     no_sandbox: bool = False,
     policy: SandboxPolicy | None = None,
     observer: Observer | None = None,
+    requirements: Sequence[Requirement] | None = None,
 ) -> TestOutcome:
-    """Prepare, run and evaluate one fork's test suite (does not touch the lock)."""
+    """Prepare, run and evaluate one fork's test suite (does not touch the lock).
+
+    `requirements` replaces the test requirements forkman would install."""
     observer = observer or NullObserver()
     cfg = load_test_config(project.config, entry.name)
     tree = project.root / entry.path
@@ -1046,68 +1081,94 @@ def run_fork_tests(
     policy = fork_policy(policy or sandbox_policy(project.config), cfg)
     if not no_sandbox:
         server.support.require(policy.min_tier)  # refuse before any work
-    env = prepare_env(project, entry, cfg, observer)
+    includes = _include(project, entry, cfg)
+    reqs = test_requirements(project, entry, cfg) if requirements is None else requirements
     scratch_root = Path(tempfile.mkdtemp(prefix=f"forkman-test-{entry.name}-"))
     try:
         work = scratch_root / "tree"
-        shutil.copytree(tree, work, symlinks=True)
-        for inc in cfg.include:
-            src = (project.root / inc).resolve()
-            if not src.is_relative_to(project.root.resolve()) or not src.exists():
-                raise ConfigError(
-                    f"[tool.forkman.forks.{entry.name}.test].include: no such file {inc!r}"
-                )
-            dest = work / inc
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if src.is_dir():
-                shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True)
-            else:
-                shutil.copy2(src, dest)
-        is_pytest = cfg.command[0] in ("pytest", "py.test") or cfg.command[:3] == (
-            "python",
-            "-m",
-            "pytest",
+        copy_tree(tree, work)
+        is_pytest = _is_pytest(cfg.command)
+        has_tests = _has_tests(work) or any(
+            _has_tests(src) if src.is_dir() else src.name.startswith("test") for src, _ in includes
         )
-        if is_pytest and not _has_tests(work):
+        if is_pytest and not has_tests:
             return TestOutcome(
                 entry.name,
                 TestStatus.NO_TESTS,
                 no_tests_message(entry, "ships no tests"),
                 None,
                 None,
-                env.key,
+                "",
                 cfg.command,
                 timeout=policy.timeout,
+                version=entry.version,
+                tree=entry.vendored_tree,
             )
+        env = prepare_test_env(
+            project,
+            entry,
+            reqs,
+            server,
+            policy,
+            extras=cfg.extras,
+            with_pytest=is_pytest,
+            snapshot=work,
+            no_sandbox=no_sandbox,
+            observer=observer,
+        )
+        for src, inc in includes:
+            dest = work / inc
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if src.is_dir():
+                shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True)
+            else:
+                shutil.copy2(src, dest)
+        _unshadow(work, env.modules)
         junit = scratch_root / "junit.xml"
-        python_path = [str(env.site)]
-        if not env.fork_installed:
-            python_path += [str(work / "src"), str(work)]
+        probe_dir = scratch_root / "probe"
+        probe_dir.mkdir()
+        probe_out = scratch_root / "imported.json"
+        probe = _PROBE.format(modules=list(env.modules), out=str(probe_out))
+        (probe_dir / f"{PROBE_MODULE}.py").write_text(probe)
         observer.step(
             entry.name, "running the test suite" + (" (sandbox disabled)" if no_sandbox else "")
         )
         run_policy = replace(
-            policy,
-            writable=(scratch_root,),
-            readonly=(*policy.readonly, env.path, *(Path(p) for p in _site_packages_of_runner())),
+            policy, writable=(scratch_root,), readonly=(*policy.readonly, env.path)
         )
         run_env = {k: v for k, v in os.environ.items() if k in run_policy.env_allow}
+        run_env.pop("PYTHONPATH", None)  # the host's paths must not shadow the environment
+        run_env["PATH"] = f"{env.path / 'bin'}{os.pathsep}" + run_env.get("PATH", "/usr/bin:/bin")
+        run_env["VIRTUAL_ENV"] = str(env.path)
+        run_policy = replace(
+            run_policy, env_allow=(*run_policy.env_allow, "VIRTUAL_ENV", "FORKMAN_JUNIT_XML")
+        )
+        python = str(env.python)
         progress = ProgressReporter(entry.name, observer)
         if is_pytest:
             args = list(cfg.command[1:] if cfg.command[0] != "python" else cfg.command[3:])
             args += [f"--junitxml={junit}", "-p", "no:cacheprovider", "-o", "junit_family=xunit2"]
+            args += ["-p", PROBE_MODULE]
+            launcher = (
+                f"import sys; sys.path.insert(0, {str(probe_dir)!r}); "
+                "import pytest; raise SystemExit(pytest.main())"
+            )
             run = server.run(
-                args,
+                [python, "-P", "-c", launcher, *args],
                 run_policy,
                 cwd=work,
                 env=run_env,
-                python_module="pytest",
-                python_path=python_path,
                 disabled=no_sandbox,
                 on_output=progress.feed,
             )
         else:
-            run_env["PYTHONPATH"] = os.pathsep.join(python_path + _site_packages_of_runner())
+            server.run(
+                [python, "-P", "-c", probe + "\n_forkman_where()\n"],
+                run_policy,
+                cwd=work,
+                env=run_env,
+                disabled=no_sandbox,
+            )
             run_env["FORKMAN_JUNIT_XML"] = str(junit)
             run = server.run(
                 list(cfg.command),
@@ -1117,6 +1178,8 @@ def run_fork_tests(
                 disabled=no_sandbox,
                 on_output=progress.feed,
             )
+        imported_from, not_proven = _imports(probe_out, env)
+        recorded = {"version": entry.version, "tree": entry.vendored_tree, "tested_tree": env.tree}
         log_dir, report = keep_logs(project, entry.name, run, junit, observer)
         status, msg, counts = evaluate_run(
             entry.name,
@@ -1128,8 +1191,21 @@ def run_fork_tests(
         )
         if status is TestStatus.NO_TESTS:
             msg = no_tests_message(entry, "holds no tests pytest collects")
+        elif not_proven is not None and status in _RAN:
+            # counts of a suite that did not run the fork's build prove nothing
+            status, msg = TestStatus.ERROR, not_proven
         return TestOutcome(
-            entry.name, status, msg, counts, run, env.key, cfg.command, log_dir, policy.timeout
+            entry.name,
+            status,
+            msg,
+            counts,
+            run,
+            env.key,
+            cfg.command,
+            log_dir,
+            policy.timeout,
+            imported_from=imported_from,
+            **recorded,
         )
     finally:
         remove_tree(scratch_root)
@@ -1141,9 +1217,16 @@ def lock_section(outcome: TestOutcome) -> dict[str, Any]:
         "status": outcome.status.value,
         "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": shlex.join(outcome.command),
-        "env": "sha256:" + outcome.env_key,
         "message": outcome.message,
+        "version": outcome.version,
+        "tree": outcome.tree,
     }
+    if outcome.env_key:
+        data["env"] = "sha256:" + outcome.env_key
+    if outcome.tested_tree:
+        data["tested-tree"] = outcome.tested_tree
+    if outcome.imported_from:
+        data["imported-from"] = list(outcome.imported_from)
     if run is not None:
         data["tier"] = run.tier_label
         data["enforced"] = list(run.enforced)

@@ -11,6 +11,7 @@ from forkman._lock import load_lock
 from forkman.sandbox import Tier, detect
 from tests.support.cli import run
 from tests.support.index import LocalIndex, default_project_files
+from tests.support.wheels import serve_test_runner
 
 pytestmark = pytest.mark.sandbox
 
@@ -24,6 +25,7 @@ def _needs_namespaces() -> None:
 
 def test_fork_then_test_in_the_sandbox(cwd: Path, local_index: LocalIndex) -> None:
     assert run("init").exit_code == 0
+    serve_test_runner(local_index)  # pytest and setuptools, as wheels
     local_index.add_sdist("demo", "1.0")
     files = default_project_files("netty", "1.0")
     files["tests/test_net.py"] = (
@@ -41,6 +43,8 @@ def test_fork_then_test_in_the_sandbox(cwd: Path, local_index: LocalIndex) -> No
     assert rows["netty"]["status"] == "network-disabled", rows["netty"]
     lock = load_lock(cwd / "forkman.lock")
     assert lock.forks["demo"].sections["test"]["status"] == "passed"
+    assert lock.forks["demo"].sections["test"]["version"] == "1.0"
+    assert lock.forks["demo"].sections["test"]["tree"] == lock.forks["demo"].vendored_tree
     assert lock.forks["netty"].sections["test"]["status"] == "network-disabled"
     status = {r["name"]: r for r in json.loads(run("status", "--format", "json").stdout)}
     assert status["demo"]["tests"].startswith("1 passed [namespaces")

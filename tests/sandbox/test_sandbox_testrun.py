@@ -17,6 +17,7 @@ from forkman._treehash import tree_hash
 from forkman.cli import cli
 from forkman.sandbox import ForkServer, HostSupport, Mechanism, SandboxUnavailable
 from tests.support.index import LocalIndex
+from tests.support.wheels import serve_test_runner
 
 pytestmark = pytest.mark.sandbox
 
@@ -64,6 +65,12 @@ def package(name: str, tests: str, deps: str = "") -> dict[str, str]:
     }
 
 
+@pytest.fixture(autouse=True)
+def _runner_on_index(local_index: LocalIndex) -> None:
+    """pytest and setuptools as wheels on the local index, as a real index offers them."""
+    serve_test_runner(local_index)
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[ForkServer]:
     srv = ForkServer()
@@ -106,12 +113,17 @@ def test_real_suite_passes_in_sandbox_and_is_recorded(
     assert section["passed"] == 2 and section["skipped"] == 1
     assert section["env"].startswith("sha256:")
     assert "net-namespace" in section["enforced"]
+    assert section["version"] == "1.0" and section["tree"].startswith("sha256:")
+    assert section["tested-tree"] == section["tree"]
+    assert section["imported-from"] == ["greeter: greeter/__init__.py"]
     # the environment is cached by content: a second preparation reuses it
     proj = Project(project)
     entry = proj.load_lock().forks["greeter"]
-    env = prepare_env(proj, entry, load_test_config(proj.config, "greeter"))
+    env = prepare_env(proj, entry, load_test_config(proj.config, "greeter"), server)
     assert env.reused
     assert (env.site / "helperlib" / "__init__.py").is_file()
+    assert (env.site / "greeter" / "__init__.py").is_file()  # the fork's build
+    assert (env.site / "pytest").is_dir()  # the runner comes from the index, into the env
 
 
 def test_suite_needing_network_fails_with_network_disabled(
@@ -230,18 +242,21 @@ def test_jobs_and_include(project: Path, server: ForkServer) -> None:
     assert lock.forks["beta"].sections["test"]["passed"] == 1
 
 
-def test_fork_of_a_module_the_server_preloaded_is_tested_not_shadowed(
+def test_fork_of_a_pytest_dependency_is_tested_not_shadowed(
     project: Path, server: ForkServer
 ) -> None:
-    # pytest (preloaded in the warm server) imports `iniconfig`; a fork of it must be the
-    # code under test, not the server's copy.
+    # pytest imports `iniconfig`; a fork of it must be the code under test (and the one
+    # pytest itself uses: one copy in the environment), not the index's copy.
     files = {
         "pyproject.toml": (
             '[build-system]\nrequires = ["setuptools>=61"]\n'
             'build-backend = "setuptools.build_meta"\n\n'
             '[project]\nname = "iniconfig"\nversion = "99.0"\n'
         ),
-        "iniconfig/__init__.py": "FORKED = True\n",
+        "iniconfig/__init__.py": (
+            "FORKED = True\n\n\nclass ParseError(Exception):\n    pass\n\n\n"
+            "class IniConfig:\n    pass\n\n\nclass SectionWrapper:\n    pass\n"
+        ),
         "tests/test_fork.py": (
             "import iniconfig\n\ndef test_is_fork():\n    assert iniconfig.FORKED\n"
         ),
@@ -249,6 +264,7 @@ def test_fork_of_a_module_the_server_preloaded_is_tested_not_shadowed(
     vendor(project, "iniconfig", files)
     [o] = run_tests(Project(project), ["iniconfig"], server=server)
     assert o.status is TestStatus.PASSED, o.run.stdout.decode()[-2000:] if o.run else o
+    assert o.imported_from == ("iniconfig: iniconfig/__init__.py",)
 
 
 IN_TREE_BACKEND = '''
@@ -311,9 +327,10 @@ def test_fork_is_installed_from_its_vendored_tree(project: Path, server: ForkSer
     vendor(project, "builtpkg", files)
     proj = Project(project)
     env = prepare_env(
-        proj, proj.load_lock().forks["builtpkg"], load_test_config(proj.config, "builtpkg")
+        proj, proj.load_lock().forks["builtpkg"], load_test_config(proj.config, "builtpkg"), server
     )
-    assert env.fork_installed and not env.reused
+    assert env.version == "1.0" and not env.reused
+    assert env.modules == ("builtpkg",)
     assert (env.site / "builtpkg" / "__init__.py").is_file()
     [o] = run_tests(proj, ["builtpkg"], server=server)
     assert o.status is TestStatus.PASSED, o.run.stdout.decode()[-2000:] if o.run else o
