@@ -116,7 +116,6 @@ class TestConfig:
 
 
 @dataclass(frozen=True)
-@dataclass(frozen=True)
 class FailedTest:
     """One failing or erroring test, as its JUnit report names it (untrusted, cleaned)."""
 
