@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 
 from forkman._ci import CheckStage, StageStatus, VerifyStage, run_ci
+from forkman._errors import ForkmanError
 from forkman._lock import LockEntry, PatchRecord, load_lock, write_lock
 from forkman._project import Project
-from forkman._treehash import hash_manifest, scan_tree
+from forkman._treehash import file_digest, hash_manifest, scan_tree
 from tests.conftest import git
 from tests.support.cli import Result, run
 from tests.support.index import LocalIndex
@@ -58,21 +59,25 @@ def pull_request(
     return ci
 
 
-def judged(ci: Path) -> tuple[Result, Result, list[tuple[str, StageStatus]]]:
+def judged(ci: Path) -> tuple[Result, Result, str]:
     """What `check`, `verify` and the check and verify stages of `ci` say about `ci`."""
     check = run("check", cwd=ci)
     verify = run("verify", cwd=ci)
-    report = run_ci(Project(ci), stages=[CheckStage(), VerifyStage()])
-    return check, verify, [(s.name, s.status) for s in report.stages]
+    try:
+        report = run_ci(Project(ci), stages=[CheckStage(), VerifyStage()])
+    except ForkmanError as exc:  # `forkman ci` exits 2 with this message
+        return check, verify, f"error: {exc.message}"
+    assert all(s.status is not StageStatus.OK for s in report.stages), report.stages
+    return check, verify, " ".join(f.message for s in report.stages for f in s.findings)
 
 
 def assert_refused(ci: Path, needle: str) -> None:
-    check, verify, stages = judged(ci)
+    check, verify, ci_says = judged(ci)
     assert check.exit_code in (1, 2), check
     assert needle in check.stdout + check.stderr, check
     assert verify.exit_code in (1, 2), verify
     assert needle in verify.stdout + verify.stderr, verify
-    assert all(status is not StageStatus.OK for _, status in stages), stages
+    assert needle in ci_says, ci_says
 
 
 def forge_lock(root: Path, change: Callable[[LockEntry], LockEntry]) -> None:
@@ -161,9 +166,10 @@ def test_namespace_members_on_a_project_fork_are_refused(upstream: Path, tmp_pat
     def attack(pr: Path) -> None:
         readme = pr / "vendor/demo/README.md"
         only_readme = {readme.name: None}
-        manifest, _ = scan_tree(readme.parent, exclude={
-            p.name: None for p in readme.parent.iterdir() if p.name not in only_readme
-        })
+        manifest, _ = scan_tree(
+            readme.parent,
+            exclude={p.name: None for p in readme.parent.iterdir() if p.name not in only_readme},
+        )
         forge_lock(
             pr,
             lambda e: replace(
@@ -303,7 +309,9 @@ def test_a_lock_path_that_overlaps_or_leaves_the_vendor_dir_is_refused(
 
 def _set_config(pr: Path, line: str) -> None:
     text = (pr / "pyproject.toml").read_text()
-    (pr / "pyproject.toml").write_text(text.replace("[tool.forkman]\n", f"[tool.forkman]\n{line}\n"))
+    (pr / "pyproject.toml").write_text(
+        text.replace("[tool.forkman]\n", f"[tool.forkman]\n{line}\n")
+    )
 
 
 @pytest.mark.parametrize(
@@ -343,23 +351,42 @@ def test_a_vendor_dir_behind_a_symlink_out_of_the_project_is_refused(
     assert "secret-folder" not in check.stdout
 
 
-@pytest.mark.parametrize("exists", [True, False])
 def test_a_patch_file_outside_the_patches_dir_is_no_existence_oracle(
-    upstream: Path, tmp_path: Path, exists: bool
+    upstream: Path, tmp_path: Path
 ) -> None:
+    said = []
     probe = tmp_path / "probe.txt"
-    if exists:
-        probe.write_text("secret\n")
+
     def attack(pr: Path) -> None:
         rel = os.path.relpath(probe, pr)
         forge_lock(pr, lambda e: replace(e, patches=(PatchRecord(rel, "0" * 64),)))
 
+    for exists in (True, False):
+        if exists:
+            probe.write_text("secret\n")
+        elif probe.exists():
+            probe.unlink()
+        ci = pull_request(upstream, tmp_path, attack, name=f"pr-{exists}")
+        check = run("check", cwd=ci)
+        assert check.exit_code in (1, 2), check
+        assert "probe.txt" in check.stdout + check.stderr
+        assert "patch missing" not in check.stdout and "patch edited" not in check.stdout
+        verify = run("verify", cwd=ci)
+        assert verify.exit_code == 2, verify
+        said.append((check, verify))
+    # the same answer whether the file outside the project exists or not
+    assert said[0] == said[1]
+
+
+def test_a_patch_file_in_the_project_but_outside_its_series_is_refused(
+    upstream: Path, tmp_path: Path
+) -> None:
+    def attack(pr: Path) -> None:
+        digest = file_digest(pr / "pyproject.toml")
+        forge_lock(pr, lambda e: replace(e, patches=(PatchRecord("pyproject.toml", digest),)))
+
     ci = pull_request(upstream, tmp_path, attack)
-    check = run("check", cwd=ci)
-    assert check.exit_code in (1, 2), check
-    assert "patch missing" not in check.stdout and "patch edited" not in check.stdout
-    assert "patches-dir" in check.stdout + check.stderr
-    assert run("verify", cwd=ci).exit_code == 2
+    assert_refused(ci, "patches-dir")
 
 
 def test_a_patch_file_symlinked_out_of_the_project_is_refused(
