@@ -405,7 +405,7 @@ def lock_fits_config(
     name of the namespace folder is never a fork's member (ConfigError).
     """
     from ._errors import ConfigError
-    from ._paths import is_within, require_inside
+    from ._paths import is_within, require_inside, require_no_symlink
 
     for entry in lock:
         where = f"{LOCK_NAME}: [forks.{entry.name}]"
@@ -430,7 +430,7 @@ def lock_fits_config(
                 f"({vendor_dir!r})",
                 hint="restore the lock with `git checkout -- forkman.lock`",
             )
-        require_inside(root, entry.path, f"{where} path", error=LockError)
+        require_no_symlink(root, entry.path, f"{where} path", error=LockError)
         series = f"{patches_dir}/{entry.name}"
         for patch in entry.patches:
             if not is_within(patch.file, series) or patch.file == series:

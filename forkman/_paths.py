@@ -118,3 +118,23 @@ def protected_names(value: object, key: str) -> tuple[str, ...]:
                 hint='list top-level names of the namespace folder, e.g. "__init__.py"',
             )
     return tuple(value)
+
+
+def require_no_symlink(
+    root: str | os.PathLike[str], rel: str, key: str, *, error: type[ForkmanError] = ConfigError
+) -> None:
+    """Refuse `rel` when any existing part of it (below `root`) is a symlink.
+
+    A fork's tree is judged where it is: behind a symlink, git (which never
+    follows one) and the tree hash would look at different files.
+    """
+    here = os.fspath(root)
+    for part in rel.split("/"):
+        here = os.path.join(here, part)
+        if os.path.islink(here):
+            raise error(
+                f"{key} = {rel!r} goes through the symlink {part!r}",
+                hint="a fork's tree is a real folder inside the project, never behind a symlink",
+            )
+        if not os.path.exists(here):
+            return

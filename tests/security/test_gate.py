@@ -159,6 +159,22 @@ def test_bytecode_in_a_namespace_folder_is_judged(
     assert verify.exit_code == 1 and pyc in verify.stdout + verify.stderr, verify
 
 
+def test_a_fork_path_behind_a_symlink_is_refused(upstream: Path, tmp_path: Path) -> None:
+    """The tree hash follows the symlink; git does not: bytecode behind it went unseen."""
+    init = "vendor/demo/src/demo/__init__.py"
+
+    def attack(pr: Path) -> None:
+        (pr / "shadow").mkdir()
+        (pr / "vendor/demo").rename(pr / "shadow/demo")
+        (pr / "vendor/demo").symlink_to("../shadow/demo")
+        _unchecked_pyc(pr / "shadow/demo/src/demo/__init__.py", EVIL)
+
+    ci = pull_request(upstream, tmp_path, attack)
+    assert _greet(ci / "vendor/demo/src") == "owned x"
+    assert (ci / init).read_text() == (upstream / init).read_text()
+    assert_refused(ci, "symlink")
+
+
 # -- 2. lock sections that do not fit the layout --------------------------------------
 
 
