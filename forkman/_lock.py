@@ -304,7 +304,7 @@ def _check_sections(sections: Mapping[str, Any], layout: str, where: str) -> Non
             )
         return
     members = ns.get("members") if isinstance(ns, Mapping) else None
-    if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
+    if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
         raise LockError(f"{where}: a namespace fork needs [namespace] members (a list of names)")
     for member in members:
         if not member or "/" in member or "\\" in member or member in (".", ".."):
