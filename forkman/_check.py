@@ -63,6 +63,8 @@ class FindingKind(enum.Enum):
     LOCK_EDITED = "lock edited"
     LOCK_INVALID = "lock invalid"
     SYNC_PAUSED = "sync paused at a conflict"
+    BYTECODE = "bytecode"
+    NOT_FORKED = "not forked"
 
 
 @dataclass(frozen=True)
@@ -134,10 +136,27 @@ class CheckReport:
             hints.append("restore the tree from git, or remove the fork with `forkman unfork NAME`")
         if FindingKind.UNTRACKED_FORK in kinds:
             hints.append("fork it with `forkman fork`, or move the directory out of the vendor dir")
+        if FindingKind.NOT_FORKED in kinds:
+            hints.append(
+                "declared forks are made by `forkman sync --all` (or `forkman sync NAME`); "
+                "until then their vendored files are owned by no fork and nothing checks them"
+            )
         if FindingKind.UNOWNED in kinds:
             hints.append(
                 "a name in a namespace folder belongs to a fork or to the project: remove it, "
                 "or list it in protected-files of [tool.forkman.vendoring] (the project's own)"
+                + (
+                    "; after `forkman migrate vendoring`, `forkman sync --all` makes the forks "
+                    "that own them"
+                    if FindingKind.NOT_FORKED in kinds
+                    else ""
+                )
+            )
+        if FindingKind.BYTECODE in kinds:
+            hints.append(
+                "bytecode is never part of a fork: Python may run it instead of the source "
+                "beside it. Remove it from git (`git rm -r --cached PATH`) and ignore "
+                "__pycache__/ in .gitignore"
             )
         return hints
 
@@ -172,7 +191,13 @@ _TREE_KINDS = frozenset(
 
 
 def members_of(entry: LockEntry) -> list[str] | None:
-    """For a namespace-layout fork, the top-level names it owns under its path."""
+    """For a namespace-layout fork, the top-level names it owns under its path.
+
+    None for every other layout: a fork of the project layout owns its whole
+    path, whatever tables its lock entry carries.
+    """
+    if entry.layout != "namespace":
+        return None
     ns = entry.sections.get("namespace")
     if isinstance(ns, dict) and isinstance(ns.get("members"), list):
         return [str(m) for m in ns["members"]]
@@ -363,6 +388,140 @@ def _check_patches(root: Path, entry: LockEntry, patches_dir: str) -> list[Findi
     return findings
 
 
+def lock_fits_config(
+    root: Path,
+    lock: Lock,
+    *,
+    vendor_dir: str,
+    patches_dir: str,
+    destination: str | None,
+    protected: Sequence[str] = (),
+) -> None:
+    """Refuse lock paths the configuration does not put there (LockError naming the fork).
+
+    A project-layout fork lives directly in the vendor folder; a namespace fork
+    in the configured destination; every patch file in ``patches-dir/NAME/``;
+    none of them behind a symlink that leads out of the project. A protected
+    name of the namespace folder is never a fork's member (ConfigError).
+    """
+    from ._errors import ConfigError
+    from ._paths import is_within, require_inside, require_no_symlink
+
+    for entry in lock:
+        where = f"{LOCK_NAME}: [forks.{entry.name}]"
+        if entry.layout == "namespace":
+            if destination is None or entry.path != destination:
+                raise LockError(
+                    f"{where} path {entry.path!r} is not the namespace folder "
+                    f"([tool.forkman.vendoring] destination = {destination!r})",
+                    hint="restore the lock with `git checkout -- forkman.lock`",
+                )
+            covered = sorted(set(members_of(entry) or ()) & set(protected))
+            if covered:
+                raise ConfigError(
+                    f"[tool.forkman.vendoring].protected-files lists {', '.join(covered)}, "
+                    f"which fork {entry.name} owns: protected files never overlap a fork",
+                    hint="protected-files names the project's own files in the namespace "
+                    "folder; remove the fork's names from it",
+                )
+        elif entry.path.rpartition("/")[0] != vendor_dir:
+            raise LockError(
+                f"{where} path {entry.path!r} is not a folder directly in vendor-dir "
+                f"({vendor_dir!r})",
+                hint="restore the lock with `git checkout -- forkman.lock`",
+            )
+        require_no_symlink(root, entry.path, f"{where} path", error=LockError)
+        series = f"{patches_dir}/{entry.name}"
+        for patch in entry.patches:
+            if not is_within(patch.file, series) or patch.file == series:
+                raise LockError(
+                    f"{where} patch file {patch.file!r} is not in its series folder "
+                    f"{series}/ (patches-dir = {patches_dir!r})",
+                    hint="restore the lock with `git checkout -- forkman.lock`",
+                )
+            require_inside(root, patch.file, f"{where} patch file", error=LockError)
+
+
+def unforked(lock: Lock, declared: Sequence[str]) -> list[str]:
+    """The `declared` forks (``[tool.forkman.forks.NAME] requirement``) the lock lacks."""
+    return sorted(set(declared) - set(lock.forks))
+
+
+_GLOB_SPECIAL = str.maketrans({"*": "[*]", "?": "[?]", "[": "[[]"})
+
+
+def bytecode_findings(root: Path, entries: Sequence[LockEntry]) -> list[Finding]:
+    """Bytecode under the forks' paths that git tracks, or that git does not ignore.
+
+    Tree hashes leave ``__pycache__`` out (running the code writes it), so
+    bytecode is judged here: a ``.pyc`` git tracks (or would commit, not being
+    ignored) can carry other code than the source beside it, and Python runs it
+    (an unchecked-hash pyc is never compared with its source). Bytecode git
+    ignores is this interpreter's own cache and is not judged. Outside a git
+    work tree (or when git cannot answer) nothing tells them apart, so every
+    bytecode file found is a finding.
+    """
+    folders = sorted({e.path for e in entries})
+    if not folders:
+        return []
+    files = _git_bytecode(root, folders)
+    if files is None:
+        files = _disk_bytecode(root, folders)
+    findings = []
+    for path in sorted(set(files)):
+        owner = None
+        for entry in entries:
+            members = members_of(entry)
+            prefix = entry.path + "/"
+            if not path.startswith(prefix):
+                continue
+            if members is None or path[len(prefix) :].split("/", 1)[0] in members:
+                owner = entry.name
+        findings.append(
+            Finding(
+                FindingKind.BYTECODE,
+                owner,
+                path,
+                "committed or not ignored by git; Python may run it instead of the source",
+            )
+        )
+    return findings
+
+
+def _git_bytecode(root: Path, folders: Sequence[str]) -> list[str] | None:
+    """Files in ``__pycache__`` under `folders` that git tracks or does not ignore."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env["GIT_OPTIONAL_LOCKS"] = "0"
+    specs = [f":(glob){f.translate(_GLOB_SPECIAL)}/**/__pycache__/**" for f in folders]
+    try:
+        proc = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *specs],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+    except OSError:
+        return None
+    if proc.returncode != 0:
+        return None
+    return [os.fsdecode(p) for p in proc.stdout.split(b"\0") if p]
+
+
+def _disk_bytecode(root: Path, folders: Sequence[str]) -> list[str]:
+    """Every file in a ``__pycache__`` folder under `folders`."""
+    found = []
+    for folder in folders:
+        for dirpath, dirnames, filenames in os.walk(root / folder):
+            rel = Path(dirpath).relative_to(root).as_posix()
+            if "__pycache__" in rel.split("/"):
+                links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+                found += [f"{rel}/{name}" for name in filenames + links]
+    return found
+
+
 def _load_lock_cached(root: Path, text: str) -> tuple[Lock, bool]:
     """Parse lock `text` (cached by content hash); the lock and whether it is canonical."""
     import hashlib
@@ -478,11 +637,18 @@ def check(
     names: Sequence[str] = (),
     use_cache: bool = True,
     protected: Sequence[str] = (),
+    destination: str | None = None,
+    declared: Sequence[str] = (),
 ) -> CheckReport:
     """Compare every fork (or `names`) with forkman.lock under project `root`.
 
     `protected`: the project's own names in namespace folders (``protected-files``);
-    any other name there that no fork owns is a finding.
+    any other name there that no fork owns is a finding. `destination`: the
+    namespace folder (``[tool.forkman.vendoring] destination``), examined even
+    before any namespace fork exists. `declared`: the forks the configuration
+    declares (``[tool.forkman.forks.NAME] requirement``); one the lock lacks is
+    a finding. The paths are taken as the configuration validated them
+    (:func:`forkman._paths.config_dirs`); lock paths are checked against them.
     """
     report = CheckReport()
     lock_path = root / LOCK_NAME
@@ -505,6 +671,18 @@ def check(
             report.findings.append(
                 Finding(FindingKind.LOCK_EDITED, None, LOCK_NAME, "not as forkman wrote it")
             )
+        try:
+            lock_fits_config(
+                root,
+                lock,
+                vendor_dir=vendor_dir,
+                patches_dir=patches_dir,
+                destination=destination,
+                protected=protected,
+            )
+        except LockError as exc:
+            report.findings.append(Finding(FindingKind.LOCK_INVALID, None, LOCK_NAME, exc.message))
+            return report
     state_dir = root / ".forkman"
     warm = use_cache and state_dir.is_dir()
     wanted = set(names)
@@ -525,10 +703,21 @@ def check(
     view = _GitView(root, fast_paths if warm else [])
     report.forks_checked = len(entries)
     if not wanted:
+        report.findings += [
+            Finding(
+                FindingKind.NOT_FORKED,
+                name,
+                name,
+                f"declared in [tool.forkman.forks.{name}] but not in {LOCK_NAME}",
+            )
+            for name in unforked(lock, declared)
+        ]
         report.findings += _untracked_forks(root, lock, vendor_dir)
-        report.findings += _unowned_names(root, state_dir, lock, protected)
+        report.findings += _unowned_names(root, state_dir, lock, protected, destination)
     for entry in entries:
         report.findings += _check_patches(root, entry, patches_dir)
+    bytecode = bytecode_findings(root, entries)
+    report.findings += bytecode
     view.wait()
     cache: StatCache | None = None
     learned = False
@@ -545,7 +734,7 @@ def check(
             learned = True
     if cache is not None:
         cache.save()
-    if learned:
+    if learned and not bytecode:
         from ._fsutil import atomic_write_bytes
 
         with contextlib.suppress(OSError):
@@ -571,13 +760,21 @@ def _paused_members(state_dir: Path, name: str) -> list[str]:
 
 
 def _unowned_names(
-    root: Path, state_dir: Path, lock: Lock, protected: Sequence[str]
+    root: Path,
+    state_dir: Path,
+    lock: Lock,
+    protected: Sequence[str],
+    destination: str | None = None,
 ) -> list[Finding]:
     """Names in namespace folders that no fork owns and the project does not protect.
 
     The folder's ``__init__.py`` is the project's (it makes the namespace a package).
+    The configured `destination` is a namespace folder even before any fork owns a
+    name in it (a project migrated from the vendoring tool, not yet synced).
     """
     owned: dict[str, set[str]] = {}
+    if destination is not None:
+        owned[destination] = set()
     for entry in lock:
         members = members_of(entry)
         if members is not None:

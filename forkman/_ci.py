@@ -261,15 +261,20 @@ class CheckStage:
 
     def run(self, project: Project) -> StageResult:
         from ._check import check
+        from ._paths import protected_names
 
         started = time.monotonic()
         config = project.config
-        protected = config.section("vendoring").get("protected-files", [])
+        vendoring = config.section("vendoring")
+        protected = vendoring.get("protected-files", [])
+        destination = vendoring.get("destination")
         report = check(
             project.root,
             vendor_dir=config.vendor_dir,
             patches_dir=config.patches_dir,
-            protected=[str(p) for p in protected] if isinstance(protected, list) else [],
+            protected=protected_names(protected, "[tool.forkman.vendoring].protected-files"),
+            destination=str(destination).rstrip("/") if destination is not None else None,
+            declared=[n for n, p in config.forks.items() if "requirement" in p.raw],
         )
         hints = report.hints()
         findings = [

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 from ._errors import ConfigError
 from ._fsutil import atomic_write_text
+from ._paths import config_dirs, confine_config
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple/"
 
@@ -187,6 +188,12 @@ def parse_config(table: Mapping[str, Any]) -> Config:
         fwhere = f"[tool.forkman.forks.{name}]"
         if not isinstance(ftable, Mapping):
             raise ConfigError(f"{fwhere} must be a table")
+        canonical = _canonical(name)
+        if canonical != name:
+            raise ConfigError(
+                f"{fwhere}: fork names are written in their canonical form (PEP 503)",
+                hint=f"rename the table to [tool.forkman.forks.{canonical}]",
+            )
         constraint = None
         if "constraint" in ftable:
             try:
@@ -201,9 +208,10 @@ def parse_config(table: Mapping[str, Any]) -> Config:
             pinned=_bool(ftable, "pinned", False, fwhere),
             raw=dict(ftable),
         )
+    vendor_dir, patches_dir = config_dirs(table)
     return Config(
-        vendor_dir=_str(table, "vendor-dir", "vendor", where),
-        patches_dir=_str(table, "patches-dir", "patches", where),
+        vendor_dir=vendor_dir,
+        patches_dir=patches_dir,
         index_urls=index_urls,
         prefer=prefer,
         prereleases=prereleases,
@@ -211,6 +219,12 @@ def parse_config(table: Mapping[str, Any]) -> Config:
         network=parse_network(table, where),
         raw=dict(table),
     )
+
+
+def _canonical(name: str) -> str:
+    from packaging.utils import canonicalize_name
+
+    return str(canonicalize_name(name))
 
 
 def load_config(pyproject: Path) -> Config:
@@ -224,7 +238,9 @@ def load_config(pyproject: Path) -> Config:
     table = data.get("tool", {}).get("forkman", {})
     if not isinstance(table, Mapping):
         raise ConfigError("[tool.forkman] must be a table")
-    return parse_config(table)
+    config = parse_config(table)
+    confine_config(pyproject.parent, table)
+    return config
 
 
 def config_from_text(text: str, where: str) -> Config:

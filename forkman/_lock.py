@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -19,6 +20,7 @@ from typing import Any
 
 from ._errors import LockError
 from ._fsutil import atomic_write_text
+from ._paths import confined_relpath, overlaps
 
 LOCK_VERSION = 1
 LOCK_NAME = "forkman.lock"
@@ -135,6 +137,16 @@ class Lock:
         return Lock({k: v for k, v in self.forks.items() if k != name})
 
 
+SECTIONS = frozenset({"audit", "namespace", "provenance", "review", "sync", "test"})
+"""The subsystem tables a ``[forks.NAME]`` entry may carry (see docs/lock-format.md).
+
+A table forkman does not know is refused: a lock is written by forkman only, and a
+table no code reads could still be read by a future one as something it is not.
+"""
+
+_CANONICAL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
 _CORE_KEYS = {
     "version",
     "path",
@@ -220,19 +232,28 @@ def lock_from_data(data: Mapping[str, Any], *, origin: str = LOCK_NAME) -> Lock:
             fixes = p.get("fixes", [])
             if not isinstance(fixes, list) or not all(isinstance(f, str) for f in fixes):
                 raise LockError(f"{where}: patch {i + 1}: fixes must be a list of ids")
+            pwhere = f"{where} patch {i + 1}"
+            digest = _need(p, "sha256", pwhere)
+            if not _HEX64.match(digest):
+                raise LockError(f"{pwhere}: sha256 must be 64 lowercase hex digits")
             patches.append(
                 PatchRecord(
-                    file=_need(p, "file", f"{where} patch {i + 1}"),
-                    sha256=_need(p, "sha256", f"{where} patch {i + 1}"),
+                    file=confined_relpath(
+                        _need(p, "file", pwhere), f"{pwhere} file", error=LockError
+                    ),
+                    sha256=digest,
                     fixes=tuple(fixes),
                 )
             )
         layout = table.get("layout", "project")
         if layout not in ("project", "namespace"):
             raise LockError(f"{where}: unknown layout {layout!r}")
+        _check_name(name, where)
         path = _need(table, "path", where)
-        if path.startswith("/") or ".." in path.split("/"):
-            raise LockError(f"{where}: path must stay inside the project, not {path!r}")
+        if path != confined_relpath(path, f"{where} path", error=LockError):
+            raise LockError(f"{where}: path must be written without a trailing slash: {path!r}")
+        sections = {k: v for k, v in table.items() if k not in _CORE_KEYS}
+        _check_sections(sections, layout, where)
         forks[name] = LockEntry(
             name=name,
             version=_need(table, "version", where),
@@ -243,9 +264,80 @@ def lock_from_data(data: Mapping[str, Any], *, origin: str = LOCK_NAME) -> Lock:
             fetched=str(_need(table, "fetched", where)),
             patches=tuple(patches),
             layout=layout,
-            sections={k: v for k, v in table.items() if k not in _CORE_KEYS},
+            sections=sections,
         )
+    _check_overlaps(forks, origin)
     return Lock(forks)
+
+
+def _check_name(name: str, where: str) -> None:
+    """Fork names are canonical (PEP 503), so two spellings never name one fork."""
+    canonical = re.sub(r"[-_.]+", "-", name).lower()
+    if name != canonical or not _CANONICAL.match(name):
+        raise LockError(
+            f"{where}: fork names are canonical (PEP 503): {name!r} is not"
+            + (f" (it would be {canonical!r})" if _CANONICAL.match(canonical) else ""),
+            hint="forkman writes every name canonical: restore the lock with "
+            "`git checkout -- forkman.lock`",
+        )
+
+
+def _check_sections(sections: Mapping[str, Any], layout: str, where: str) -> None:
+    """Every subsystem table is one forkman knows, and fits the fork's layout."""
+    for key, value in sections.items():
+        if key not in SECTIONS:
+            raise LockError(
+                f"{where}: unknown table or key {key!r}",
+                hint="forkman.lock is written by forkman only: restore it with "
+                "`git checkout -- forkman.lock`",
+            )
+        if not isinstance(value, Mapping):
+            raise LockError(f"{where}: {key} must be a table")
+    ns = sections.get("namespace")
+    if layout != "namespace":
+        if ns is not None:
+            raise LockError(
+                f"{where}: a [namespace] table belongs to the namespace layout, "
+                f"not to a {layout!r} fork",
+                hint="forkman.lock is written by forkman only: restore it with "
+                "`git checkout -- forkman.lock`",
+            )
+        return
+    members = ns.get("members") if isinstance(ns, Mapping) else None
+    if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+        raise LockError(f"{where}: a namespace fork needs [namespace] members (a list of names)")
+    for member in members:
+        if not member or "/" in member or "\\" in member or member in (".", ".."):
+            raise LockError(f"{where}: namespace member {member!r} is not a top-level name")
+    if len(set(members)) != len(members):
+        raise LockError(f"{where}: namespace members are listed twice")
+
+
+def _check_overlaps(forks: Mapping[str, LockEntry], origin: str) -> None:
+    """No two forks share a tree: paths are distinct and not nested, except that
+    namespace forks share their one folder, where each member has one owner."""
+    entries = sorted(forks.values(), key=lambda e: e.name)
+    owners: dict[str, str] = {}
+    for i, a in enumerate(entries):
+        for b in entries[i + 1 :]:
+            if not overlaps(a.path, b.path):
+                continue
+            shared = a.path == b.path and a.layout == b.layout == "namespace"
+            if not shared:
+                raise LockError(
+                    f"{origin}: forks {a.name} ({a.path}) and {b.name} ({b.path}) "
+                    "overlap: each fork has a tree of its own",
+                    hint="restore the lock with `git checkout -- forkman.lock`",
+                )
+        if a.layout == "namespace":
+            for member in a.sections["namespace"]["members"]:
+                key = f"{a.path}/{member}"
+                if key in owners:
+                    raise LockError(
+                        f"{origin}: {key} belongs to two forks, {owners[key]} and {a.name}",
+                        hint="restore the lock with `git checkout -- forkman.lock`",
+                    )
+                owners[key] = a.name
 
 
 # The last lock text parsed in this process, by sha256: commands that

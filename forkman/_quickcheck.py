@@ -229,6 +229,8 @@ def _expected_trees(
         wanted[path] = tree
         recorded = set()
         for patch in table.get("patches", []):
+            if not str(patch.get("file", "")).startswith(f"{patches_dir}/{name}/"):
+                return None  # the full check refuses a patch outside its series folder
             recorded.add(patch.get("file"))
             if _digest(os.path.join(root, patch.get("file", ""))) != patch.get("sha256"):
                 return None

@@ -12,7 +12,11 @@ the same. Unlike git's object ids it is sha256 throughout.
 with kind one of ``f`` (regular file), ``x`` (executable file), ``l`` (symlink).
 
 Python bytecode caches (``__pycache__`` directories) are never part of a
-tree: running the code would otherwise "modify" it.
+tree: running the code would otherwise "modify" it. They are judged apart,
+through git (:func:`forkman._check.bytecode_findings`): bytecode git tracks or
+does not ignore is a finding of ``check`` and fails ``verify``. Nothing else
+is left out: dotfiles, files git's ignore rules name, executable bits and
+symlinks are all part of the hash.
 
 Hashing every file on every `forkman check` would be slow on large trees, so
 :class:`StatCache` remembers each file's digest together with its stat

@@ -19,9 +19,10 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.utils import (
     InvalidSdistFilename,
@@ -31,10 +32,17 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from ._check import other_modules_of, scan_fork
+from ._check import (
+    bytecode_findings,
+    lock_fits_config,
+    members_of,
+    other_modules_of,
+    scan_fork,
+)
 from ._errors import ForkmanError, IntegrityError
 from ._lock import GitSource, IndexSource, LockEntry
 from ._observer import NullObserver, Observer
+from ._paths import protected_names
 from ._project import Project
 from ._treehash import file_digest, hash_manifest, scan_tree
 
@@ -170,16 +178,26 @@ def rebuild(
     fetched = FetchedUpstream(name, entry.version, entry.source, pristine)
     others = other_modules_of(entry) or []
     try:
-        vendored = build_vendored(
+        built = build_vendored(
             project,
             fetched,
             workdir,
             layout=entry.layout,
             other_modules=others,
             observer=observer,
-        ).tree
+        )
     except ForkmanError as exc:
         return VerifyResult(name, False, VerifyStage.REBUILD, exc.message)
+    vendored = built.tree
+    hidden = _protected_code(pristine, built.sections)
+    if hidden:
+        return VerifyResult(
+            name,
+            False,
+            VerifyStage.REBUILD,
+            f"protected-files lists {', '.join(hidden)}, which the release of {name} provides: "
+            "protected files never overlap a fork (they would hide its code from check)",
+        )
     for patch in entry.patches:
         path = project.root / patch.file
         if not path.is_file():
@@ -192,6 +210,17 @@ def rebuild(
             apply_patch_file(vendored, path)
         except IntegrityError as exc:
             return VerifyResult(name, False, VerifyStage.PATCHES, exc.message)
+    members = members_of(entry)
+    if members is not None:
+        strays = sorted(set(os.listdir(vendored)) - set(members))
+        if strays:
+            return VerifyResult(
+                name,
+                False,
+                VerifyStage.REBUILD,
+                f"the rebuilt fork has {', '.join(strays)}, which its lock entry does not "
+                "list as members",
+            )
     rebuilt = _tree_hash_like(vendored, entry)
     if rebuilt != entry.vendored_tree:
         return VerifyResult(
@@ -211,7 +240,37 @@ def rebuild(
             VerifyStage.WORKTREE,
             f"{entry.path} differs from the lock: see `forkman check {name}`",
         )
+    bytecode = bytecode_findings(project.root, [entry])
+    if bytecode:
+        return VerifyResult(
+            name,
+            False,
+            VerifyStage.WORKTREE,
+            f"bytecode {', '.join(f.path for f in bytecode)}: git tracks it or does not ignore "
+            "it, and Python may run it instead of the source (see `forkman check`)",
+        )
     return VerifyResult(name, True)
+
+
+_CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyi", ".pth", ".so", ".pyd")
+
+
+def _protected_code(pristine: Path, sections: Mapping[str, Any]) -> list[str]:
+    """Importable names of the release that ``protected-files`` kept out of the fork.
+
+    The namespace package's own ``__init__.py`` is the project's; any other
+    package, module or ``.pth`` file a release provides belongs to the fork.
+    """
+    ns = sections.get("namespace")
+    transform = ns.get("transform") if isinstance(ns, Mapping) else None
+    skipped = transform.get("protected-skipped", []) if isinstance(transform, Mapping) else []
+    roots = [pristine, *pristine.glob("*.data/purelib"), *pristine.glob("*.data/platlib")]
+    return sorted(
+        str(n)
+        for n in skipped
+        if n != "__init__.py"
+        and (str(n).endswith(_CODE_SUFFIXES) or any((r / str(n)).is_dir() for r in roots))
+    )
 
 
 def _filename_version(filename: str) -> Version | None:
@@ -244,6 +303,19 @@ def verify(
     from ._forks import require_fork
 
     lock = project.load_lock()
+    config = project.config
+    vendoring = config.section("vendoring")
+    destination = vendoring.get("destination")
+    lock_fits_config(
+        project.root,
+        lock,
+        vendor_dir=config.vendor_dir,
+        patches_dir=config.patches_dir,
+        destination=str(destination).rstrip("/") if destination is not None else None,
+        protected=protected_names(
+            vendoring.get("protected-files", []), "[tool.forkman.vendoring].protected-files"
+        ),
+    )
     entries = [require_fork(project, n) for n in names] if names else list(lock)
     results = []
     for entry in entries:

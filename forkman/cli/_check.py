@@ -34,11 +34,18 @@ def _find_root(start: str) -> str:
     )
 
 
-def _dirs(root: str) -> tuple[str, str, tuple[str, ...]]:
-    """vendor-dir, patches-dir and the namespace's protected files, cached by the
-    pyproject's digest (parsing TOML is slow)."""
+def _dirs(
+    root: str,
+) -> tuple[str, str, tuple[str, ...], str | None, tuple[str, ...]]:
+    """vendor-dir, patches-dir, the namespace's protected files, its destination and the
+    declared forks, cached by the pyproject's digest (parsing TOML is slow).
+
+    Every path is validated as the full configuration validates it (relative,
+    normalised, inside the project); the symlink check runs every time.
+    """
     import marshal
 
+    from .._paths import config_dirs, confine_config, confined_relpath, protected_names
     from .._quickcheck import sha256_hex
 
     with open(os.path.join(root, "pyproject.toml"), "rb") as fh:
@@ -48,8 +55,16 @@ def _dirs(root: str) -> tuple[str, str, tuple[str, ...]]:
     try:
         with open(cache, "rb") as fh:
             cached = marshal.loads(fh.read())
-        if isinstance(cached, tuple) and len(cached) == 4 and cached[0] == digest:
-            return str(cached[1]), str(cached[2]), tuple(str(p) for p in cached[3])
+        if isinstance(cached, tuple) and len(cached) == 7 and cached[0] == digest:
+            table = cached[6]
+            confine_config(root, table)
+            return (
+                str(cached[1]),
+                str(cached[2]),
+                tuple(str(p) for p in cached[3]),
+                None if cached[4] is None else str(cached[4]),
+                tuple(str(n) for n in cached[5]),
+            )
     except (OSError, EOFError, ValueError, TypeError):
         pass
     import tomllib
@@ -71,32 +86,65 @@ def _dirs(root: str) -> tuple[str, str, tuple[str, ...]]:
             ".pre-commit-config.yaml)",
         )
     table = tool.get("forkman", {})
-    vendor = table.get("vendor-dir", "vendor")
-    patches = table.get("patches-dir", "patches")
-    vendoring = table.get("vendoring", {})
-    protected = vendoring.get("protected-files", []) if isinstance(vendoring, dict) else []
+    forks = table.get("forks", {}) if isinstance(table, dict) else None
     if (
-        not isinstance(vendor, str)
-        or not isinstance(patches, str)
-        or not isinstance(protected, list)
-        or not all(isinstance(p, str) for p in protected)
+        not isinstance(table, dict)
+        or not isinstance(forks, dict)
+        or any(not isinstance(t, dict) or n != _canonical(n) for n, t in forks.items())
     ):
         from pathlib import Path
 
         from .._config import load_config
 
         load_config(Path(root) / "pyproject.toml")  # raises the precise configuration error
+        raise AssertionError("unreachable: load_config refuses this table")
+    vendor, patches = config_dirs(table)
+    vendoring = table.get("vendoring", {})
+    vendoring = vendoring if isinstance(vendoring, dict) else {}
+    where = "[tool.forkman.vendoring]"
+    protected = protected_names(vendoring.get("protected-files", []), f"{where}.protected-files")
+    destination = vendoring.get("destination")
+    if destination is not None:
+        destination = confined_relpath(destination, f"{where}.destination")
+    declared = tuple(sorted(n for n, t in forks.items() if isinstance(t.get("requirement"), str)))
+    confined: dict[str, object] = {"vendor-dir": vendor, "patches-dir": patches}
+    if destination is not None:
+        confined["vendoring"] = {"destination": destination}
+    confine_config(root, confined)
     if "forkman" in tool and os.path.isdir(os.path.dirname(cache)):
         import contextlib
         from pathlib import Path
 
         from .._fsutil import atomic_write_bytes
 
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ValueError):
             atomic_write_bytes(
-                Path(cache), marshal.dumps((digest, vendor, patches, tuple(protected)))
+                Path(cache),
+                marshal.dumps(
+                    (digest, vendor, patches, protected, destination, declared, confined)
+                ),
             )
-    return str(vendor), str(patches), tuple(protected)
+    return vendor, patches, protected, destination, declared
+
+
+def _canonical(name: str) -> str:
+    import re
+
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _all_forked(root: str, declared: tuple[str, ...]) -> bool:
+    """Whether every declared fork has a table in the (canonical) lock."""
+    if not declared:
+        return True
+    try:
+        with open(os.path.join(root, "forkman.lock"), encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError:
+        return False
+    from .._lock import _key
+
+    return all(f"\n[forks.{_key(name)}]\n" in text for name in declared)
 
 
 def run_check(root: str | os.PathLike[str], names: Sequence[str], fmt: str) -> int:
@@ -104,9 +152,10 @@ def run_check(root: str | os.PathLike[str], names: Sequence[str], fmt: str) -> i
     from .._quickcheck import quick_clean
 
     root = os.fspath(root)
-    vendor_dir, patches_dir, protected = _dirs(root)
-    # with interrupted work to recover, the full check runs (and recovers it first)
-    if not os.path.isdir(os.path.join(root, ".forkman", "txn")):
+    vendor_dir, patches_dir, protected, destination, declared = _dirs(root)
+    # with interrupted work to recover, the full check runs (and recovers it first);
+    # so does it when a declared fork is not made yet (the quick path knows only the lock)
+    if not os.path.isdir(os.path.join(root, ".forkman", "txn")) and _all_forked(root, declared):
         count = quick_clean(root, vendor_dir, patches_dir, list(names))
         if count is not None:
             if fmt == "json":
@@ -136,6 +185,8 @@ def run_check(root: str | os.PathLike[str], names: Sequence[str], fmt: str) -> i
         patches_dir=patches_dir,
         names=names,
         protected=protected,
+        destination=destination,
+        declared=declared,
     )
     if fmt == "json":
         print(report.to_json())

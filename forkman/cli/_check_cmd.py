@@ -16,7 +16,9 @@ def check_cmd(obj: Any, names: tuple[str, ...], fmt: str) -> int:
 
     Reports every unrecorded difference: modified, added, deleted, renamed
     files, mode and symlink changes, edited patch files, a hand-edited lock,
-    lock entries whose tree is gone. Exit 0 clean, 1 findings, 2 error.
+    lock entries whose tree is gone, bytecode under a fork that git tracks or
+    does not ignore, declared forks not made yet. Exit 0 clean, 1 findings,
+    2 error.
 
     \b
     Example:

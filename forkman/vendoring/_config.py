@@ -12,6 +12,7 @@ from typing import Any
 
 from .._config import Config
 from .._errors import ConfigError, ForkmanError
+from .._paths import confined_relpath, protected_names
 from .rewrite import RewriteMode, Substitution, check_namespace
 
 WHERE = "[tool.forkman.vendoring]"
@@ -112,6 +113,10 @@ def _strings(table: Mapping[str, Any], key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _protected(table: Mapping[str, Any]) -> tuple[str, ...]:
+    return protected_names(table.get("protected-files", []), f"{WHERE}.protected-files")
+
+
 def parse_vendoring_config(table: Mapping[str, Any]) -> VendoringConfig:
     """Validate a ``[tool.forkman.vendoring]`` table."""
     if not table:
@@ -128,9 +133,8 @@ def parse_vendoring_config(table: Mapping[str, Any]) -> VendoringConfig:
         check_namespace(namespace)
     except ForkmanError as exc:
         raise ConfigError(exc.message, hint=exc.hint) from None
+    destination = confined_relpath(destination, f"{WHERE}.destination")
     dest = PurePosixPath(destination)
-    if dest.is_absolute() or ".." in dest.parts:
-        raise ConfigError(f"{WHERE}.destination must stay inside the project: {destination!r}")
     if tuple(dest.parts[-len(namespace.split(".")) :]) != tuple(namespace.split(".")):
         raise ConfigError(
             f"{WHERE}: destination {destination!r} is not the directory of namespace {namespace!r}",
@@ -199,8 +203,8 @@ def parse_vendoring_config(table: Mapping[str, Any]) -> VendoringConfig:
         ) from None
     return VendoringConfig(
         namespace=namespace,
-        destination=destination.rstrip("/"),
-        protected_files=_strings(table, "protected-files"),
+        destination=destination,
+        protected_files=_protected(table),
         drop=tuple(drop),
         substitute=tuple(subs),
         license_overrides=overrides,

@@ -39,6 +39,7 @@ def ns(cwd: Path, local_index: LocalIndex) -> Path:
     (cwd / "src/consumer/__init__.py").write_text("")
     (cwd / VENDOR / "__init__.py").write_text("# the project's own file\n")
     (cwd / VENDOR / "vendor.txt").write_text("alpha==1.0\nbeta==2.0\n")
+    (cwd / ".gitignore").write_text("__pycache__/\n")  # the tests run the vendored code
     assert run("init").exit_code == 0
     local_index.add_wheel(
         "beta",
