@@ -37,21 +37,23 @@ def _find_root(start: str) -> str:
 def _dirs(root: str) -> tuple[str, str, tuple[str, ...]]:
     """vendor-dir, patches-dir and the namespace's protected files, cached by the
     pyproject's digest (parsing TOML is slow)."""
-    import marshal
-
     from .._quickcheck import sha256_hex
+    from .._statetrust import read_cache, write_cache
 
     with open(os.path.join(root, "pyproject.toml"), "rb") as fh:
         raw = fh.read()
     digest = sha256_hex(raw)
     cache = os.path.join(root, ".forkman", "config.cache")
-    try:
-        with open(cache, "rb") as fh:
-            cached = marshal.loads(fh.read())
-        if isinstance(cached, tuple) and len(cached) == 4 and cached[0] == digest:
-            return str(cached[1]), str(cached[2]), tuple(str(p) for p in cached[3])
-    except (OSError, EOFError, ValueError, TypeError):
-        pass
+    # sealed (forkman._statetrust): a cache this user's forkman did not write is ignored
+    cached = read_cache(cache, "config.cache")
+    if (
+        isinstance(cached, list)
+        and len(cached) == 4
+        and cached[0] == digest
+        and all(isinstance(v, str) for v in cached[1:3])
+        and isinstance(cached[3], list)
+    ):
+        return str(cached[1]), str(cached[2]), tuple(str(p) for p in cached[3])
     import tomllib
 
     try:
@@ -86,16 +88,9 @@ def _dirs(root: str) -> tuple[str, str, tuple[str, ...]]:
         from .._config import load_config
 
         load_config(Path(root) / "pyproject.toml")  # raises the precise configuration error
-    if "forkman" in tool and os.path.isdir(os.path.dirname(cache)):
-        import contextlib
-        from pathlib import Path
-
-        from .._fsutil import atomic_write_bytes
-
-        with contextlib.suppress(OSError):
-            atomic_write_bytes(
-                Path(cache), marshal.dumps((digest, vendor, patches, tuple(protected)))
-            )
+    state = os.path.dirname(cache)
+    if "forkman" in tool and os.path.isdir(state) and not os.path.islink(state):
+        write_cache(cache, "config.cache", [digest, vendor, patches, list(protected)])
     return str(vendor), str(patches), tuple(protected)
 
 
