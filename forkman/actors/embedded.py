@@ -24,7 +24,7 @@ from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .._errors import ForkmanError
+from .._errors import ForkmanError, SecurityError
 from .._observer import NullObserver, Observer
 from . import _keylock
 from ._store import StateStore
@@ -300,12 +300,15 @@ class EmbeddedEngine(StoreBackedEngine):
     ) -> Reply:
         error: str | None = None
         result: Mapping[str, JSON] = {}
+        refused: SecurityError | None = None
         try:
             result = dict(work())
         except ForkmanError as exc:
             error = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
             # kept apart too, so a command can show the error as it would have been raised
             result = {"error_message": exc.message, "error_hint": exc.hint}
+            if recovered and isinstance(exc, SecurityError):
+                refused = exc  # state recovery must not act on: nothing queued runs either
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             self.observer.warning(
@@ -330,6 +333,8 @@ class EmbeddedEngine(StoreBackedEngine):
         # this write fails, the caller gets the error and the intent stays for recovery.
         self.store.finish(reply)
         self._notify(actor.key, reply.state, error or "")
+        if refused is not None:
+            raise refused
         return reply
 
     # -- recovery --------------------------------------------------------------

@@ -425,3 +425,30 @@ def test_forged_transform_cache_entry_is_ignored(tmp_path: Path) -> None:
     (tmp_path / "transform" / "cd").mkdir()
     os.replace(tmp_path / "transform" / "ab" / key, tmp_path / "transform" / "cd" / other)
     assert cache.get(other) is None
+
+
+def test_crafted_actor_intent_only_recovers_validated_journals(victim: Victim) -> None:
+    """An interrupted intent in the actors database (state left on disk) makes the fork's
+    next command recover: recovery goes through the same journal validation, and an
+    "unfork" intent never re-runs the operation it names."""
+    from forkman.actors._store import StateStore
+    from forkman.actors.fork_actor import fork_key
+    from forkman.actors.interface import ActorState, Message
+
+    store = StateStore(victim.root / ".forkman" / "actors.sqlite")
+    store.begin_intent(fork_key("demo"), Message("unfork", {}), ActorState.WORKING)
+    store.close()
+    res = run("verify", "demo", cwd=victim.root)
+    assert (victim.root / "vendor" / "demo" / "a.py").read_text() == "a = 1\n", res
+    assert "demo" in run("status", cwd=victim.root).stdout
+    store = StateStore(victim.root / ".forkman" / "actors.sqlite")
+    store.begin_intent(fork_key("demo"), Message("sync", {"to": "9"}), ActorState.SYNCING)
+    store.close()
+    _valid_looking_journal(victim.root, [{"target": "src/app.py", "backup": None}])
+    own = victim.root / "src" / "app.py"
+    own.parent.mkdir()
+    own.write_text("the project's own code\n")
+    res = run("verify", "demo", cwd=victim.root)
+    assert res.exit_code == 2 and ".forkman/txn/demo.json" in res.stderr, res
+    assert own.read_text() == "the project's own code\n"
+    victim.assert_untouched()
