@@ -102,7 +102,9 @@ def tracked_state(root: str) -> list[str]:
     Empty outside a git work tree (nothing there came from a repository).
     """
     try:
-        pid, fd = spawn(["git", "ls-files", "-z", "--cached", "--", STATE_DIR], root)
+        # `-C`, not a working directory: spawn() would chdir the whole process, and
+        # this runs in worker threads too
+        pid, fd = spawn(["git", "-C", root, "ls-files", "-z", "--cached", "--", STATE_DIR])
     except OSError:
         return []
     code, out = finish(pid, fd)
