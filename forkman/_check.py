@@ -14,10 +14,8 @@ so that a pre-commit hook pays no start-up cost for the rest of forkman.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import json
-import marshal
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -248,20 +246,35 @@ def manifest_path(state_dir: Path, name: str) -> Path:
 
 
 def save_manifest(state_dir: Path, name: str, manifest: dict[str, TreeEntry]) -> None:
-    """Cache the manifest of fork `name`'s recorded vendored tree (for per-file reports)."""
+    """Cache the manifest of fork `name`'s recorded vendored tree (for per-file reports).
+
+    JSON: it is only believed when it hashes to the lock's tree (see :func:`check_fork`).
+    """
     from ._fsutil import atomic_write_bytes
 
-    data = {p: (e.kind, e.digest) for p, e in manifest.items()}
-    atomic_write_bytes(manifest_path(state_dir, name), marshal.dumps(data))
+    data = {p: [e.kind, e.digest] for p, e in manifest.items()}
+    atomic_write_bytes(manifest_path(state_dir, name), json.dumps(data).encode())
 
 
 def load_manifest(state_dir: Path, name: str) -> dict[str, tuple[str, str]] | None:
-    """The cached manifest of fork `name`, or None."""
+    """The cached manifest of fork `name`, or None (the caller checks it against the lock)."""
+    path = manifest_path(state_dir, name)
     try:
-        data = marshal.loads(manifest_path(state_dir, name).read_bytes())
-    except (OSError, EOFError, ValueError, TypeError):
+        if path.is_symlink():
+            return None
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    out: dict[str, tuple[str, str]] = {}
+    for p, value in data.items():
+        if not (
+            isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)
+        ):
+            return None
+        out[p] = (value[0], value[1])
+    return out
 
 
 def _diff(
@@ -305,13 +318,30 @@ def _diff(
 
 
 def _paused(state_dir: Path, name: str) -> dict[str, object] | None:
-    """What a sync of fork `name` paused at a conflict recorded in its journal, or None."""
+    """What a sync of fork `name` paused at a conflict recorded in its journal, or None.
+
+    Only a journal of this fork, read without following a symlink, counts; its
+    members must be plain names (recovery validates the rest before acting).
+    """
+    journal = state_dir / "txn" / f"{name}.json"
     try:
-        data = json.loads((state_dir / "txn" / f"{name}.json").read_text())
+        if journal.is_symlink():
+            return None
+        data = json.loads(journal.read_text())
     except (OSError, ValueError):
         return None
-    paused = data.get("paused") if isinstance(data, dict) else None
-    return paused if isinstance(paused, dict) else None
+    if not isinstance(data, dict) or data.get("fork") != name:
+        return None
+    paused = data.get("paused")
+    if not isinstance(paused, dict):
+        return None
+    members = paused.get("members")
+    if members is not None and not (
+        isinstance(members, list)
+        and all(isinstance(m, str) and m and "/" not in m and m not in (".", "..") for m in members)
+    ):
+        return None
+    return paused
 
 
 def paused_sync(state_dir: Path, name: str) -> str | None:
@@ -526,24 +556,22 @@ def _load_lock_cached(root: Path, text: str) -> tuple[Lock, bool]:
     """Parse lock `text` (cached by content hash); the lock and whether it is canonical."""
     import hashlib
 
+    from ._statetrust import read_cache, write_cache
+
     digest = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
     cache_path = root / ".forkman" / "lock.cache"
-    try:
-        cached = marshal.loads(cache_path.read_bytes())
-        if isinstance(cached, tuple) and len(cached) == 3 and cached[0] == digest:
+    # sealed: only a cache this user's forkman wrote for this file is believed
+    cached = read_cache(cache_path, "lock.cache")
+    if isinstance(cached, list) and len(cached) == 3 and cached[0] == digest:
+        try:
             return lock_from_data(cached[1]), bool(cached[2])
-    except (OSError, EOFError, ValueError, TypeError):
-        pass
+        except (LockError, ValueError, TypeError, KeyError, AttributeError):
+            pass
     data = load_lock_data(text)
     lock = lock_from_data(data)
     canonical = dump_lock(lock) == text
-    if cache_path.parent.is_dir():
-        try:
-            from ._fsutil import atomic_write_bytes
-
-            atomic_write_bytes(cache_path, marshal.dumps((digest, data, canonical)))
-        except (OSError, ValueError):
-            pass  # data marshal cannot store (e.g. datetimes): just parse next time
+    if cache_path.parent.is_dir() and not cache_path.parent.is_symlink():
+        write_cache(cache_path, "lock.cache", [digest, data, canonical])
     return lock, canonical
 
 
@@ -684,6 +712,9 @@ def check(
             report.findings.append(Finding(FindingKind.LOCK_INVALID, None, LOCK_NAME, exc.message))
             return report
     state_dir = root / ".forkman"
+    from ._statetrust import read_cache, require_trusted_state, write_cache
+
+    require_trusted_state(root)  # state a commit supplied is refused, never read
     warm = use_cache and state_dir.is_dir()
     wanted = set(names)
     unknown = wanted - set(lock.forks)
@@ -694,11 +725,9 @@ def check(
     entries = [e for e in lock if not wanted or e.name in wanted]
     known_trees: dict[str, str] = {}
     if warm:
-        try:
-            loaded = marshal.loads((state_dir / "gittrees").read_bytes())
-            known_trees = loaded if isinstance(loaded, dict) else {}
-        except (OSError, EOFError, ValueError, TypeError):
-            known_trees = {}
+        loaded = read_cache(state_dir / "gittrees", "gittrees")
+        if isinstance(loaded, dict):
+            known_trees = {str(k): str(v) for k, v in loaded.items()}
     fast_paths = [e.path for e in entries if members_of(e) is None]
     view = _GitView(root, fast_paths if warm else [])
     report.forks_checked = len(entries)
@@ -735,10 +764,7 @@ def check(
     if cache is not None:
         cache.save()
     if learned and not bytecode:
-        from ._fsutil import atomic_write_bytes
-
-        with contextlib.suppress(OSError):
-            atomic_write_bytes(state_dir / "gittrees", marshal.dumps(known_trees))
+        write_cache(state_dir / "gittrees", "gittrees", known_trees)
     report.findings.sort(key=lambda f: (f.fork or "", f.path, f.kind.value))
     if warm and not wanted:
         from ._quickcheck import forget_dirs, record_dirs

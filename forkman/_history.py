@@ -14,7 +14,9 @@ objects. The repository is derived state: it can be deleted and rebuilt from
 the lock, the download cache and the patch files (see :func:`rebuild`).
 
 Every git invocation goes through GitPython's command wrapper with an
-environment that ignores the user's and the system's git configuration, and
+environment that ignores the user's and the system's git configuration, runs
+no hook and no fsmonitor command whatever the repository's own config says
+(it lives in the state folder, see :mod:`forkman._statetrust`), and
 with attributes that disable end-of-line conversion and filters, so what is
 committed is byte for byte what was unpacked.
 """
@@ -29,6 +31,7 @@ from pathlib import Path
 import git as gitpython
 
 from ._errors import ForkmanError
+from ._statetrust import no_git_commands
 
 _IDENTITY = {
     "GIT_AUTHOR_NAME": "forkman",
@@ -69,7 +72,7 @@ def _clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env.update(_IDENTITY)
     if extra:
         env.update(extra)
-    return env
+    return no_git_commands(env)
 
 
 class ForkHistory:

@@ -47,7 +47,19 @@ class Project:
 
     @property
     def state_dir(self) -> Path:
-        """The `.forkman/` state folder: a cache, rebuildable from the lock."""
+        """The `.forkman/` state folder: a cache, rebuildable from the lock.
+
+        Checked once per Project object: when git tracks anything there, or the
+        folder is a symlink, a SecurityError refuses it (see
+        :mod:`forkman._statetrust`).
+        """
+        return self._trusted_state_dir
+
+    @cached_property
+    def _trusted_state_dir(self) -> Path:
+        from ._statetrust import require_trusted_state
+
+        require_trusted_state(self.root)
         return self.root / STATE_DIR
 
     @cached_property
@@ -88,11 +100,16 @@ class Project:
 
     def ensure_state_dir(self) -> Path:
         """Create `.forkman/` (ignored by git through its own .gitignore)."""
-        self.state_dir.mkdir(exist_ok=True)
-        ignore = self.state_dir / ".gitignore"
+        state = self.state_dir
+        state.mkdir(exist_ok=True)
+        if state.is_symlink() or not state.is_dir():
+            from ._statetrust import require_trusted_state
+
+            require_trusted_state(self.root)  # raises: it changed since it was checked
+        ignore = state / ".gitignore"
         if not ignore.exists():
             ignore.write_text("# forkman state: a cache, rebuilt from forkman.lock\n*\n")
-        return self.state_dir
+        return state
 
     def require_git(self) -> None:
         """Refuse to work outside a git work tree (forks are reviewed through git)."""

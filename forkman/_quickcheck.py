@@ -10,14 +10,21 @@ answer from three facts, or gives up:
 2. git reports nothing under the vendor directory (no change in the work tree
    or the index, no untracked file), and ``git ls-tree HEAD`` gives each fork
    directory's committed tree id, all asked in parallel while this process
-   reads the lock;
+   reads the lock; the same two git commands also show that git tracks
+   nothing under ``.forkman/`` (HEAD has no ``.forkman`` and the index does not
+   differ from HEAD there);
 3. ``.forkman/gittrees`` maps each fork's lock tree hash (sha256) to the git
    tree id that a full check proved it to be.
+
+Every cache read here is sealed (:mod:`forkman._statetrust`): JSON with a MAC
+under this user's secret key, bound to the file's path. A cache that does not
+verify (written elsewhere, committed by a pull request, copied from another
+project) is ignored, and the full check runs.
 
 Patch files are still hashed (they are few and small). When any fact is
 missing or disagrees, :func:`quick_clean` returns None and the full check in
 :mod:`forkman._check` runs, explains every difference and learns the tree ids
-for next time. It imports nothing but :mod:`os`, :mod:`marshal` and the
+for next time. It imports nothing but :mod:`os`, :mod:`json` and the
 builtin sha256 (no :mod:`pathlib`, no :mod:`typing`, none of forkman's
 dataclasses): on a warm project those imports would cost more than the whole
 check.
@@ -25,10 +32,10 @@ check.
 
 from __future__ import annotations
 
-import marshal
 import os
 
 from ._gitstatus import finish, spawn
+from ._statetrust import STATE_DIR, read_cache, write_cache
 
 try:  # the builtin module imports in a fraction of hashlib's time
     from _sha256 import sha256 as _sha256  # type: ignore[import-not-found]
@@ -82,14 +89,19 @@ def quick_clean(
     what git's own untracked cache relies on.
     """
     root = os.path.abspath(os.fspath(root))
-    state = os.path.join(root, ".forkman")
+    state = os.path.join(root, STATE_DIR)
     vendor = vendor_dir.strip("/") + "/"
-    if repo_top(root) is None or not os.path.isfile(os.path.join(state, "gittrees")):
+    if (
+        repo_top(root) is None
+        or os.path.islink(state)
+        or not os.path.isfile(os.path.join(state, "gittrees"))
+    ):
         return None
+    # `.forkman` rides along: any tracked state shows in HEAD or as an index change
     commands = [
         ["git", "diff-files", "--quiet", "--", vendor],
-        ["git", "diff-index", "--cached", "--quiet", "HEAD", "--", vendor],
-        ["git", "ls-tree", "-z", "HEAD", "--", vendor],
+        ["git", "diff-index", "--cached", "--quiet", "HEAD", "--", vendor, STATE_DIR],
+        ["git", "ls-tree", "-z", "HEAD", "--", vendor, STATE_DIR],
     ]
     procs = []
     wanted = None
@@ -114,6 +126,8 @@ def quick_clean(
         parts = meta.split()
         if len(parts) == 3:
             committed[os.fsdecode(path)] = parts[2].decode()
+    if any(path == STATE_DIR or path.startswith(STATE_DIR + "/") for path in committed):
+        return None  # git tracks state: the full check refuses it
     if any(committed.get(path) != tree for path, tree in wanted.items()):
         return None
     return len(wanted)
@@ -156,32 +170,19 @@ def record_dirs(root: str | os.PathLike[str], vendor_dir: str) -> None:
     now = time.time_ns()
     if any(now - max(m, c) < _RACY_NS for m, c in stamps.values()):
         return
-    target = os.path.join(root, ".forkman", _DIRS)
-    tmp = f"{target}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(marshal.dumps(stamps))
-        os.replace(tmp, target)
-    except OSError:
-        return
+    write_cache(os.path.join(root, STATE_DIR, _DIRS), _DIRS, stamps)
 
 
 def forget_dirs(root: str | os.PathLike[str]) -> None:
     """Drop the recorded directories (the next check is a full one)."""
-    path = os.path.join(os.fspath(root), ".forkman", _DIRS)
-    if os.path.exists(path):
+    path = os.path.join(os.fspath(root), STATE_DIR, _DIRS)
+    if os.path.lexists(path):
         os.unlink(path)
 
 
 def dirs_unchanged(root: str, vendor_dir: str) -> bool:
     """Whether no entry was added to or removed from any vendored directory."""
-    raw = _read(os.path.join(root, ".forkman", _DIRS))
-    if raw is None:
-        return False
-    try:
-        recorded = marshal.loads(raw)
-    except (EOFError, ValueError, TypeError):
-        return False
+    recorded = read_cache(os.path.join(root, STATE_DIR, _DIRS), _DIRS)
     if not isinstance(recorded, dict) or os.path.join(root, vendor_dir.strip("/")) not in recorded:
         return False
     for path, stamp in recorded.items():
@@ -189,7 +190,7 @@ def dirs_unchanged(root: str, vendor_dir: str) -> bool:
             st = os.stat(path)
         except OSError:
             return False
-        if (st.st_mtime_ns, st.st_ctime_ns) != stamp:
+        if [st.st_mtime_ns, st.st_ctime_ns] != stamp:
             return False
     return True
 
@@ -199,16 +200,11 @@ def _expected_trees(
 ) -> dict[str, str] | None:
     """Fork path -> proven git tree id, if the lock and patches allow the quick path."""
     text = _read(os.path.join(root, "forkman.lock"))
-    raw_cache = _read(os.path.join(state, "lock.cache"))
-    raw_known = _read(os.path.join(state, "gittrees"))
-    if text is None or raw_cache is None or raw_known is None:
+    if text is None:
         return None
-    try:
-        cached: object = marshal.loads(raw_cache)
-        known: object = marshal.loads(raw_known)
-    except (EOFError, ValueError, TypeError):
-        return None
-    if not (isinstance(cached, tuple) and len(cached) == 3 and cached[2] is True):
+    cached = read_cache(os.path.join(state, "lock.cache"), "lock.cache")
+    known = read_cache(os.path.join(state, "gittrees"), "gittrees")
+    if not (isinstance(cached, list) and len(cached) == 3 and cached[2] is True):
         return None
     if cached[0] != sha256_hex(text) or not isinstance(known, dict):
         return None

@@ -27,8 +27,8 @@ the cache, which closes the "racy clean" window of coarse timestamps.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import marshal
 import os
 import stat
 import time
@@ -36,11 +36,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._fsutil import atomic_write_bytes
-
 _CHUNK = 1 << 20
 _RACY_SECONDS = 2.0
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +96,14 @@ class StatCache:
         self._data: dict[str, tuple[int, int, int, int, str]] = {}
         self._dirty = False
         if path is not None:
-            try:
-                raw = marshal.loads(path.read_bytes())
-                if isinstance(raw, tuple) and raw[0] == _CACHE_FORMAT:
-                    self._data = raw[1]
-            except (OSError, EOFError, ValueError, TypeError, IndexError):
-                self._data = {}
+            from ._statetrust import read_cache
+
+            # sealed (see forkman._statetrust): a cache this user's forkman did not write
+            # for this file is ignored, so no one else can vouch for a file's digest
+            raw = read_cache(path, "statcache")
+            if isinstance(raw, list) and len(raw) == 2 and raw[0] == _CACHE_FORMAT:
+                with contextlib.suppress(TypeError, ValueError):
+                    self._data = {str(k): (v[0], v[1], v[2], v[3], v[4]) for k, v in raw[1].items()}
 
     def digest(self, path: str, st: os.stat_result) -> str:
         """The digest of the regular file at `path` whose stat is `st`."""
@@ -121,11 +121,10 @@ class StatCache:
         """Persist the cache if it changed (atomically; a lost cache only costs time)."""
         if self._path is None or not self._dirty:
             return
-        try:
-            atomic_write_bytes(self._path, marshal.dumps((_CACHE_FORMAT, self._data)))
-        except OSError:
-            return
-        self._dirty = False
+        from ._statetrust import write_cache
+
+        if write_cache(self._path, "statcache", [_CACHE_FORMAT, self._data]):
+            self._dirty = False
 
 
 def scan_tree(

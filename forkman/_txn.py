@@ -26,6 +26,17 @@ undoes steps taken after the pause point by an interrupted ``--continue``);
 every step back, byte for byte. So a fork is entirely old, entirely new, or
 in a resumable paused state.
 
+A journal is never trusted because it exists (a pull request could have
+committed one, see :mod:`forkman._statetrust`): :func:`load_journal` validates
+every journal before recovery, resume or abort touches anything. Every path
+must be relative, normalised and inside the project; every target must be
+something a transaction of that fork may touch (its vendored folder or
+namespace members, its patch series, ``pyproject.toml``, the wiring's
+requirements file, its history under ``.forkman/forks/``), backups must lie in
+the journal's own folder under ``.forkman/txn/``, refs must be the fork's
+history refs, and no path may cross a symlink. An invalid journal is refused
+(:class:`JournalError`, exit 2, the journal named), never repaired.
+
 Lock writes from concurrent transactions (different forks in parallel) are
 serialized by a process-wide mutex plus an ``fcntl`` lock on
 ``.forkman/lock.mutex``, and are read-modify-write of only the fork's own
@@ -39,17 +50,21 @@ import fcntl
 import hashlib
 import json
 import os
+import posixpath
+import re
 import shutil
+import stat
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ._errors import Busy
+from ._errors import Busy, SecurityError
 from ._fsutil import atomic_write_bytes, fsync_dir
 from ._lock import Lock, LockEntry, dump_lock, load_lock, write_lock
 from ._project import Project
+from ._statetrust import open_lock_file
 
 _LOCK_MUTEX = threading.Lock()
 _NAMESPACE_MUTEX = threading.Lock()
@@ -95,7 +110,7 @@ class _FileMutex:
         self.local.acquire()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, "a+b")  # noqa: SIM115 - held until release()
+            self._fh = os.fdopen(open_lock_file(self.path), "r+b")
             fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX)
         except BaseException:
             if self._fh is not None:
@@ -149,7 +164,7 @@ class _Owner:
     def try_acquire(self) -> bool:
         """Take the lock if it is free; False when a live transaction holds it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+b")  # noqa: SIM115 - held for the transaction's life
+        fh = os.fdopen(open_lock_file(self.path), "r+b")
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -381,6 +396,232 @@ class ForkTransaction:
         return lock
 
 
+# -- journals are validated before anything acts on them --------------------------------
+
+
+class JournalError(SecurityError):
+    """A journal under ``.forkman/txn/`` that is not one forkman wrote for its fork."""
+
+
+_JOURNAL_KEYS = frozenset(
+    {"fork", "operation", "id", "dir", "steps", "after", "paused", "pause_point"}
+)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}\Z")
+_OPERATION = re.compile(r"[a-z][a-z0-9-]{0,63}\Z")
+_TXN_ID = re.compile(r"[0-9a-f]{1,64}\Z")
+_REF = re.compile(r"refs/(heads|tags)/[A-Za-z0-9._+!-]+(/[A-Za-z0-9._+!-]+)*\Z")
+_OID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?\Z")
+_DIGEST = re.compile(r"[0-9a-f]{64}\Z")
+_BACKUP = re.compile(r"b[0-9]{1,9}\Z")
+
+
+def _normal(value: object) -> str | None:
+    """`value` if it is a relative, normalised path inside the project, else None."""
+    if not isinstance(value, str) or not value or "\0" in value or "\\" in value:
+        return None
+    if value.startswith("/") or posixpath.normpath(value) != value:
+        return None
+    if value == "." or value == ".." or value.startswith("../"):
+        return None
+    return value
+
+
+def _config_dir(value: str) -> str | None:
+    norm = posixpath.normpath(value.replace("\\", "/"))
+    return _normal(norm)
+
+
+def _allowed_targets(project: Project, fork: str) -> tuple[set[str], set[str]]:
+    """What a transaction of `fork` may replace: exact paths, and folders whose direct
+    children it may replace (a patch series' files, a namespace folder's members)."""
+    from .vendoring.wiring import REQUIREMENTS_FILE
+
+    exact = {"pyproject.toml", REQUIREMENTS_FILE, f".forkman/forks/{fork}.git"}
+    children: set[str] = set()
+    config = project.config
+    patches = _config_dir(config.patches_dir)
+    if patches is not None:
+        exact.add(f"{patches}/{fork}")
+        children.add(f"{patches}/{fork}")
+    vendor = _config_dir(config.vendor_dir)
+    if vendor is not None:
+        exact.add(f"{vendor}/{fork}")
+    try:
+        entry = load_lock(project.lock_path).get(fork)
+    except Exception:  # a damaged lock names no path
+        entry = None
+    if entry is not None and _normal(entry.path) is not None:
+        if entry.layout == "namespace":
+            children.add(entry.path)
+        else:
+            exact.add(entry.path)
+    if "vendoring" in config.raw:
+        from .vendoring._config import vendoring_config
+
+        destination = _config_dir(vendoring_config(config).destination)
+        if destination is not None:
+            children.add(destination)
+    return exact, children
+
+
+def _namespace_member_ok(project: Project, folder: str, member: str) -> bool:
+    if member == "__init__.py" or member.startswith("."):
+        return False
+    if "vendoring" not in project.config.raw:
+        return True
+    from .vendoring._config import vendoring_config
+
+    return member not in vendoring_config(project.config).protected_files
+
+
+def _symlink_on_the_way(project: Project, rel: str, *, last_may_link: bool) -> str | None:
+    """The first component of `rel` (from the project root) that is a symlink, or None."""
+    here = project.root
+    parts = rel.split("/")
+    for i, part in enumerate(parts):
+        here = here / part
+        try:
+            st = os.lstat(here)
+        except FileNotFoundError:
+            return None
+        if stat.S_ISLNK(st.st_mode) and not (last_may_link and i == len(parts) - 1):
+            return "/".join(parts[: i + 1])
+    return None
+
+
+def load_journal(project: Project, journal: Path) -> dict[str, Any]:
+    """The journal at `journal`, validated (see the module docstring); JournalError if not."""
+    rel = project.relpath(journal)
+
+    def refuse(why: str) -> JournalError:
+        return JournalError(
+            f"refusing the journal {rel}: {why}; forkman changed nothing",
+            hint="forkman writes journals only for its own transactions. If no forkman "
+            f"command is running, look at the file and remove it (`rm {rel}`), then "
+            "`forkman check` shows the state of the fork",
+        )
+
+    fork = journal.name.removesuffix(".json")
+    try:
+        st = os.lstat(journal)
+    except FileNotFoundError:
+        raise
+    if not stat.S_ISREG(st.st_mode):
+        raise refuse("it is a symlink or not a regular file")
+    try:
+        data = json.loads(journal.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise refuse(f"it is not readable JSON ({exc})") from None
+    if not isinstance(data, dict) or not set(data) <= _JOURNAL_KEYS:
+        raise refuse("it is not a journal object")
+    if data.get("fork") != fork or not _NAME.match(fork):
+        raise refuse(f"its fork {data.get('fork')!r} is not the one its name says")
+    if not isinstance(data.get("operation"), str) or not _OPERATION.match(data["operation"]):
+        raise refuse("its operation is not a name")
+    txn_id = data.get("id")
+    if not isinstance(txn_id, str) or not _TXN_ID.match(txn_id):
+        raise refuse("its id is not a transaction id")
+    folder = f".forkman/txn/{fork}.{txn_id}"
+    if data.get("dir") != folder:
+        raise refuse(f"its folder {data.get('dir')!r} is not {folder}")
+    after = data.get("after")
+    if after is not None and not (
+        after == _ABSENT or (isinstance(after, str) and _DIGEST.match(after))
+    ):
+        raise refuse("its commit digest is not a digest")
+    steps = data.get("steps")
+    if not isinstance(steps, list):
+        raise refuse("its steps are not a list")
+    paused = data.get("paused")
+    if paused is not None:
+        point = data.get("pause_point")
+        if (
+            not isinstance(paused, dict)
+            or not isinstance(point, int)
+            or not 0 <= point <= len(steps)
+        ):
+            raise refuse("its pause point is not one of its steps")
+        members = paused.get("members")
+        if members is not None and not (
+            isinstance(members, list) and all(_is_member(m) for m in members)
+        ):
+            raise refuse("its paused members are not plain names")
+    elif "pause_point" in data:
+        raise refuse("it has a pause point but no paused state")
+    exact, children = _allowed_targets(project, fork)
+    git_dir = f".forkman/forks/{fork}.git"
+    for n, step in enumerate(steps, 1):
+        if not isinstance(step, dict):
+            raise refuse(f"step {n} is not an object")
+        if set(step) == {"ref", "git_dir", "old"}:
+            ref, old = step["ref"], step["old"]
+            if step["git_dir"] != git_dir:
+                raise refuse(f"step {n} moves a ref outside {git_dir}")
+            if (
+                not isinstance(ref, str)
+                or not _REF.match(ref)
+                or ".." in ref
+                or ref.endswith(".lock")
+            ):
+                raise refuse(f"step {n} names {ref!r}, not a history ref of the fork")
+            if old is not None and not (isinstance(old, str) and _OID.match(old)):
+                raise refuse(f"step {n} restores {old!r}, not a commit id")
+            where = _symlink_on_the_way(project, git_dir, last_may_link=False)
+            if where is not None:
+                raise refuse(f"step {n} goes through the symlink {where}")
+            continue
+        if set(step) != {"target", "backup"}:
+            raise refuse(f"step {n} is neither a path step nor a ref step")
+        target = _normal(step["target"])
+        if target is None:
+            raise refuse(f"step {n} names {step['target']!r}, not a normalised relative path")
+        parent, _, name = target.rpartition("/")
+        if (
+            not (
+                target in exact
+                or (parent in children and _namespace_member_ok(project, parent, name))
+            )
+            or target == ".git"
+            or target.startswith((".git/", ".forkman/txn"))
+        ):
+            raise refuse(f"step {n} names {target}, which a transaction of {fork} never touches")
+        backup = step["backup"]
+        if backup is not None:
+            if (
+                not isinstance(backup, str)
+                or backup.rpartition("/")[0] != folder
+                or not _BACKUP.match(backup.rpartition("/")[2])
+            ):
+                raise refuse(f"step {n} keeps its backup outside {folder}")
+            where = _symlink_on_the_way(project, backup, last_may_link=True)
+            if where is not None:
+                raise refuse(f"step {n}'s backup goes through the symlink {where}")
+        where = _symlink_on_the_way(project, target, last_may_link=True)
+        if where is not None:
+            raise refuse(f"step {n} reaches {target} through the symlink {where}")
+    where = _symlink_on_the_way(project, folder, last_may_link=False)
+    if where is not None:
+        raise refuse(f"its folder goes through the symlink {where}")
+    return data
+
+
+def _is_member(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and _normal(value) == value
+        and "/" not in value
+        and not value.startswith(".")
+    )
+
+
+def _read_journal(project: Project, fork: str) -> dict[str, Any] | None:
+    """The validated journal of `fork`, or None when it has none."""
+    try:
+        return load_journal(project, project.state_dir / "txn" / f"{fork}.json")
+    except FileNotFoundError:
+        return None
+
+
 def _rollback(project: Project, steps: list[dict[str, Any]]) -> None:
     from ._history import ForkHistory
 
@@ -428,22 +669,33 @@ def recover(project: Project, *, _owned: str | None = None) -> list[str]:
         return []
     done: list[str] = []
     keep: set[str] = set()
-    for journal in sorted(txn_dir.glob("*.json")):
-        fork_name = journal.name.removesuffix(".json")
-        owner = _Owner(project, fork_name)
-        if fork_name != _owned and not owner.try_acquire():
-            # a live transaction: its files and its temporary folder are its own
-            with contextlib.suppress(OSError, ValueError):
-                keep.add(json.loads(journal.read_text())["dir"])
-            continue
-        try:
-            line = _recover_one(project, journal, keep)
-        finally:
+    dead: list[tuple[Path, _Owner]] = []
+    try:
+        for journal in sorted(txn_dir.glob("*.json")):
+            fork_name = journal.name.removesuffix(".json")
+            owner = _Owner(project, fork_name)
+            if fork_name != _owned and not owner.try_acquire():
+                # a live transaction: its files and its temporary folder are its own
+                with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                    keep.add(str(json.loads(journal.read_text())["dir"]))
+                continue
+            dead.append((journal, owner))
+        # every journal is validated before any of them is acted on
+        checked = []
+        for journal, _owner in dead:
+            try:
+                checked.append((load_journal(project, journal), journal))
+            except FileNotFoundError:
+                continue
+        for data, journal in checked:
+            line = _recover_one(project, journal, data, keep)
+            if line:
+                done.append(line)
+    finally:
+        for _journal, owner in dead:
             owner.release()
-        if line:
-            done.append(line)
     for leftover in txn_dir.iterdir():
-        if not leftover.is_dir() or project.relpath(leftover) in keep:
+        if leftover.is_symlink() or not leftover.is_dir() or project.relpath(leftover) in keep:
             continue
         # `<fork>.<id>`: a live transaction may have made it since the journals were read
         # (its folder comes before its journal): only a dead owner's folder goes
@@ -458,13 +710,11 @@ def recover(project: Project, *, _owned: str | None = None) -> list[str]:
     return done
 
 
-def _recover_one(project: Project, journal: Path, keep: set[str]) -> str | None:
-    """Finish or undo one dead transaction (its owner lock is held by the caller)."""
-    try:
-        data = json.loads(journal.read_text())
-    except (OSError, ValueError):
-        journal.unlink(missing_ok=True)
-        return None
+def _recover_one(
+    project: Project, journal: Path, data: dict[str, Any], keep: set[str]
+) -> str | None:
+    """Finish or undo one dead transaction (its owner lock is held by the caller;
+    `data`: its journal, validated)."""
     fork = data["fork"]
     with lock_file_mutex(project):
         current = entry_digest(load_lock(project.lock_path).get(fork))
@@ -492,12 +742,8 @@ def _recover_one(project: Project, journal: Path, keep: set[str]) -> str | None:
 
 def paused_state(project: Project, fork: str) -> dict[str, Any] | None:
     """The state a paused transaction of `fork` recorded, or None."""
-    journal = project.state_dir / "txn" / f"{fork}.json"
-    try:
-        data = json.loads(journal.read_text())
-    except (OSError, ValueError):
-        return None
-    paused = data.get("paused")
+    data = _read_journal(project, fork)
+    paused = None if data is None else data.get("paused")
     return paused if isinstance(paused, dict) else None
 
 
@@ -505,9 +751,8 @@ def resume(project: Project, fork: str) -> ForkTransaction:
     """Reopen the paused transaction of `fork` (use it as a context manager)."""
     for _line in recover(project):
         pass
-    journal = project.state_dir / "txn" / f"{fork}.json"
-    data = json.loads(journal.read_text())
-    if data.get("paused") is None:
+    data = _read_journal(project, fork)
+    if data is None or data.get("paused") is None:
         raise Busy(f"{fork} has no paused operation")
     txn = ForkTransaction(project, fork, data["operation"])
     txn.id = data["id"]
@@ -523,11 +768,8 @@ def abort_paused(project: Project, fork: str) -> bool:
     """Undo the paused transaction of `fork` entirely; False when there is none."""
     recover(project)
     journal = project.state_dir / "txn" / f"{fork}.json"
-    try:
-        data = json.loads(journal.read_text())
-    except (OSError, ValueError):
-        return False
-    if data.get("paused") is None:
+    data = _read_journal(project, fork)
+    if data is None or data.get("paused") is None:
         return False
     owner = _Owner(project, fork)
     if not owner.try_acquire():

@@ -33,6 +33,7 @@ def _isolate(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("FORKMAN_CACHE_DIR", str(home / "cache"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)  # the cache key: under HOME
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "120")
     monkeypatch.setenv("GIT_AUTHOR_NAME", "Forkman Tests")

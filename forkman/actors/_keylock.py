@@ -72,7 +72,9 @@ def acquire(
     `on_wait` is told once when the lock is held by someone else.
     """
     path = lock_dir / lock_file_name(key)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    from .._statetrust import open_lock_file
+
+    fd = open_lock_file(path)  # never through a symlink: the pid is written into it
     deadline = time.monotonic() + wait
     told = False
     try:

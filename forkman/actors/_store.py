@@ -94,6 +94,8 @@ class StateStore:
         except sqlite3.Error as exc:
             raise self._error(exc) from None
         try:
+            # no SQL function with side effects runs from the schema (views, triggers)
+            self._db.execute("PRAGMA trusted_schema=OFF")
             self._db.execute("PRAGMA journal_mode=WAL").fetchone()
             self._db.execute(f"PRAGMA synchronous={durability.upper()}")
             self._migrate()

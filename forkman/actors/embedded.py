@@ -24,7 +24,7 @@ from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .._errors import BadInput, ForkmanError
+from .._errors import BadInput, ForkmanError, SecurityError
 from .._observer import NullObserver, Observer
 from . import _keylock
 from ._store import StateStore
@@ -311,6 +311,7 @@ class EmbeddedEngine(StoreBackedEngine):
         error: str | None = None
         result: Mapping[str, JSON] = {}
         rejected = False
+        refused: SecurityError | None = None
         try:
             result = dict(work())
         except ForkmanError as exc:
@@ -325,6 +326,8 @@ class EmbeddedEngine(StoreBackedEngine):
             # a request refused as asked (BadInput) changed nothing: the actor keeps
             # the state and last result it had, so `status` does not show the refusal
             rejected = isinstance(exc, BadInput) and before is not None
+            if recovered and isinstance(exc, SecurityError):
+                refused = exc  # state recovery must not act on: nothing queued runs either
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             self.observer.warning(
@@ -352,6 +355,8 @@ class EmbeddedEngine(StoreBackedEngine):
         # this write fails, the caller gets the error and the intent stays for recovery.
         self.store.finish(reply, keep_last_result=rejected)
         self._notify(actor.key, reply.state, error or "")
+        if refused is not None:
+            raise refused
         return reply
 
     # -- recovery --------------------------------------------------------------

@@ -43,21 +43,20 @@ def _dirs(
     Every path is validated as the full configuration validates it (relative,
     normalised, inside the project); the symlink check runs every time.
     """
-    import marshal
-
     from .._paths import config_dirs, confine_config, confined_relpath, protected_names
     from .._quickcheck import sha256_hex
+    from .._statetrust import read_cache, write_cache
 
     with open(os.path.join(root, "pyproject.toml"), "rb") as fh:
         raw = fh.read()
     digest = sha256_hex(raw)
     cache = os.path.join(root, ".forkman", "config.cache")
-    try:
-        with open(cache, "rb") as fh:
-            cached = marshal.loads(fh.read())
-        if isinstance(cached, tuple) and len(cached) == 7 and cached[0] == digest:
+    # sealed (forkman._statetrust): a cache this user's forkman did not write is ignored
+    cached = read_cache(cache, "config.cache")
+    if isinstance(cached, list) and len(cached) == 7 and cached[0] == digest:
+        try:
             table = cached[6]
-            confine_config(root, table)
+            confine_config(root, table)  # the symlink check runs every time
             return (
                 str(cached[1]),
                 str(cached[2]),
@@ -65,8 +64,8 @@ def _dirs(
                 None if cached[4] is None else str(cached[4]),
                 tuple(str(n) for n in cached[5]),
             )
-    except (OSError, EOFError, ValueError, TypeError):
-        pass
+        except (TypeError, ValueError, AttributeError):
+            pass
     import tomllib
 
     try:
@@ -111,19 +110,13 @@ def _dirs(
     if destination is not None:
         confined["vendoring"] = {"destination": destination}
     confine_config(root, confined)
-    if "forkman" in tool and os.path.isdir(os.path.dirname(cache)):
-        import contextlib
-        from pathlib import Path
-
-        from .._fsutil import atomic_write_bytes
-
-        with contextlib.suppress(OSError, ValueError):
-            atomic_write_bytes(
-                Path(cache),
-                marshal.dumps(
-                    (digest, vendor, patches, protected, destination, declared, confined)
-                ),
-            )
+    state = os.path.dirname(cache)
+    if "forkman" in tool and os.path.isdir(state) and not os.path.islink(state):
+        write_cache(
+            cache,
+            "config.cache",
+            [digest, vendor, patches, list(protected), destination, list(declared), confined],
+        )
     return vendor, patches, protected, destination, declared
 
 

@@ -160,7 +160,10 @@ def _git_env() -> dict[str, str]:
     )
     env.pop("GIT_DIR", None)
     env.pop("GIT_WORK_TREE", None)
-    return env
+    # mirrors live in the per-user cache, which CI may restore from elsewhere
+    from .._statetrust import no_git_commands
+
+    return no_git_commands(env)
 
 
 def _git(

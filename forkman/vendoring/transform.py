@@ -29,9 +29,11 @@ the members into the shared directory; :func:`members_tree_hash` hashes them.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import email.parser
 import hashlib
-import marshal
+import json
 import os
 import shutil
 import tarfile
@@ -163,7 +165,13 @@ _CACHE_FORMAT = b"forkman-transform-2"
 
 class TransformCache:
     """Results of rewriting files and reading sdists, by content digest (a cache: losing it
-    only costs time). Lives under the per-user cache, e.g. ``cache_root() / "transform"``."""
+    only costs time). Lives under the per-user cache, e.g. ``cache_root() / "transform"``.
+
+    The cache is shared by every project of the user (and may be restored from
+    elsewhere in CI): each entry is sealed (:mod:`forkman._statetrust`) with a MAC
+    under the user's secret key over its key (the digest of what it was computed
+    from) and its value. An entry that does not verify, or that sits under another
+    key, is a miss."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -173,21 +181,20 @@ class TransformCache:
 
     def get(self, key: str) -> bytes | None:
         """The stored value of `key`, or None."""
-        try:
-            return self._path(key).read_bytes()
-        except OSError:
-            return None
+        from .._statetrust import read_sealed
+
+        return read_sealed(str(self._path(key)), "transform", key)
 
     def put(self, key: str, value: bytes) -> None:
         """Store `value` under `key` (write then rename; no fsync, it is a cache)."""
+        from .._statetrust import write_sealed
+
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(value)
-            os.replace(tmp, path)
         except OSError:
             return
+        write_sealed(str(path), "transform", key, value)
 
 
 def _cached_rewrite(
@@ -214,10 +221,10 @@ def _cached_sdist_licenses(cache: TransformCache | None, sdist: Path) -> list[tu
     key = hashlib.sha256(_CACHE_FORMAT + b"sdist" + file_digest(sdist).encode()).hexdigest()
     hit = cache.get(key)
     if hit is not None:
-        value = marshal.loads(hit)
-        return [(str(n), bytes(d)) for n, d in value]
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            return [(str(n), base64.b64decode(d)) for n, d in json.loads(hit)]
     found = _licenses_from_sdist(sdist)
-    cache.put(key, marshal.dumps(found))
+    cache.put(key, json.dumps([[n, base64.b64encode(d).decode()] for n, d in found]).encode())
     return found
 
 
