@@ -25,10 +25,7 @@ def licenses_cmd(obj: Context, as_json: bool) -> int:
       forkman licenses
       forkman licenses --json
     """
-    from ..vendoring.licenses import fork_licenses
-
-    project = obj.project()
-    found = fork_licenses(project)
+    found = obj.api().licenses()
     if as_json:
         rows = [{**asdict(f), "origin": f.origin.value} for f in found]
         click.echo(json.dumps(rows, indent=2))
@@ -62,9 +59,9 @@ def sbom_cmd(obj: Context, output: Path | None) -> int:
     Example:
       forkman sbom -o forks.cdx.json
     """
-    from ..vendoring.sbom import build_sbom, dump_sbom
+    from ..vendoring.sbom import dump_sbom
 
-    text = dump_sbom(build_sbom(obj.project()))
+    text = dump_sbom(obj.api().sbom())
     if output is None:
         click.echo(text, nl=False)
     else:
