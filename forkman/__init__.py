@@ -21,7 +21,10 @@ pre-commit hook ``forkman check`` imports nothing it does not need).
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+MYPY = False  # importing typing at run time would slow `forkman check` down
+if MYPY:
+    from typing import Any
 
 __version__ = "0.1.0"
 
@@ -99,7 +102,7 @@ __all__ = [
     "to_json",
 ]
 
-if TYPE_CHECKING:
+if MYPY:
     from ._errors import (
         BadInput,
         Blocked,

@@ -10,8 +10,11 @@ not errors, and map to exit code 1 in the CLI.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
-from typing import Any
+
+MYPY = False  # importing typing at run time would slow `forkman check` down
+if MYPY:
+    from collections.abc import Mapping
+    from typing import Any
 
 
 class ForkmanError(Exception):
