@@ -23,17 +23,17 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import BadInput, NotFound, SecurityError
+from ._errors import BadInput, NotFound
+from ._forkops import audit_forks, fork_file, test_forks, unfork_forks, verify_forks
 from ._observer import NullObserver, Observer
 from ._project import Project as _CoreProject
 from ._project import find_project
 from ._results import (
     AuditRun,
     CheckResult,
-    ErrorInfo,
     ForkInfo,
     ForkResult,
     InitResult,
@@ -41,10 +41,9 @@ from ._results import (
     SyncReport,
     SyncRun,
     TestResult,
-    UnforkResult,
     UnforkRun,
 )
-from ._workflows import Confirm, Runner, error_of, init_project, revendor_stale, sync_forks
+from ._workflows import Confirm, Runner, init_project, revendor_stale, sync_forks
 
 if TYPE_CHECKING:
     from ._patches import PatchInfo
@@ -231,39 +230,6 @@ class Project:
             return upstream_diff(self.core, name, upstream)
         return fork_diff(self.core, name)
 
-    def _fork_file(self, name: str, path: str) -> Path:
-        """The file `path` of fork `name`'s vendored tree, confined to what the fork owns."""
-        from ._check import members_of
-        from ._forks import require_fork
-
-        entry = require_fork(self.core, name)
-        rel = PurePosixPath(path.replace("\\", "/"))
-        if rel.is_absolute() or not rel.parts or ".." in rel.parts or rel.parts[0] == "":
-            raise BadInput(
-                f"{path!r} is not a path inside fork {entry.name}",
-                hint=f"give a path relative to {entry.path}, e.g. 'pkg/__init__.py'",
-            )
-        members = members_of(entry)
-        if members is not None and rel.parts[0] not in members:
-            raise BadInput(
-                f"{path!r} is not one of namespace fork {entry.name}'s files",
-                hint=f"its names in {entry.path}: {', '.join(members) or 'none'}",
-            )
-        root = self.core.root / entry.path
-        if not root.resolve().is_relative_to(self.core.root.resolve()):
-            raise SecurityError(
-                f"fork {entry.name}'s folder {entry.path} leads out of the project",
-                hint=f"replace the symbolic link on the way to {entry.path} by the fork's tree",
-            )
-        target = root.joinpath(*rel.parts)
-        # no symbolic link on the way: a link could lead outside the fork
-        current = root
-        for part in rel.parts:
-            current = current / part
-            if current.is_symlink():
-                raise BadInput(f"{path!r} of fork {entry.name} goes through a symbolic link")
-        return target
-
     def read_file(self, name: str, path: str) -> str:
         """The text of file `path` (relative to the fork's folder) of fork `name`.
 
@@ -273,7 +239,7 @@ class Project:
 
             print(fm.read_file("attrs", "src/attr/_make.py"))
         """
-        target = self._fork_file(name, path)
+        target = fork_file(self.core, name, path)
         try:
             return target.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -294,7 +260,7 @@ class Project:
         """
         from ._fsutil import atomic_write_text
 
-        target = self._fork_file(name, path)
+        target = fork_file(self.core, name, path)
         if target.is_dir():
             raise BadInput(f"{path!r} of fork {name} is a directory")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -438,25 +404,7 @@ class Project:
             run = fm.unfork("attrs", "idna")
             [r.name for r in run.results if r.error is None]
         """
-        from ._forks import require_fork
-
-        if not names:
-            raise BadInput("name at least one fork to remove", hint="fm.unfork('attrs')")
-        self.core.require_git()
-        wanted = list(dict.fromkeys(require_fork(self.core, n).name for n in names))
-        results = []
-        # one after the other: each removal edits the lock and pyproject.toml the next one reads
-        for name in wanted:
-            reply = self._runner.run([name], "unfork")[name]
-            error = reply.exception()
-            if error is None:
-                results.append(
-                    UnforkResult(name, str(reply.result["version"]), str(reply.result["path"]))
-                )
-            else:
-                results.append(UnforkResult(name, error=ErrorInfo.from_error(error)))
-        # the other namespace forks import the removed ones from the top level again
-        return UnforkRun(tuple(results), tuple(revendor_stale(self._runner)))
+        return unfork_forks(self._runner, names)
 
     def _patch(self, name: str, args: dict[str, Any]) -> PatchResult:
         from ._forks import require_fork
@@ -665,28 +613,7 @@ class Project:
 
             [r.name for r in fm.verify() if not r.ok]
         """
-        from . import _verify
-
-        wanted = self._names(names)
-        replies = self._runner.run(wanted, "verify")
-        results = []
-        for name in wanted:
-            reply = replies[name]
-            error = error_of(reply, name)
-            if error is not None:
-                raise error
-            r = reply.result
-            stage = _verify.VerifyStage(r["stage"]) if r.get("stage") else None
-            results.append(
-                _verify.VerifyResult(
-                    name,
-                    bool(r["ok"]),
-                    stage,
-                    str(r.get("message") or ""),
-                    str(r.get("hint") or ""),
-                )
-            )
-        return tuple(results)
+        return verify_forks(self._runner, self._names(names))
 
     def test(
         self, names: str | Sequence[str] | None = None, *, no_sandbox: bool = False
@@ -701,33 +628,7 @@ class Project:
 
             [(t.name, t.status) for t in fm.test(["attrs"])]
         """
-        from ._operations import stop_test_server
-
-        wanted = self._names(names)
-        if not wanted:
-            raise NotFound(
-                "the project has no forks", hint="fork something first: forkman fork NAME"
-            )
-        if no_sandbox:
-            self.observer.warning(
-                "the sandbox is disabled: the tests run with your network, files and secrets"
-            )
-        try:
-            replies = self._runner.run(wanted, "test", {"no_sandbox": no_sandbox})
-        finally:
-            stop_test_server()
-        results = []
-        for name in wanted:
-            reply = replies[name]
-            error = reply.exception()
-            if error is not None:
-                message = reply.error or error.message
-                results.append(
-                    TestResult(name, "error", False, message, error=ErrorInfo.from_error(error))
-                )
-            else:
-                results.append(TestResult.from_reply(name, reply.result))
-        return tuple(results)
+        return test_forks(self._runner, self._names(names), no_sandbox=no_sandbox)
 
     def audit(
         self,
@@ -746,51 +647,8 @@ class Project:
             run = fm.audit()
             [(f.name, f.status.value) for f in run.report.forks]
         """
-        from .audit.vulnerabilities import (
-            AuditReport,
-            ForkAudit,
-            ForkStatus,
-            audit_project,
-            database_from_json,
-            fork_audit_from_json,
-            now_rfc3339,
-        )
-
-        wanted = self._names(names)
         db = Path(database) if database is not None else None
-        if not wanted:
-            return AuditRun(audit_project(self.core, (), online=online, database=db))
-        # each fork's audit is a message to its actor (recorded in the lock there)
-        args = {"online": online, "database": str(db) if db else None, "report": True}
-        replies = self._runner.run(wanted, "audit", args)
-        lock = self.core.load_lock()
-        forks = []
-        errors: list[tuple[str, ErrorInfo]] = []
-        for name in wanted:
-            reply = replies[name]
-            error = reply.exception()
-            if error is None:
-                forks.append(fork_audit_from_json(reply.result["fork"]))
-                continue
-            errors.append((name, ErrorInfo.from_error(error)))
-            entry = lock.forks.get(name)
-            forks.append(
-                ForkAudit(
-                    name=name,
-                    version=entry.version if entry else "?",
-                    status=ForkStatus.UNAUDITED,
-                    unaudited=(f"the audit could not run: {error.message}",),
-                    path=entry.path if entry else "",
-                )
-            )
-        done = [replies[n].result for n in wanted if replies[n].ok]
-        report = AuditReport(
-            when=str(done[0]["when"]) if done else now_rfc3339(),
-            database=database_from_json(done[0]["database"]) if done else None,
-            sources=tuple(done[0]["sources"]) if done else (),
-            forks=tuple(forks),
-        )
-        return AuditRun(report, tuple(errors))
+        return audit_forks(self._runner, self._names(names), online=online, database=db)
 
     # -- wiring and migration -----------------------------------------------------------
 
