@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 import click
 
 from .._errors import BadInput
+from .._observer import Observer
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,6 +31,27 @@ def actor_options(command: F) -> F:
         help="Forks worked on at once (default: the number of cores).",
     )(command)
     return command
+
+
+class CliObserver:
+    """Progress of API calls for the CLI: a progress view per batch of forks, warnings on stderr.
+
+    Steps outside fork batches are not shown (the commands print their results).
+    """
+
+    def step(self, subject: str, text: str) -> None:
+        pass
+
+    def progress(self, subject: str, done: int, total: int | None) -> None:
+        pass
+
+    def warning(self, text: str) -> None:
+        click.echo(f"warning: {text}", err=True)
+
+    def batch(self) -> AbstractContextManager[Observer]:
+        from ..actors.progress import progress_for
+
+        return progress_for()
 
 
 def on_forks(
@@ -78,12 +101,9 @@ def on_fork(
     wait: float = 0.0,
 ) -> Any:
     """Send `kind` to one fork's actor; its result, or its failure as an error (exit 2)."""
-    from .._errors import ForkmanError
-
     reply = on_forks(obj, project, [name], kind, args, wait=wait)[name]
-    if not reply.ok:
-        error = ForkmanError(failure(reply, kind), hint=reply.result.get("error_hint"))
-        error.exit_code = int(reply.result.get("exit_code") or 2)  # 1: refused for a finding
+    error = reply.exception()  # its class, hint and exit code (1: refused for a finding)
+    if error is not None:
         raise error
     for warning in reply.result.get("warnings", []):
         click.echo(f"warning: {warning}", err=True)
