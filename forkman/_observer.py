@@ -7,7 +7,8 @@ own implementation.
 
 from __future__ import annotations
 
-from typing import Protocol
+from contextlib import AbstractContextManager
+from typing import Protocol, runtime_checkable
 
 
 class Observer(Protocol):
@@ -21,6 +22,28 @@ class Observer(Protocol):
 
     def warning(self, text: str) -> None:
         """Something the user should know that does not stop the work."""
+
+
+@runtime_checkable
+class BatchObserver(Protocol):
+    """An observer that opens a view for each batch of forks worked on at once.
+
+    The CLI's live progress table is one: :class:`forkman.Project` enters
+    :meth:`batch` around every batch of fork operations and reports to the
+    observer it yields.
+    """
+
+    def step(self, subject: str, text: str) -> None:
+        """`subject` (usually a fork name) started or finished a step."""
+
+    def progress(self, subject: str, done: int, total: int | None) -> None:
+        """`done` of `total` units (bytes, files) of the current step."""
+
+    def warning(self, text: str) -> None:
+        """Something the user should know that does not stop the work."""
+
+    def batch(self) -> AbstractContextManager[Observer]:
+        """A view for one batch of fork operations (entered while they run)."""
 
 
 class NullObserver:

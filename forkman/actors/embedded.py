@@ -316,10 +316,12 @@ class EmbeddedEngine(StoreBackedEngine):
         except ForkmanError as exc:
             error = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
             # kept apart too, so a command can show the error as it would have been raised
+            described = exc.to_json()
             result = {
                 "error_message": exc.message,
                 "error_hint": exc.hint,
-                "error_kind": type(exc).__name__,
+                "error_kind": described["kind"],
+                "error_type": described["type"],
                 "exit_code": exc.exit_code,
             }
             # a request refused as asked (BadInput) changed nothing: the actor keeps

@@ -278,7 +278,13 @@ def _gather(engine: Engine, messages: Mapping[str, Message]) -> dict[str, Reply]
                 messages[key].id,
                 False,
                 ActorState.FAILED,
-                {"error_message": exc.message, "error_hint": exc.hint, "error_kind": "Busy"},
+                {
+                    "error_message": exc.message,
+                    "error_hint": exc.hint,
+                    "error_kind": "Busy",
+                    "error_type": exc.to_json()["type"],
+                    "exit_code": exc.exit_code,
+                },
                 error,
             )
     return replies

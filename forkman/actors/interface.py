@@ -33,6 +33,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
+from .._errors import ForkmanError, error_from_json
 from .._observer import Observer
 
 JSON: TypeAlias = Any
@@ -128,6 +129,19 @@ class Reply:
     """The reply was produced by recovering an interrupted operation."""
     duplicate: bool = False
     """The message had been handled before; this is the recorded reply."""
+
+    def exception(self) -> ForkmanError | None:
+        """The error the operation raised, rebuilt with its class, hint and exit code.
+
+        None when the reply is ok. An operation that crashed with something other
+        than a :class:`~forkman._errors.ForkmanError` comes back as a plain
+        ForkmanError carrying :attr:`error`.
+        """
+        if self.ok:
+            return None
+        if self.result.get("error_kind") or self.result.get("error_message"):
+            return error_from_json(self.result)
+        return ForkmanError(self.error or "the operation failed")
 
     def to_json(self) -> dict[str, JSON]:
         """The reply as a JSON object (as stored for idempotency)."""

@@ -100,7 +100,7 @@ class ForkShard:
             future = self.engine.send(key, Message.from_json(message))
             reply = await asyncio.wrap_future(future)
         except ForkmanError as exc:
-            return {"error": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+            return {"error": type(exc).__name__, **exc.to_json()}
         return {"reply": reply.to_json()}
 
     def pid(self) -> int:
@@ -230,10 +230,7 @@ class RayEngine(StoreBackedEngine):
                 self._notify(key, reply.state, reply.error or "")
                 future.set_result(reply)
             else:
-                cls = getattr(_errors, answer["error"], ForkmanError)
-                if not (isinstance(cls, type) and issubclass(cls, ForkmanError)):
-                    cls = ForkmanError
-                future.set_exception(cls(answer["message"], hint=answer.get("hint")))
+                future.set_exception(_errors.error_from_json({"kind": answer["error"], **answer}))
         except BaseException as exc:
             future.set_exception(
                 ForkmanError(f"the Ray engine lost fork actor {subject_of(key)}: {exc}")

@@ -78,12 +78,9 @@ def on_fork(
     wait: float = 0.0,
 ) -> Any:
     """Send `kind` to one fork's actor; its result, or its failure as an error (exit 2)."""
-    from .._errors import ForkmanError
-
     reply = on_forks(obj, project, [name], kind, args, wait=wait)[name]
-    if not reply.ok:
-        error = ForkmanError(failure(reply, kind), hint=reply.result.get("error_hint"))
-        error.exit_code = int(reply.result.get("exit_code") or 2)  # 1: refused for a finding
+    error = reply.exception()  # its class, hint and exit code (1: refused for a finding)
+    if error is not None:
         raise error
     for warning in reply.result.get("warnings", []):
         click.echo(f"warning: {warning}", err=True)
