@@ -30,6 +30,7 @@ READ_ONLY = frozenset(
         "licenses",
         "patches",
         "provenance",
+        "read_file",
         "review",
         "sbom",
         "status",
@@ -39,7 +40,9 @@ READ_ONLY = frozenset(
 )
 """Operations that never change the project (``sync`` too, with ``dry_run=True``)."""
 
-WRITE_FLAGS = frozenset({"output", "write", "fix", "update", "save"})
+WRITE_FLAGS = frozenset(
+    {"output", "write", "fix", "update", "save", "record", "accept_publisher_change"}
+)
 """Arguments that make a read-only operation write when set (``sbom(output=...)``)."""
 
 
@@ -161,9 +164,42 @@ def _fields(tp: Any, depth: int = 0) -> str:
     return _annotation_text(tp) or "None"
 
 
+@cache
+def _type_checking_names(module_name: str) -> dict[str, Any]:
+    """The names a module imports only for type checking (``if TYPE_CHECKING:``), imported."""
+    import ast
+    import importlib
+    import sys
+
+    module = sys.modules.get(module_name)
+    try:
+        tree = ast.parse(inspect.getsource(module)) if module else None
+    except (OSError, TypeError, SyntaxError):
+        tree = None
+    names: dict[str, Any] = {}
+    for node in tree.body if tree else []:
+        if not (isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)):
+            continue
+        for stmt in node.body:
+            if not isinstance(stmt, ast.ImportFrom) or stmt.module is None:
+                continue
+            package = module_name.rpartition(".")[0]
+            target = "." * stmt.level + stmt.module
+            try:
+                imported = importlib.import_module(target, package if stmt.level else None)
+            except ImportError:
+                continue
+            for alias in stmt.names:
+                if hasattr(imported, alias.name):
+                    names[alias.asname or alias.name] = getattr(imported, alias.name)
+    return names
+
+
 def _returns(func: Any) -> str:
     try:
-        hints = typing.get_type_hints(func)
+        hints = typing.get_type_hints(
+            func, localns=_type_checking_names(getattr(func, "__module__", ""))
+        )
     except Exception:
         return _annotation_text(inspect.signature(func).return_annotation)
     if "return" not in hints:
@@ -171,11 +207,30 @@ def _returns(func: Any) -> str:
     return _fields(hints["return"])
 
 
+def _signature_text(params: list[inspect.Parameter]) -> str:
+    """``(name, upstream=None, *, record=False)``: names and defaults, no annotations."""
+    parts: list[str] = []
+    star = False
+    for p in params:
+        if p.kind is p.VAR_POSITIONAL:
+            parts.append(f"*{p.name}")
+            star = True
+            continue
+        if p.kind is p.VAR_KEYWORD:
+            parts.append(f"**{p.name}")
+            continue
+        if p.kind is p.KEYWORD_ONLY and not star:
+            parts.append("*")
+            star = True
+        default = "" if p.default is p.empty else f"={p.default!r}"
+        parts.append(p.name + default)
+    return f"({', '.join(parts)})"
+
+
 def _operation(name: str, func: Any) -> Operation:
     sig = inspect.signature(func)
     params = [p for p in sig.parameters.values() if p.name != "self"]
-    shown = sig.replace(parameters=params, return_annotation=inspect.Signature.empty)
-    signature = re.sub(r":\s[^,=)]+", "", str(shown))  # names and defaults only
+    signature = _signature_text(params)
     doc = inspect.getdoc(func) or ""
     parameters = tuple(
         Parameter(

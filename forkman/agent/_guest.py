@@ -70,11 +70,23 @@ class Record(dict):  # type: ignore[type-arg]
             ) from None
 
 
+class Text(str):
+    """A string from the API; ``.value`` gives it too (enums arrive as their value)."""
+
+    __slots__ = ()
+
+    @property
+    def value(self) -> str:
+        return str(self)
+
+
 def _wrap(value: Any) -> Any:
     if isinstance(value, dict):
         return Record({k: _wrap(v) for k, v in value.items()})
     if isinstance(value, list):
         return [_wrap(v) for v in value]
+    if isinstance(value, str):
+        return Text(value)
     return value
 
 
@@ -200,9 +212,10 @@ def jsonable(value: Any, depth: int = 0) -> Any:
     )
 
 
-def _error(exc: BaseException) -> dict[str, Any]:
+def _error(exc: BaseException, code: str) -> dict[str, Any]:
+    lines = code.splitlines()
     frames = [
-        f"line {f.lineno}: {f.line or ''}".rstrip()
+        f"line {f.lineno}: {lines[f.lineno - 1].strip() if f.lineno and f.lineno <= len(lines) else ''}"
         for f in traceback.extract_tb(exc.__traceback__)
         if f.filename == "<execute>"
     ]
@@ -231,7 +244,7 @@ def main() -> None:
     except ChannelClosed:
         sys.exit(3)
     except BaseException as exc:
-        final = {"error": _error(exc)}
+        final = {"error": _error(exc, start.get("code", ""))}
     sys.stdout.flush()
     sys.stderr.flush()
     try:
@@ -239,6 +252,3 @@ def main() -> None:
     except ValueError as exc:  # pragma: no cover - jsonable already refused it
         send_frame(sock, {"error": {"type": "TypeError", "message": str(exc), "hint": None}})
 
-
-if __name__ == "__main__":
-    main()
