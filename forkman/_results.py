@@ -143,6 +143,13 @@ class ForkResult(_Json):
     """Why that layout."""
     warnings: tuple[str, ...] = ()
     """What the user should know."""
+    revendored: tuple[SyncReport, ...] = ()
+    """Namespace forks vendored again because their imports changed."""
+
+    @property
+    def exit_code(self) -> int:
+        """0, or the code of the re-vendoring of other forks (2 failed, 1 conflicts)."""
+        return SyncRun(self.revendored).exit_code
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,14 +31,25 @@ from ._observer import NullObserver, Observer
 from ._project import Project as _CoreProject
 from ._project import find_project
 from ._results import (
+    AuditRun,
     CheckResult,
+    ErrorInfo,
     ForkInfo,
+    ForkResult,
+    InitResult,
+    PatchResult,
+    SyncReport,
+    SyncRun,
+    TestResult,
+    UnforkResult,
+    UnforkRun,
 )
-from ._workflows import Runner
+from ._workflows import Confirm, Runner, error_of, init_project, revendor_stale, sync_forks
 
 if TYPE_CHECKING:
     from ._patches import PatchInfo
     from ._status import StatusRow
+    from ._verify import VerifyResult
     from .audit.provenance import ProvenanceCheck
     from .audit.review import ReviewReport
     from .vendoring.licenses import ForkLicense
@@ -347,3 +359,428 @@ class Project:
         from .vendoring.licenses import fork_licenses
 
         return tuple(fork_licenses(self.core))
+
+    # -- changing forks (through their actors) ------------------------------------------
+
+    def init(self, *, index_url: str | None = None) -> InitResult:
+        """Add ``[tool.forkman]`` to pyproject.toml and create an empty forkman.lock.
+
+        Example::
+
+            fm = forkman.Project.open(".")
+            fm.init(index_url="https://pypi.org/simple/")
+        """
+        return init_project(self.core, index_url=index_url)
+
+    def fork(
+        self,
+        spec: str,
+        *,
+        name: str | None = None,
+        index_url: str | None = None,
+        wheel: bool = False,
+        prereleases: bool | None = None,
+        layout: str | None = None,
+    ) -> ForkResult:
+        """Fork `spec`: a requirement from the index (``attrs==23.1.0``) or ``git+URL@REF``.
+
+        The release is fetched, checked against its pins and vendored; the
+        other namespace forks are vendored again when their imports change.
+        `layout` is ``project`` (default) or ``namespace``.
+
+        Example::
+
+            fm.fork("attrs==23.1.0")
+            fm.fork("git+https://github.com/org/repo@v1.2.0", name="foo")
+        """
+        from ._forks import fork_name_for, layout_and_reason, require_initialized
+
+        self.core.require_git()
+        require_initialized(self.core)
+        fork_name = fork_name_for(spec, name)
+        chosen, why = layout_and_reason(self.core, fork_name, layout)
+        args = {
+            "spec": spec,
+            "index_url": index_url,
+            "prefer": "wheel" if wheel else None,
+            "prereleases": prereleases,
+            "layout": layout,
+        }
+        result = self._runner.one(fork_name, "fork", args)
+        made = ForkResult(
+            name=fork_name,
+            version=str(result["version"]),
+            path=str(result["path"]),
+            spec=spec,
+            layout=chosen,
+            layout_reason=why,
+            warnings=tuple(str(w) for w in result.get("warnings", [])),
+        )
+        # the other namespace forks' imports of this one are rewritten now
+        return dataclasses.replace(made, revendored=tuple(revendor_stale(self._runner)))
+
+    def unfork(self, *names: str) -> UnforkRun:
+        """Remove forks `names`: vendored trees, patches, history and lock entries.
+
+        Every name is checked first (an unknown one removes nothing); a fork
+        that cannot be removed (another command holds it) is reported in its
+        result and the others are removed.
+
+        Example::
+
+            run = fm.unfork("attrs", "idna")
+            [r.name for r in run.results if r.error is None]
+        """
+        from ._forks import require_fork
+
+        if not names:
+            raise BadInput("name at least one fork to remove", hint="fm.unfork('attrs')")
+        self.core.require_git()
+        wanted = list(dict.fromkeys(require_fork(self.core, n).name for n in names))
+        results = []
+        # one after the other: each removal edits the lock and pyproject.toml the next one reads
+        for name in wanted:
+            reply = self._runner.run([name], "unfork")[name]
+            error = reply.exception()
+            if error is None:
+                results.append(
+                    UnforkResult(name, str(reply.result["version"]), str(reply.result["path"]))
+                )
+            else:
+                results.append(UnforkResult(name, error=ErrorInfo.from_error(error)))
+        # the other namespace forks import the removed ones from the top level again
+        return UnforkRun(tuple(results), tuple(revendor_stale(self._runner)))
+
+    def _patch(self, name: str, args: dict[str, Any]) -> PatchResult:
+        from ._forks import require_fork
+
+        self.core.require_git()
+        fork = require_fork(self.core, name).name
+        result = self._runner.one(fork, "patch", args)
+        files = result.get("patches") or ([result["file"]] if result.get("file") else [])
+        return PatchResult(fork, str(args["mode"]), tuple(str(f) for f in files))
+
+    def patch(
+        self,
+        name: str,
+        message: str,
+        *,
+        fixes: Sequence[str] = (),
+        origin: str | None = None,
+        forwarded: str | None = None,
+        author: str | None = None,
+    ) -> PatchResult:
+        """Record the edits in fork `name`'s vendored tree as the next patch of its series.
+
+        `fixes`: vulnerability ids the patch fixes; `origin`: where the change
+        comes from; `forwarded`: ``no``, ``not-needed`` or where it was sent.
+
+        Example::
+
+            fm.write_file("attrs", "src/attr/_make.py", fixed_text)
+            fm.patch("attrs", "Fix slots pickling", fixes=["PYSEC-2024-1"])
+        """
+        if not message:
+            raise BadInput("the patch needs a description", hint=f'fm.patch("{name}", "...")')
+        header = {"fixes": list(fixes), "origin": origin, "forwarded": forwarded}
+        return self._patch(name, {"mode": "record", "message": message, "author": author, **header})
+
+    def drop_patch(self, name: str, number: int) -> PatchResult:
+        """Drop patch `number` (1-based) from fork `name`'s series; the tree follows.
+
+        Example::
+
+            fm.drop_patch("attrs", 2)
+        """
+        return self._patch(name, {"mode": "drop", "number": number})
+
+    def move_patch(self, name: str, number: int, to: int) -> PatchResult:
+        """Move patch `number` of fork `name`'s series to position `to` (patches re-merged).
+
+        Example::
+
+            fm.move_patch("attrs", 3, to=1)
+        """
+        return self._patch(name, {"mode": "move", "number": number, "to": to})
+
+    def edit_patch(
+        self,
+        name: str,
+        number: int,
+        *,
+        message: str | None = None,
+        fixes: Sequence[str] | None = None,
+        origin: str | None = None,
+        forwarded: str | None = None,
+        author: str | None = None,
+    ) -> PatchResult:
+        """Change the header of patch `number` of fork `name` (its change stays).
+
+        Example::
+
+            fm.edit_patch("attrs", 1, message="Better description")
+        """
+        return self._patch(
+            name,
+            {
+                "mode": "edit",
+                "number": number,
+                "message": message,
+                "fixes": list(fixes or []),
+                "origin": origin,
+                "forwarded": forwarded,
+                "author": author,
+            },
+        )
+
+    def import_patches(
+        self,
+        name: str,
+        files: Sequence[str | os.PathLike[str]],
+        *,
+        before_rewrite: bool = False,
+    ) -> PatchResult:
+        """Apply patch `files` to fork `name` and add them to its series, in order.
+
+        `before_rewrite`: the files were written against the namespace tree
+        before its imports were rewritten (the vendoring tool's patches).
+
+        Example::
+
+            fm.import_patches("attrs", ["fix-a.patch", "fix-b.patch"])
+        """
+        if not files:
+            raise BadInput("no patch files given", hint='fm.import_patches("NAME", ["x.patch"])')
+        # absolute: the fork's actor may not share this process's working directory
+        paths = [os.path.abspath(f) for f in files]
+        return self._patch(
+            name, {"mode": "import", "files": paths, "before_rewrite": before_rewrite}
+        )
+
+    def restore(self, name: str) -> tuple[str, ...]:
+        """Discard unrecorded edits in fork `name`'s tree; the paths restored.
+
+        Example::
+
+            fm.restore("attrs")
+        """
+        from ._forks import require_fork
+
+        self.core.require_git()
+        fork = require_fork(self.core, name).name
+        return tuple(str(p) for p in self._runner.one(fork, "restore")["restored"])
+
+    def sync(
+        self,
+        names: str | Sequence[str] | None = None,
+        *,
+        to: str | None = None,
+        dry_run: bool = False,
+        yes: bool = False,
+        confirm: Confirm | None = None,
+        accept_publisher_change: bool = False,
+        accept_risk: bool = False,
+    ) -> SyncRun:
+        """Carry forks' patches to a newer upstream release (three-way merges), or dry-run it.
+
+        `names`: one fork, several, or None for every fork. Forks declared in
+        ``[tool.forkman.forks]`` and not made yet are forked first. Nothing is
+        taken silently: pass ``yes=True``, or `confirm`, called with each fork's
+        dry run (a :class:`SyncReport` with its delta and risks) and returning
+        whether to take that exact release. A patch that does not merge leaves
+        the fork at a conflict: fix the files (:meth:`read_file`,
+        :meth:`write_file`), then :meth:`sync_continue`, or :meth:`sync_abort`.
+
+        Example::
+
+            run = fm.sync("attrs", dry_run=True)
+            run.report("attrs").conflict        # None: it would merge cleanly
+            fm.sync("attrs", confirm=lambda review: not review.risks)
+        """
+        if isinstance(names, str):
+            names = [names]
+        return sync_forks(
+            self._runner,
+            list(names) if names else None,
+            to=to,
+            dry_run=dry_run,
+            yes=yes,
+            confirm=confirm,
+            accept_publisher_change=accept_publisher_change,
+            accept_risk=accept_risk,
+        )
+
+    def sync_continue(self, name: str) -> SyncRun:
+        """Go on with fork `name`'s sync after its conflicts were resolved.
+
+        Raises :class:`~forkman.BadInput` while conflict markers remain. The
+        report's outcome is ``conflict`` again when a later patch conflicts.
+
+        Example::
+
+            fm.write_file("attrs", "src/attr/_make.py", resolved)
+            fm.sync_continue("attrs").report("attrs").outcome
+        """
+        from ._forks import require_fork
+        from ._sync import SyncOutcome
+
+        self.core.require_git()
+        fork = require_fork(self.core, name).name
+        report = SyncReport.from_reply(self._runner.one(fork, "sync", {"mode": "continue"}))
+
+        if report.outcome is SyncOutcome.CONFLICT:
+            return SyncRun((report,), considered=(fork,))
+        return SyncRun((report, *revendor_stale(self._runner)), considered=(fork,))
+
+    def sync_abort(self, name: str) -> SyncReport:
+        """Undo fork `name`'s sync stopped at a conflict: everything as it was before.
+
+        Example::
+
+            fm.sync_abort("attrs").outcome   # SyncOutcome.ABORTED
+        """
+        from ._forks import require_fork
+
+        self.core.require_git()
+        fork = require_fork(self.core, name).name
+        return SyncReport.from_reply(self._runner.one(fork, "sync", {"mode": "abort"}))
+
+    # -- checking forks ------------------------------------------------------------------
+
+    def verify(self, names: str | Sequence[str] | None = None) -> tuple[VerifyResult, ...]:
+        """Rebuild forks (all, or `names`) from their recorded sources and patches, and compare.
+
+        A fork that does not rebuild bit for bit is a result with ``ok=False``
+        (its stage, message and hint say where); a fork whose rebuild could not
+        run raises its error.
+
+        Example::
+
+            [r.name for r in fm.verify() if not r.ok]
+        """
+        from . import _verify
+
+        wanted = self._names(names)
+        replies = self._runner.run(wanted, "verify")
+        results = []
+        for name in wanted:
+            reply = replies[name]
+            error = error_of(reply, name)
+            if error is not None:
+                raise error
+            r = reply.result
+            stage = _verify.VerifyStage(r["stage"]) if r.get("stage") else None
+            results.append(
+                _verify.VerifyResult(
+                    name,
+                    bool(r["ok"]),
+                    stage,
+                    str(r.get("message") or ""),
+                    str(r.get("hint") or ""),
+                )
+            )
+        return tuple(results)
+
+    def test(
+        self, names: str | Sequence[str] | None = None, *, no_sandbox: bool = False
+    ) -> tuple[TestResult, ...]:
+        """Run forks' own test suites (all, or `names`) in the no-network sandbox.
+
+        Forks are tested in parallel from one warm fork server, stopped when the
+        call returns. Each result is recorded in forkman.lock. A suite that
+        could not run has status ``error`` (its ``error`` says why).
+
+        Example::
+
+            [(t.name, t.status) for t in fm.test(["attrs"])]
+        """
+        from ._operations import stop_test_server
+
+        wanted = self._names(names)
+        if not wanted:
+            raise NotFound(
+                "the project has no forks", hint="fork something first: forkman fork NAME"
+            )
+        if no_sandbox:
+            self.observer.warning(
+                "the sandbox is disabled: the tests run with your network, files and secrets"
+            )
+        try:
+            replies = self._runner.run(wanted, "test", {"no_sandbox": no_sandbox})
+        finally:
+            stop_test_server()
+        results = []
+        for name in wanted:
+            reply = replies[name]
+            error = reply.exception()
+            if error is not None:
+                message = reply.error or error.message
+                results.append(
+                    TestResult(name, "error", False, message, error=ErrorInfo.from_error(error))
+                )
+            else:
+                results.append(TestResult.from_reply(name, reply.result))
+        return tuple(results)
+
+    def audit(
+        self,
+        names: str | Sequence[str] | None = None,
+        *,
+        online: bool = False,
+        database: str | os.PathLike[str] | None = None,
+    ) -> AuditRun:
+        """Known vulnerabilities of the forks (all, or `names`); each fork's lock entry records it.
+
+        A fork that could not be audited is in the report as unaudited (never
+        a pass); one whose audit could not run at all is in ``errors`` too.
+
+        Example::
+
+            run = fm.audit()
+            [(f.name, f.status.value) for f in run.report.forks]
+        """
+        from .audit.vulnerabilities import (
+            AuditReport,
+            ForkAudit,
+            ForkStatus,
+            audit_project,
+            database_from_json,
+            fork_audit_from_json,
+            now_rfc3339,
+        )
+
+        wanted = self._names(names)
+        db = Path(database) if database is not None else None
+        if not wanted:
+            return AuditRun(audit_project(self.core, (), online=online, database=db))
+        # each fork's audit is a message to its actor (recorded in the lock there)
+        args = {"online": online, "database": str(db) if db else None, "report": True}
+        replies = self._runner.run(wanted, "audit", args)
+        lock = self.core.load_lock()
+        forks = []
+        errors: list[tuple[str, ErrorInfo]] = []
+        for name in wanted:
+            reply = replies[name]
+            error = reply.exception()
+            if error is None:
+                forks.append(fork_audit_from_json(reply.result["fork"]))
+                continue
+            errors.append((name, ErrorInfo.from_error(error)))
+            entry = lock.forks.get(name)
+            forks.append(
+                ForkAudit(
+                    name=name,
+                    version=entry.version if entry else "?",
+                    status=ForkStatus.UNAUDITED,
+                    unaudited=(f"the audit could not run: {error.message}",),
+                    path=entry.path if entry else "",
+                )
+            )
+        done = [replies[n].result for n in wanted if replies[n].ok]
+        report = AuditReport(
+            when=str(done[0]["when"]) if done else now_rfc3339(),
+            database=database_from_json(done[0]["database"]) if done else None,
+            sources=tuple(done[0]["sources"]) if done else (),
+            forks=tuple(forks),
+        )
+        return AuditRun(report, tuple(errors))
