@@ -382,8 +382,14 @@ class SearchResult:
     """Matches left out to stay within the budget."""
 
 
-def search(query: str, *, budget: int = 6000, ops: tuple[Operation, ...] | None = None) -> SearchResult:
-    """Operations ranked for `query`, rendered within `budget` characters."""
+def search(
+    query: str,
+    *,
+    budget: int = 6000,
+    limit: int = 8,
+    ops: tuple[Operation, ...] | None = None,
+) -> SearchResult:
+    """Operations ranked for `query`, at most `limit`, rendered within `budget` characters."""
     ops = operations() if ops is None else ops
     words = [w for w in _WORD.findall(query.lower()) if w not in _STOP]
     if words:
@@ -394,7 +400,7 @@ def search(query: str, *, budget: int = 6000, ops: tuple[Operation, ...] | None 
     blocks: list[str] = []
     shown: list[str] = []
     used = 0
-    for _, op in scored:
+    for _, op in scored[:limit]:
         block = op.card()
         if used + len(block) + 2 > budget and blocks:
             break
@@ -415,8 +421,8 @@ def search(query: str, *, budget: int = 6000, ops: tuple[Operation, ...] | None 
         if cut:
             rest = ", ".join(op.name for _, op in scored[len(shown) :])
             text += (
-                f"\n\n[{cut} more matches cut to stay within {budget} characters: {rest}. "
-                "Narrow the query, or search for one of these names.]"
+                f"\n\n[{cut} more matches cut (at most {limit} shown, within {budget} "
+                f"characters): {rest}. Narrow the query, or search for one of these names.]"
             )
     return SearchResult(text=text, shown=tuple(shown), cut=cut)
 

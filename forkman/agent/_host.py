@@ -227,12 +227,32 @@ class Gate:
         return _catalog.writes(op, dict(list(bound.arguments.items())[1:]))
 
 
-def call_operation(project: Any, method: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
-    """Perform `method` on `project` and return its result as JSON data."""
+def to_data(value: Any, depth: int = 0) -> Any:
+    """A result as JSON data: a dataclass's fields and its public properties (``run.ok``)."""
+    import dataclasses
+    from collections.abc import Mapping
+
     import forkman
 
-    value = getattr(project, method)(*args, **kwargs)
+    if depth > 50:
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        data = {f.name: to_data(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)}
+        for name, attr in inspect.getmembers(type(value)):
+            if isinstance(attr, property) and not name.startswith("_") and name not in data:
+                with contextlib.suppress(Exception):
+                    data[name] = to_data(getattr(value, name), depth + 1)
+        return data
+    if isinstance(value, Mapping):
+        return {str(k): to_data(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_data(v, depth + 1) for v in value]
     return forkman.to_json(value)
+
+
+def call_operation(project: Any, method: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    """Perform `method` on `project` and return its result as JSON data."""
+    return to_data(getattr(project, method)(*args, **kwargs))
 
 
 class Executor:
