@@ -93,6 +93,7 @@ def make_project(base: Path) -> tuple[Path, Any]:
     subprocess.run(["git", "commit", "-q", "-m", "init"], cwd=root, check=True)
     os.chdir(root)
     make_series(root, index)
+
     def publish(name: str, version: str) -> None:
         body = lines(30, l25="line25 = 'upstream'") if version == "1.1" else lines(30)
         index.add_sdist(
@@ -238,21 +239,26 @@ def main() -> None:
             calls, per_op_chars = per_operation_task(root)
         finally:
             index.stop()
-    ours, theirs = tokens(measured["tools_json"]), tokens(per_op_json)
     task = json.loads(measured["task_text"])
-    print("1. tool definitions (tools/list JSON, tokens = characters / 4)")
-    print(f"   search + execute:         {ours:>7} tokens (2 tools)")
-    print(f"   one tool per operation:   {theirs:>7} tokens ({len(per_operation_tools())} tools)")
-    print(f"   ratio:                    {ours / theirs:.3f}  (target <= 0.100)")
-    print("2. worked maintenance task (newer releases, dry-run syncs, risk reviews)")
-    print(f"   answer: {json.dumps(task.get('result', task))}")
-    print(f"   execute:                  {1:>7} call,  {tokens(measured['task_text']):>6} tokens returned")
-    print(f"   one tool per operation:   {calls:>7} calls, {tokens('x' * per_op_chars):>6} tokens returned")
-    print(f"   ratio (tokens):           {tokens(measured['task_text']) / max(1, per_op_chars // 4):.3f}")
-    print("3. latency: `return [f.name for f in fm.forks()]`, warm, vs a new process")
-    print(f"   execute (stdio, warm):    {measured['execute_ms']:>7.1f} ms (median of {args.runs})")
-    print(f"   forkman status --format json: {measured['status_ms']:>5.1f} ms (median of {args.runs})")
-    print(f"   ratio:                    {measured['execute_ms'] / measured['status_ms']:.3f}  (target <= 0.500)")
+    ours, theirs = tokens(measured["tools_json"]), tokens(per_op_json)
+    task_tokens, per_op_tokens = tokens(measured["task_text"]), per_op_chars // 4
+    exec_ms, status_ms = measured["execute_ms"], measured["status_ms"]
+    rows = [
+        "1. tool definitions (tools/list JSON, tokens = characters / 4)",
+        f"   search + execute:           {ours:>6} tokens (2 tools)",
+        f"   one tool per operation:     {theirs:>6} tokens ({len(per_operation_tools())} tools)",
+        f"   ratio:                      {ours / theirs:.3f}  (target <= 0.100)",
+        "2. worked maintenance task (newer releases, dry-run syncs, risk reviews)",
+        f"   answer: {json.dumps(task.get('result', task))}",
+        f"   execute:                    {1:>6} call,  {task_tokens:>5} tokens returned",
+        f"   one tool per operation:     {calls:>6} calls, {per_op_tokens:>5} tokens returned",
+        f"   ratio (tokens returned):    {task_tokens / max(1, per_op_tokens):.3f}",
+        "3. latency: `return [f.name for f in fm.forks()]`, warm, vs a new process",
+        f"   execute (stdio, warm):      {exec_ms:>6.1f} ms (median of {args.runs})",
+        f"   forkman status --format json: {status_ms:>4.1f} ms (median of {args.runs})",
+        f"   ratio:                      {exec_ms / status_ms:.3f}  (target <= 0.500)",
+    ]
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":

@@ -101,7 +101,7 @@ def _project_class() -> type:
     try:
         import forkman
 
-        cls = forkman.Project  # type: ignore[attr-defined]
+        cls = forkman.Project
     except (ImportError, AttributeError):
         raise ForkmanError(
             "this forkman has no public API (forkman.Project) to offer",
@@ -428,6 +428,40 @@ def search(
 
 
 _STOP = frozenset(
-    "a an the my our to of in on for and or with from into by is are be it this that "
-    "what which how do does can i me all each every any".split()
+    [
+        "a",
+        "an",
+        "the",
+        "my",
+        "our",
+        "to",
+        "of",
+        "in",
+        "on",
+        "for",
+        "and",
+        "or",
+        "with",
+        "from",
+        "into",
+        "by",
+        "is",
+        "are",
+        "be",
+        "it",
+        "this",
+        "that",
+        "what",
+        "which",
+        "how",
+        "do",
+        "does",
+        "can",
+        "i",
+        "me",
+        "all",
+        "each",
+        "every",
+        "any",
+    ]
 )

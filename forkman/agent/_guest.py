@@ -165,23 +165,10 @@ def compile_body(code: str) -> Any:
         last = body[-1]
         body[-1] = ast.Return(value=last.value)
         ast.copy_location(body[-1], last)
-    func = ast.FunctionDef(
-        name="main",
-        args=ast.arguments(
-            posonlyargs=[],
-            args=[ast.arg(arg="fm")],
-            vararg=None,
-            kwonlyargs=[],
-            kw_defaults=[],
-            kwarg=None,
-            defaults=[],
-        ),
-        body=body or [ast.Pass()],
-        decorator_list=[],
-        returns=None,
-        type_params=[],
-    )
-    module = ast.Module(body=[func], type_ignores=[])
+    module = ast.parse("def main(fm):\n    pass\n")  # the same node on every Python version
+    func = module.body[0]
+    assert isinstance(func, ast.FunctionDef)
+    func.body = body or [ast.Pass()]
     ast.fix_missing_locations(module)
     return compile(module, "<execute>", "exec")
 
@@ -214,8 +201,12 @@ def jsonable(value: Any, depth: int = 0) -> Any:
 
 def _error(exc: BaseException, code: str) -> dict[str, Any]:
     lines = code.splitlines()
+
+    def source(lineno: int | None) -> str:
+        return lines[lineno - 1].strip() if lineno and lineno <= len(lines) else ""
+
     frames = [
-        f"line {f.lineno}: {lines[f.lineno - 1].strip() if f.lineno and f.lineno <= len(lines) else ''}"
+        f"line {f.lineno}: {source(f.lineno)}".rstrip()
         for f in traceback.extract_tb(exc.__traceback__)
         if f.filename == "<execute>"
     ]
@@ -251,4 +242,3 @@ def main() -> None:
         send_frame(sock, final)
     except ValueError as exc:  # pragma: no cover - jsonable already refused it
         send_frame(sock, {"error": {"type": "TypeError", "message": str(exc), "hint": None}})
-

@@ -237,7 +237,9 @@ def to_data(value: Any, depth: int = 0) -> Any:
     if depth > 50:
         return str(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        data = {f.name: to_data(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)}
+        data = {
+            f.name: to_data(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)
+        }
         for name, attr in inspect.getmembers(type(value)):
             if isinstance(attr, property) and not name.startswith("_") and name not in data:
                 with contextlib.suppress(Exception):
@@ -436,7 +438,11 @@ class Executor:
         args = frame.get("args", [])
         kwargs = frame.get("kwargs", {})
         arguments = {"args": args, "kwargs": kwargs}
-        if not isinstance(method, str) or not isinstance(args, list) or not isinstance(kwargs, dict):
+        if (
+            not isinstance(method, str)
+            or not isinstance(args, list)
+            or not isinstance(kwargs, dict)
+        ):
             return {"error": {"type": "BadInput", "message": "malformed call", "hint": None}}
         record: dict[str, Any] = {"seq": seq, "method": method, "arguments": arguments}
         execution.calls.append(record)
@@ -456,7 +462,8 @@ class Executor:
                 "status": "pending",
                 "call": _call_text(method, args, kwargs),
                 "note": "not performed: this server is read-only. A person applies it with "
-                f"`forkman agent approve {plan}` (or rejects it with `forkman agent reject {plan}`)",
+                f"`forkman agent approve {plan}` "
+                f"(or rejects it with `forkman agent reject {plan}`)",
             }
             record["outcome"] = "planned"
             self.store.add_call(execution.id, seq, method, arguments, "planned", value, plan)

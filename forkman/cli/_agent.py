@@ -189,8 +189,14 @@ def reject_cmd(ctx: click.Context, plan_id: int) -> int:
 
 
 @agent_group.command("log")
-@click.option("-n", "limit", type=click.IntRange(1, 1000), default=10, show_default=True,
-              help="Executions shown, newest first.")
+@click.option(
+    "-n",
+    "limit",
+    type=click.IntRange(1, 1000),
+    default=10,
+    show_default=True,
+    help="Executions shown, newest first.",
+)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.pass_context
 def log_cmd(ctx: click.Context, limit: int, fmt: str) -> int:
@@ -231,12 +237,12 @@ def log_cmd(ctx: click.Context, limit: int, fmt: str) -> int:
         for c in e.calls:
             args = [repr(a) for a in c.arguments.get("args", [])]
             args += [f"{k}={v!r}" for k, v in c.arguments.get("kwargs", {}).items()]
-            line = f"  {c.seq}. fm.{c.method}({', '.join(args)}): {c.outcome}"
+            line = f"{c.seq}. fm.{c.method}({', '.join(args)}): {c.outcome}"
             if c.plan is not None:
                 line += f" -> plan {c.plan} ({status.get(c.plan, '?')})"
             elif c.outcome in ("error", "refused"):
                 line += f": {_error_text(c.result)}"
-            click.echo(_clean(line, 300))
+            click.echo("  " + _clean(line, 300))
         if e.result is not None:
             click.echo("  returned " + _clean(json.dumps(e.result, default=str), 300))
     return 0

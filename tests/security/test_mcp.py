@@ -59,9 +59,7 @@ class Listener:
         self.sock.close()
 
 
-def test_code_cannot_reach_the_network_home_or_the_project(
-    series: Path, tmp_path: Path
-) -> None:
+def test_code_cannot_reach_the_network_home_or_the_project(series: Path, tmp_path: Path) -> None:
     home = Path.home()
     (home / ".ssh").mkdir(parents=True, exist_ok=True)
     (home / ".ssh" / "id_ed25519").write_text("SECRET-KEY\n")
@@ -82,9 +80,7 @@ def test_code_cannot_reach_the_network_home_or_the_project(
             )
             assert answer.is_error, answer.text
             # secrets in home and in the environment
-            answer = await a.execute(
-                f"return open({str(home / '.ssh' / 'id_ed25519')!r}).read()"
-            )
+            answer = await a.execute(f"return open({str(home / '.ssh' / 'id_ed25519')!r}).read()")
             assert answer.is_error and "SECRET-KEY" not in answer.text
             answer = await a.execute("import os\nreturn dict(os.environ)")
             assert "ghp_SECRET" not in answer.text
@@ -100,7 +96,9 @@ def test_code_cannot_reach_the_network_home_or_the_project(
             answer = await a.execute(f"return open({str(series / 'pyproject.toml')!r}).read()")
             assert "consumer" in answer.data["result"]
             # the fork server's channel is the only door: no other descriptor is open
-            answer = await a.execute("import os\nreturn sorted(int(f) for f in os.listdir('/proc/self/fd'))")
+            answer = await a.execute(
+                "import os\nreturn sorted(int(f) for f in os.listdir('/proc/self/fd'))"
+            )
             assert [fd for fd in answer.data["result"] if fd > 2] in ([], [3])  # 3: listdir's own
             # the server still serves
             answer = await a.execute("return 'still here'")
@@ -159,9 +157,7 @@ def test_code_that_spins_or_floods_is_stopped_and_the_server_goes_on(series: Pat
             )
             assert answer.is_error
             # a call that never reads its answers, and thousands of calls
-            answer = await a.execute(
-                "n = 0\nwhile True:\n    fm.forks()\n    n += 1"
-            )
+            answer = await a.execute("n = 0\nwhile True:\n    fm.forks()\n    n += 1")
             assert answer.is_error, answer.text
             assert "more than 500 API calls" in answer.text or "TimeoutError" in answer.text
             answer = await a.execute("return [f.name for f in fm.forks()]")
