@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from ._errors import BadInput, NotFound
+from ._errors import BadInput, NotFound, SecurityError
 from ._observer import NullObserver, Observer
 from ._project import Project as _CoreProject
 from ._project import find_project
@@ -52,7 +52,9 @@ if TYPE_CHECKING:
     from ._verify import VerifyResult
     from .audit.provenance import ProvenanceCheck
     from .audit.review import ReviewReport
+    from .vendoring.doctor import DoctorReport
     from .vendoring.licenses import ForkLicense
+    from .vendoring.migrate import Migration
 
 
 @dataclass(frozen=True)
@@ -248,6 +250,11 @@ class Project:
                 hint=f"its names in {entry.path}: {', '.join(members) or 'none'}",
             )
         root = self.core.root / entry.path
+        if not root.resolve().is_relative_to(self.core.root.resolve()):
+            raise SecurityError(
+                f"fork {entry.name}'s folder {entry.path} leads out of the project",
+                hint=f"replace the symbolic link on the way to {entry.path} by the fork's tree",
+            )
         target = root.joinpath(*rel.parts)
         # no symbolic link on the way: a link could lead outside the fork
         current = root
@@ -784,3 +791,56 @@ class Project:
             forks=tuple(forks),
         )
         return AuditRun(report, tuple(errors))
+
+    # -- wiring and migration -----------------------------------------------------------
+
+    def wire(self) -> tuple[str, ...]:
+        """Wire every project-layout fork and pack its installable archive; one line each.
+
+        Writes forkman-requirements.txt, ``[tool.uv.sources]`` and the uv
+        constraints, and packs each fork's tree into ``.forkman/dist/``.
+
+        Example::
+
+            fm.wire()
+        """
+        from ._forks import wiring_enabled
+        from ._txn import lock_file_mutex
+        from .vendoring.wiring import wire_all
+
+        if not wiring_enabled(self.core):
+            raise BadInput(
+                "[tool.forkman] wire = false: forkman does not wire this project's forks",
+                hint="remove `wire = false` from [tool.forkman] to let forkman wire them",
+            )
+        self.core.ensure_state_dir()
+        with lock_file_mutex(self.core):
+            return tuple(wire_all(self.core))
+
+    def doctor(self, *, python: str | None = None) -> DoctorReport:
+        """Check that every installer resolves each forked name to its fork (read-only).
+
+        `python`: also check the environment of this interpreter.
+
+        Example::
+
+            report = fm.doctor(python=".venv/bin/python")
+            [(p.fork, p.message) for p in report.problems]
+        """
+        from .vendoring.doctor import doctor
+
+        return doctor(self.core, python=python)
+
+    def migrate_vendoring(self, *, dry_run: bool = False) -> Migration:
+        """Turn ``[tool.vendoring]`` into forkman configuration and patch series.
+
+        Then :meth:`sync` with no names forks each pinned release it declared.
+
+        Example::
+
+            fm.migrate_vendoring()
+            fm.sync(yes=True)
+        """
+        from .vendoring.migrate import migrate_vendoring
+
+        return migrate_vendoring(self.core, dry_run=dry_run)

@@ -54,6 +54,11 @@ def test_init_fork_and_read_only_methods(project: Path, local_index: LocalIndex)
     assert [lic.fork for lic in fm.licenses()] == ["demo"]
     [verified] = fm.verify()
     assert verified.ok and verified.name == "demo"
+    assert any("demo" in line for line in fm.wire())
+    assert isinstance(fm.doctor().ok, bool)
+    with pytest.raises(forkman.ForkmanError) as no_tool:
+        fm.migrate_vendoring(dry_run=True)  # no [tool.vendoring] to take over
+    assert no_tool.value.hint
     # every result is JSON-safe
     json.dumps([forkman.to_json(fm.status()), fm.check().to_json(), made.to_json()])
 
@@ -89,6 +94,17 @@ def test_paths_are_confined_to_the_fork(fm: Project, cwd: Path) -> None:
         fm.read_file("demo", "link.py")
     with pytest.raises(forkman.NotFound):
         fm.read_file("demo", "absent.py")
+    # the fork's folder itself swapped for a link out of the project
+    outside = cwd.parent / "outside"
+    outside.mkdir()
+    (outside / "a.py").write_text("theirs\n")
+    (cwd / "vendor/demo").rename(cwd / "moved")
+    (cwd / "vendor/demo").symlink_to(outside)
+    with pytest.raises(forkman.SecurityError):
+        fm.read_file("demo", "a.py")
+    with pytest.raises(forkman.SecurityError):
+        fm.write_file("demo", "a.py", "mine\n")
+    assert (outside / "a.py").read_text() == "theirs\n"
     assert (cwd / "secret.txt").read_text() == "no"
 
 

@@ -57,6 +57,7 @@ def test_nav_lists_every_page_and_links_the_other_subsystems() -> None:
         "index.md",
         "tutorial.md",
         "reference/cli.md",
+        "api.md",
         "configuration.md",
         "lock-format.md",
         "sandbox.md",

@@ -38,7 +38,10 @@ READ_ONLY = frozenset(
         "verify",
     }
 )
-"""Operations that never change the project (``sync`` too, with ``dry_run=True``)."""
+"""Operations that never change the project (and any, called with ``dry_run=True``).
+
+``doctor`` is left out on purpose: its `python` argument names an interpreter the
+host would run, outside the sandbox."""
 
 WRITE_FLAGS = frozenset(
     {"output", "write", "fix", "update", "save", "record", "accept_publisher_change"}
@@ -86,7 +89,7 @@ class Operation:
     def card(self) -> str:
         """A few lines: signature, summary, returns, example."""
         gate = "reads" if self.read_only else "writes (gated)"
-        if self.name == "sync":
+        if not self.read_only and any(p.name == "dry_run" for p in self.parameters):
             gate = "writes (gated); reads with dry_run=True"
         lines = [f"fm.{self.name}{self.signature}  [{gate}]", f"  {self.summary}"]
         if self.returns:
@@ -292,8 +295,8 @@ def operation(name: str) -> Operation:
 
 def writes(op: Operation, arguments: dict[str, Any]) -> bool:
     """Whether calling `op` with `arguments` (bound by name) may change the project."""
-    if op.name == "sync":
-        return arguments.get("dry_run") is not True
+    if any(p.name == "dry_run" for p in op.parameters) and arguments.get("dry_run") is True:
+        return False  # a dry run (sync, migrate_vendoring) writes nothing
     if not op.read_only:
         return True
     return any(arguments.get(flag) not in (None, False, "", [], {}) for flag in WRITE_FLAGS)

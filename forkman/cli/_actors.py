@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 import click
 
 from .._errors import BadInput
+from .._observer import Observer
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,6 +31,27 @@ def actor_options(command: F) -> F:
         help="Forks worked on at once (default: the number of cores).",
     )(command)
     return command
+
+
+class CliObserver:
+    """Progress of API calls for the CLI: a progress view per batch of forks, warnings on stderr.
+
+    Steps outside fork batches are not shown (the commands print their results).
+    """
+
+    def step(self, subject: str, text: str) -> None:
+        pass
+
+    def progress(self, subject: str, done: int, total: int | None) -> None:
+        pass
+
+    def warning(self, text: str) -> None:
+        click.echo(f"warning: {text}", err=True)
+
+    def batch(self) -> AbstractContextManager[Observer]:
+        from ..actors.progress import progress_for
+
+        return progress_for()
 
 
 def on_forks(

@@ -60,6 +60,17 @@ class Context:
 
         return find_project(self.project_dir)
 
+    def api(self, *, jobs: int | None = None, wait: float = 0.0) -> Any:
+        """The public API on the consumer project (:class:`forkman.api.Project`).
+
+        Progress of fork operations shows on stderr (a live table on a
+        terminal), warnings as ``warning:`` lines.
+        """
+        from ..api import Project
+        from ._actors import CliObserver
+
+        return Project(self.project(), CliObserver(), self.engine, jobs, wait)
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="forkman")

@@ -130,55 +130,10 @@ def audit_cmd(
       forkman audit
       forkman audit jinja2 --format sarif > audit.sarif
     """
-    from .._forks import require_fork
-    from ..audit.vulnerabilities import (
-        AuditFormat,
-        AuditReport,
-        ForkAudit,
-        ForkStatus,
-        audit_project,
-        database_from_json,
-        fork_audit_from_json,
-        now_rfc3339,
-        render,
-    )
-    from ._actors import failure, on_forks
+    from ..audit.vulnerabilities import AuditFormat, ForkStatus, render
 
-    errors: list[tuple[str, str, str | None]] = []
-    project = ctx.obj.project()
-    wanted = [require_fork(project, n).name for n in names] or sorted(project.load_lock().forks)
-    if wanted:
-        # each fork's audit is a message to its actor (recorded in the lock there)
-        args = {"online": online, "database": str(db_path) if db_path else None, "report": True}
-        replies = on_forks(ctx.obj, project, wanted, "audit", args)
-        # A fork whose audit could not run (busy, an unreadable database, ...) is
-        # reported as unaudited beside the others, and makes the command exit 2.
-        lock = project.load_lock()
-        forks = []
-        for name in wanted:
-            reply = replies[name]
-            if reply.ok:
-                forks.append(fork_audit_from_json(reply.result["fork"]))
-                continue
-            errors.append((name, failure(reply, "audit"), reply.result.get("error_hint")))
-            forks.append(
-                ForkAudit(
-                    name=name,
-                    version=lock.forks[name].version if name in lock.forks else "?",
-                    status=ForkStatus.UNAUDITED,
-                    unaudited=(f"the audit could not run: {failure(reply, 'audit')}",),
-                    path=lock.forks[name].path if name in lock.forks else "",
-                )
-            )
-        done = [replies[n].result for n in wanted if replies[n].ok]
-        report = AuditReport(
-            when=str(done[0]["when"]) if done else now_rfc3339(),
-            database=database_from_json(done[0]["database"]) if done else None,
-            sources=tuple(done[0]["sources"]) if done else (),
-            forks=tuple(forks),
-        )
-    else:
-        report = audit_project(project, (), online=online, database=db_path)
+    run = ctx.obj.api().audit(names, online=online, database=db_path)
+    report = run.report
     if not report.forks:
         click.echo("no forks to audit (forkman.lock lists none)", err=True)
     click.echo(render(report, AuditFormat(fmt)))
@@ -186,11 +141,11 @@ def audit_cmd(
         if fork.status is ForkStatus.UNAUDITED or fork.unaudited:
             note = " (allowed)" if allow_unaudited else ""
             click.echo(f"warning: {fork.name} {fork.version} was NOT audited{note}", err=True)
-    for name, message, hint in errors:
-        click.echo(f"error: {name}: {message}" + (f"\nhint: {hint}" if hint else ""), err=True)
-    if errors:
-        return 2  # the audit of a fork could not run at all: never a pass, whatever is allowed
-    return report.exit_code(allow_unaudited=allow_unaudited)
+    for name, error in run.errors:
+        hint = f"\nhint: {error.hint}" if error.hint else ""
+        click.echo(f"error: {name}: {error.message}{hint}", err=True)
+    # 2: the audit of a fork could not run at all: never a pass, whatever is allowed
+    return int(run.exit_code(allow_unaudited=allow_unaudited))
 
 
 @click.command("provenance")
@@ -218,11 +173,9 @@ def provenance_cmd(
       forkman provenance attrs
       forkman provenance rfc8785 --attestation rfc8785-0.1.2-py3-none-any.whl.sigstore
     """
-    from ..audit.provenance import verify_fork
-
     try:
-        check = verify_fork(
-            ctx.obj.project(), name, attestation=attestation, accept=accept_publisher_change
+        check = ctx.obj.api().provenance(
+            name, attestation=attestation, accept_publisher_change=accept_publisher_change
         )
     except SecurityError as exc:
         click.echo(exc.diagnostics(), err=True)
@@ -260,9 +213,7 @@ def review_cmd(ctx: click.Context, name: str, upstream: str | None, fmt: str, re
       forkman review attrs
       forkman review attrs --upstream 23.1.0..23.2.0 --format json
     """
-    from ..audit.review import review_fork
-
-    report = review_fork(ctx.obj.project(), name, upstream=upstream, record=record)
+    report = ctx.obj.api().review(name, upstream=upstream, record=record)
     if fmt == "json":
         click.echo(
             json.dumps(

@@ -33,29 +33,16 @@ def init_cmd(
       forkman init --index-url https://pypi.org/simple/
       forkman init --ci github
     """
-    from .._config import edit_pyproject, init_table
-    from .._lock import Lock, write_lock
-
-    project = obj.project()
-    project.require_git()
-    added = False
-
-    def change(doc: Any) -> None:
-        nonlocal added
-        added = init_table(doc, index_url=index_url)
-
-    edit_pyproject(project.pyproject, change)
-    if not project.lock_path.exists():
-        write_lock(project.lock_path, Lock())
-    project.ensure_state_dir()
+    fm = obj.api()
+    done = fm.init(index_url=index_url)
     click.echo(
-        "added [tool.forkman] to pyproject.toml" if added else "[tool.forkman] already present"
+        "added [tool.forkman] to pyproject.toml" if done.added else "[tool.forkman] already present"
     )
-    click.echo(f"lock: {project.lock_path.name}")
+    click.echo(f"lock: {done.lock}")
     if ci_provider is not None or cards:
         from ._ci_cmd import render_integrations
 
-        return render_integrations(project, ci_provider, cards=cards, force=force)
+        return render_integrations(fm.core, ci_provider, cards=cards, force=force)
     return 0
 
 
@@ -93,34 +80,20 @@ def fork_cmd(
       forkman fork 'packaging>=24,<25'
       forkman fork git+https://github.com/org/repo@v1.2.0 --name foo
     """
-    from .._forks import fork_name_for, layout_and_reason, require_initialized
-    from ._actors import on_fork
+    from ._patch import render_results
 
-    project = obj.project()
-    project.require_git()
-    require_initialized(project)
-    fork_name = fork_name_for(spec, name)
-    chosen, why = layout_and_reason(project, fork_name, layout)
-    result = on_fork(
-        obj,
-        project,
-        fork_name,
-        "fork",
-        {
-            "spec": spec,
-            "index_url": index_url,
-            "prefer": "wheel" if prefer_wheel else None,
-            "prereleases": prereleases,
-            "layout": layout,
-        },
-        wait=wait,
+    made = obj.api(jobs=jobs, wait=wait).fork(
+        spec,
+        name=name,
+        index_url=index_url,
+        wheel=prefer_wheel,
+        prereleases=prereleases,
+        layout=layout,
     )
-    click.echo(f"forked {fork_name} {result['version']} into {result['path']}")
-    click.echo(f"layout: {chosen} ({why})")
-    from ._patch import render_results, revendor_stale
-
-    # the other namespace forks' imports of this one are rewritten now
-    return render_results(revendor_stale(obj, project, jobs=jobs))
+    click.echo(f"forked {made.name} {made.version} into {made.path}")
+    click.echo(f"layout: {made.layout} ({made.layout_reason})")
+    # the other namespace forks' imports of this one were rewritten
+    return render_results(made.revendored)
 
 
 @click.command("unfork")
@@ -139,30 +112,19 @@ def unfork_cmd(obj: Any, names: tuple[str, ...], jobs: int | None, wait: float) 
       forkman unfork attrs
       forkman unfork attrs idna six
     """
-    from .._forks import require_fork
-    from ._actors import failure, on_forks
+    from ._patch import render_results
 
-    project = obj.project()
-    project.require_git()
-    entries = [require_fork(project, name) for name in names]
-    wanted = list(dict.fromkeys(entry.name for entry in entries))
-    # one after the other: each removal edits the lock and pyproject.toml the next one reads
-    failed = []
-    for name in wanted:
-        reply = on_forks(obj, project, [name], "unfork", wait=wait)[name]
-        if reply.ok:
-            click.echo(f"removed {name} ({reply.result['path']})")
+    done = obj.api(jobs=jobs, wait=wait).unfork(*names)
+    for result in done.results:
+        if result.error is None:
+            click.echo(f"removed {result.name} ({result.path})")
         else:
-            failed.append(name)
-            hint = reply.result.get("error_hint")
-            click.echo(f"error: {name}: {failure(reply, 'unfork')}", err=True)
-            if hint:
-                click.echo(f"hint: {hint}", err=True)
-    from ._patch import render_results, revendor_stale
-
+            click.echo(f"error: {result.name}: {result.error.message}", err=True)
+            if result.error.hint:
+                click.echo(f"hint: {result.error.hint}", err=True)
     # the other namespace forks import the removed ones from the top level again
-    code = render_results(revendor_stale(obj, project, jobs=jobs))
-    return 2 if failed else code
+    code = render_results(done.revendored)
+    return 2 if any(r.error is not None for r in done.results) else code
 
 
 @click.command("status")
@@ -180,14 +142,9 @@ def status_cmd(obj: Any, fmt: str) -> int:
     Example:
       forkman status --format json
     """
-    from .._status import DECLARED, DECLARED_HINT, status
-    from .._txn import recover
-    from ..actors import actor_states
+    from .._status import DECLARED, DECLARED_HINT
 
-    project = obj.project()
-    for line in recover(project):
-        click.echo(f"recovered: {line}", err=True)
-    rows = status(project, actor_states=actor_states(project))
+    rows = obj.api().status()
     if fmt == "json":
         click.echo(json.dumps([r.as_dict() for r in rows], indent=2))
     elif not rows:
@@ -219,28 +176,26 @@ def verify_cmd(obj: Any, names: tuple[str, ...], fmt: str, jobs: int | None, wai
     Example:
       forkman verify attrs
     """
-    from .._errors import ForkmanError
-    from .._forks import require_fork
-    from ._actors import on_forks
-
-    project = obj.project()
-    wanted = [require_fork(project, n).name for n in names] or sorted(project.load_lock().forks)
-    replies = on_forks(obj, project, wanted, "verify", jobs=jobs, wait=wait)
-    results = []
-    for name in wanted:
-        reply = replies[name]
-        if not reply.ok:
-            raise ForkmanError(f"{name}: {reply.error}")
-        results.append({"name": name, **reply.result})
+    results = obj.api(jobs=jobs, wait=wait).verify(names)
     if fmt == "json":
-        click.echo(json.dumps(results, indent=2))
+        rows = [
+            {
+                "name": r.name,
+                "ok": r.ok,
+                "stage": r.stage.value if r.stage else None,
+                "message": r.message,
+                "hint": r.hint,
+            }
+            for r in results
+        ]
+        click.echo(json.dumps(rows, indent=2))
     else:
         for r in results:
             click.echo(
-                f"{r['name']}: ok"
-                if r["ok"]
-                else f"{r['name']}: FAILED ({r['stage'] or '?'}): {r['message']}"
+                f"{r.name}: ok"
+                if r.ok
+                else f"{r.name}: FAILED ({r.stage.value if r.stage else '?'}): {r.message}"
             )
-            if not r["ok"] and r.get("hint"):
-                click.echo(f"  hint: {r['hint']}")
-    return 0 if all(r["ok"] for r in results) else 1
+            if not r.ok and r.hint:
+                click.echo(f"  hint: {r.hint}")
+    return 0 if all(r.ok for r in results) else 1

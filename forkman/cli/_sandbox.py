@@ -166,45 +166,44 @@ def test_cmd(
     import json
 
     from .._forks import require_fork
-    from .._operations import stop_test_server
     from .._testrun import clean_line, clean_output
-    from ._actors import on_forks
 
     if names and all_forks:
         raise BadInput("name forks or pass --all, not both")
     if not names and not all_forks:
         raise BadInput("name at least one fork, or pass --all")
-    project = ctx.obj.project()
-    wanted = [require_fork(project, n).name for n in names] or sorted(project.load_lock().forks)
-    if not wanted:
-        raise NotFound("the project has no forks", hint="fork something first: forkman fork NAME")
+    fm = ctx.obj.api(jobs=jobs, wait=wait)
     if explain:
-        return _explain(project, wanted, fmt)
-    if no_sandbox:
-        click.echo(
-            "warning: the sandbox is disabled: the tests run with your network, files and secrets",
-            err=True,
-        )
-    try:
-        replies = on_forks(
-            ctx.obj, project, wanted, "test", {"no_sandbox": no_sandbox}, jobs=jobs, wait=wait
-        )
-    finally:
-        stop_test_server()
+        wanted = [require_fork(fm.core, n).name for n in names] or sorted(fm.core.load_lock().forks)
+        if not wanted:
+            raise NotFound(
+                "the project has no forks", hint="fork something first: forkman fork NAME"
+            )
+        return _explain(fm.core, wanted, fmt)
     worst = 0
-    rows = []
-    for name in wanted:
-        reply = replies[name]
-        if not reply.ok:
-            rows.append({"name": name, "status": "error", "message": reply.error, "tier": "-"})
+    rows: list[dict[str, Any]] = []
+    for result in fm.test(names, no_sandbox=no_sandbox):
+        if result.error is not None:
+            row = {"name": result.name, "status": "error", "message": result.message, "tier": "-"}
+        else:
+            row = {
+                "name": result.name,
+                "status": result.status,
+                "ok": result.ok,
+                "message": result.message,
+                "tier": result.tier,
+                **result.counts,
+                "failures": [dict(f) for f in result.failures],
+                "failures_not_listed": result.failures_not_listed,
+                "output_log": result.output_log,
+                **result.details,
+            }
+        rows.append(row)
+        if result.could_not_run:  # could not run: not a finding
             worst = 2
-            continue
-        rows.append({"name": name, **reply.result})
-        if reply.result.get("status") in ("error", "timeout"):  # could not run: not a finding
-            worst = 2
-        elif reply.result.get("status") == "no-tests":
+        elif result.status == "no-tests":
             pass  # nothing to run is not a failure of the fork: its message says where we looked
-        elif not reply.result.get("ok"):
+        elif not result.ok:
             worst = max(worst, 1)
     if show_output:
         for row in rows:

@@ -25,10 +25,7 @@ def licenses_cmd(obj: Context, as_json: bool) -> int:
       forkman licenses
       forkman licenses --json
     """
-    from ..vendoring.licenses import fork_licenses
-
-    project = obj.project()
-    found = fork_licenses(project)
+    found = obj.api().licenses()
     if as_json:
         rows = [{**asdict(f), "origin": f.origin.value} for f in found]
         click.echo(json.dumps(rows, indent=2))
@@ -62,9 +59,9 @@ def sbom_cmd(obj: Context, output: Path | None) -> int:
     Example:
       forkman sbom -o forks.cdx.json
     """
-    from ..vendoring.sbom import build_sbom, dump_sbom
+    from ..vendoring.sbom import dump_sbom
 
-    text = dump_sbom(build_sbom(obj.project()))
+    text = dump_sbom(obj.api().sbom())
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -97,9 +94,7 @@ def migrate_vendoring_cmd(obj: Context, dry_run: bool) -> int:
       forkman migrate vendoring
       forkman sync --all
     """
-    from ..vendoring.migrate import migrate_vendoring
-
-    result = migrate_vendoring(obj.project(), dry_run=dry_run)
+    result = obj.api().migrate_vendoring(dry_run=dry_run)
     verb = "would write" if dry_run else "wrote"
     click.echo(f"namespace {result.namespace} in {result.destination}")
     click.echo(f"{verb} {len(result.pins)} forks:")
@@ -134,21 +129,7 @@ def wire_cmd(obj: Context) -> int:
     Example:
       forkman wire && pip install -r forkman-requirements.txt -e .
     """
-    from .._forks import wiring_enabled
-    from .._txn import lock_file_mutex
-    from ..vendoring.wiring import wire_all
-
-    project = obj.project()
-    if not wiring_enabled(project):
-        from .._errors import BadInput
-
-        raise BadInput(
-            "[tool.forkman] wire = false: forkman does not wire this project's forks",
-            hint="remove `wire = false` from [tool.forkman] to let forkman wire them",
-        )
-    project.ensure_state_dir()
-    with lock_file_mutex(project):
-        lines = wire_all(project)
+    lines = obj.api().wire()
     for line in lines:
         click.echo(line)
     if not lines:
@@ -177,9 +158,7 @@ def doctor_cmd(obj: Context, python: str | None, as_json: bool) -> int:
     Example:
       forkman doctor --python .venv/bin/python
     """
-    from ..vendoring.doctor import doctor
-
-    report = doctor(obj.project(), python=python)
+    report = obj.api().doctor(python=python)
     if as_json:
         click.echo(
             json.dumps(
