@@ -67,6 +67,7 @@ def test_nav_lists_every_page_and_links_the_other_subsystems() -> None:
         "wiring.md",
         "patches-and-sync.md",
         "integrations.md",
+        "agents.md",
     ):
         assert page in listed, page
     on_disk = {

@@ -41,6 +41,8 @@ COMMANDS: dict[str, str] = {
     "diff": "_patch:diff_cmd",
     "restore": "_patch:restore_cmd",
     "sync": "_patch:sync_cmd",
+    "mcp": "_agent:mcp_cmd",
+    "agent": "_agent:agent_group",
 }
 
 

@@ -148,12 +148,14 @@ def _set_limits(policy: dict[str, Any]) -> None:
     lim(resource.RLIMIT_CORE, 0)
 
 
-def run_payload(req: dict[str, Any], tier: str, out_fd: int, err_fd: int, abi: int) -> NoReturn:
+def run_payload(
+    req: dict[str, Any], tier: str, out_fd: int, err_fd: int, abi: int, in_fd: int | None = None
+) -> NoReturn:
     """Confine this process and run the command; never returns."""
     try:
         os.setsid()
-        null = os.open("/dev/null", os.O_RDONLY)
-        os.dup2(null, 0)
+        source = os.open("/dev/null", os.O_RDONLY) if in_fd is None else in_fd
+        os.dup2(source, 0)
         os.dup2(out_fd, 1)
         os.dup2(err_fd, 2)
         os.closerange(3, 1 << 30)  # close_range(2): every inherited descriptor
@@ -268,7 +270,9 @@ def _run_python(spec: dict[str, Any], env: dict[str, str]) -> NoReturn:
 # ---- init (pid 1 of the pid namespace) -------------------------------------
 
 
-def run_init(req: dict[str, Any], status_w: int, out_fd: int, err_fd: int, abi: int) -> NoReturn:
+def run_init(
+    req: dict[str, Any], status_w: int, out_fd: int, err_fd: int, abi: int, in_fd: int | None
+) -> NoReturn:
     """pid 1: build the mounts, start the payload, forward signals, reap; never returns."""
     try:
         _linux.prctl(_linux.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -285,9 +289,11 @@ def run_init(req: dict[str, Any], status_w: int, out_fd: int, err_fd: int, abi: 
     payload = os.fork()
     if payload == 0:
         os.close(status_w)
-        run_payload(req, "namespaces", out_fd, err_fd, abi)
+        run_payload(req, "namespaces", out_fd, err_fd, abi, in_fd)
     os.close(out_fd)
     os.close(err_fd)
+    if in_fd is not None:
+        os.close(in_fd)
 
     def forward(signum: int, _frame: object) -> None:
         with contextlib.suppress(OSError):
@@ -411,8 +417,11 @@ def _sandbox_pids(table: dict[int, tuple[int, int, str]], root: int, ns: str | N
 
 
 def supervise(req: dict[str, Any], fds: list[int], abi: int) -> NoReturn:
-    """Run one request to its end and write the result to its result pipe; never returns."""
-    out_fd, err_fd, result_fd = fds
+    """Run one request to its end and write the result to its result pipe; never returns.
+
+    `fds` are stdout, stderr and the result pipe, and optionally the run's stdin."""
+    out_fd, err_fd, result_fd = fds[:3]
+    in_fd = fds[3] if len(fds) > 3 else None
     for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
     tier = req["tier"]
@@ -440,7 +449,7 @@ def supervise(req: dict[str, Any], fds: list[int], abi: int) -> NoReturn:
             if main == 0:
                 os.close(status_r)
                 os.close(result_fd)
-                run_init(req, status_w, out_fd, err_fd, abi)
+                run_init(req, status_w, out_fd, err_fd, abi, in_fd)
             os.close(status_w)
             try:
                 ns_link = os.readlink("/proc/self/ns/pid_for_children")
@@ -464,7 +473,7 @@ def supervise(req: dict[str, Any], fds: list[int], abi: int) -> NoReturn:
             main = os.fork()
             if main == 0:
                 os.close(result_fd)
-                run_payload(req, tier, out_fd, err_fd, abi)
+                run_payload(req, tier, out_fd, err_fd, abi, in_fd)
             if tier == "landlock":
                 enforced += ["no-new-privs", "seccomp", "subreaper-kill"]
             else:
@@ -476,6 +485,8 @@ def supervise(req: dict[str, Any], fds: list[int], abi: int) -> NoReturn:
         _exit_with(result_fd, {"error": f"sandbox setup failed: {exc}"})
     os.close(out_fd)
     os.close(err_fd)
+    if in_fd is not None:
+        os.close(in_fd)  # only the payload holds the run's end of its channel
 
     pidfd = os.pidfd_open(main)
     deadline = start + float(policy["timeout"])

@@ -55,13 +55,13 @@ def _server_main(sock_fd: int, preload: Sequence[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:
-            msg, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, 3)
+            msg, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, 4)
         except OSError:
             break
         if not msg:
             break
         req = json.loads(msg)
-        if len(fds) != 3:
+        if len(fds) not in (3, 4):
             for fd in fds:
                 os.close(fd)
             continue
@@ -165,6 +165,18 @@ class ForkServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def _tier_for(self, policy: SandboxPolicy, disabled: bool, tier: Tier | None) -> Tier:
+        if disabled:
+            return Tier.NONE
+        run_tier = self.support.require(policy.min_tier)
+        if tier is not None:
+            if tier.rank > run_tier.rank:
+                raise SecurityError(f"tier {tier.value!r} is not available on this host")
+            if tier.rank < policy.min_tier.rank:
+                raise SecurityError(f"tier {tier.value!r} is below the policy's minimum")
+            run_tier = tier
+        return run_tier
+
     def run(
         self,
         argv: Sequence[str],
@@ -177,6 +189,7 @@ class ForkServer:
         disabled: bool = False,
         tier: Tier | None = None,
         on_output: Callable[[int, bytes], None] | None = None,
+        stdin: int | None = None,
     ) -> RunResult:
         """Run `argv` under `policy`; with `python_module`, run that module in-process
         in the warm child instead of exec'ing (argv becomes its arguments).
@@ -184,17 +197,17 @@ class ForkServer:
         `disabled` runs without isolation (``--no-sandbox``); `tier` asks for a
         weaker tier than the best (for tests and comparisons), never a stronger one.
         `on_output` receives each chunk of stdout (1) and stderr (2) as it is read.
+        `stdin` is a file descriptor (one end of a socketpair, a pipe) that becomes the
+        command's standard input, the one channel it has to the caller. `run` takes it
+        over and closes it once handed to the sandbox, so the caller's other end sees
+        end-of-file when the run ends. Without it, standard input is ``/dev/null``.
         """
-        if disabled:
-            run_tier = Tier.NONE
-        else:
-            run_tier = self.support.require(policy.min_tier)
-            if tier is not None:
-                if tier.rank > run_tier.rank:
-                    raise SecurityError(f"tier {tier.value!r} is not available on this host")
-                if tier.rank < policy.min_tier.rank:
-                    raise SecurityError(f"tier {tier.value!r} is below the policy's minimum")
-                run_tier = tier
+        try:
+            run_tier = self._tier_for(policy, disabled, tier)
+        except BaseException:
+            if stdin is not None:
+                os.close(stdin)
+            raise
         self.start()
         assert self._sock is not None
         work_dir = (
@@ -234,21 +247,23 @@ class ForkServer:
         err_r, err_w = os.pipe()
         res_r, res_w = os.pipe()
         message = json.dumps(req).encode()
+        passed = [out_w, err_w, res_w] + ([stdin] if stdin is not None else [])
+        # the read ends stay here; run() owns every write end and `stdin`, and closes them
         try:
             with self._lock:
                 try:
                     assert self._sock is not None
-                    socket.send_fds(self._sock, [message], [out_w, err_w, res_w])
+                    socket.send_fds(self._sock, [message], passed)
                 except OSError:  # the server died (killed, OOM): start a new one, once
                     self._restart()
                     assert self._sock is not None
-                    socket.send_fds(self._sock, [message], [out_w, err_w, res_w])
+                    socket.send_fds(self._sock, [message], passed)
         except OSError as exc:
             for fd in (out_r, err_r, res_r):
                 os.close(fd)
             raise SandboxSetupError(f"cannot reach the sandbox's fork server: {exc}") from None
         finally:
-            for fd in (out_w, err_w, res_w):
+            for fd in passed:
                 os.close(fd)
         start = time.monotonic()
         out, err, res = _collect([out_r, err_r, res_r], policy.output_limit, on_output)
