@@ -315,10 +315,14 @@ def _unrelated_files(project: Project, entry: LockEntry, series_dir: Path) -> li
     ]
 
 
-def remember_tree(project: Project, entry: LockEntry) -> None:
-    """Cache the manifest of `entry`'s recorded tree (for `forkman check`'s per-file report)."""
+def remember_tree(project: Project, entry: LockEntry, observer: Observer = NullObserver()) -> None:
+    """Cache the manifest of `entry`'s recorded tree (for `forkman check`'s per-file report)
+    and stage its files the consumer's git ignores (see :func:`forkman._forks.keep_ignored`)."""
+    from ._forks import keep_ignored
+
     manifest, _ = scan_fork(project.root, entry, None)
     save_manifest(project.state_dir, entry.name, manifest)
+    keep_ignored(project, entry, manifest, observer)
 
 
 def _staging(project: Project, name: str, what: str) -> Path:
@@ -399,6 +403,9 @@ def record_patch(
         fault_point("patch-ref")
         txn.commit(lambda lock: lock.with_entry(new))
     save_manifest(project.state_dir, entry.name, manifest)
+    from ._forks import keep_ignored
+
+    keep_ignored(project, new, manifest, observer)
     observer.step(entry.name, f"recorded {record.file}")
     return record
 
@@ -781,7 +788,7 @@ def restore(project: Project, name: str, observer: Observer = NullObserver()) ->
             place_tree(txn, project, entry, fresh)
             fault_point("restore-tree")
             txn.commit(lambda lock: lock)
-        remember_tree(project, entry)
+        remember_tree(project, entry, observer)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     observer.step(entry.name, f"restored {len(changed) or 'all'} file(s)")

@@ -48,10 +48,19 @@ def init_cmd(
     if not project.lock_path.exists():
         write_lock(project.lock_path, Lock())
     project.ensure_state_dir()
+    from .._project import ignore_bytecode
+
+    ignores = ignore_bytecode(project)
     click.echo(
         "added [tool.forkman] to pyproject.toml" if added else "[tool.forkman] already present"
     )
     click.echo(f"lock: {project.lock_path.name}")
+    if ignores:
+        click.echo(
+            f"added {' and '.join(ignores)} to .gitignore: bytecode under a fork that git "
+            "does not ignore is a `forkman check` finding (Python may run it instead of "
+            "the source)"
+        )
     if ci_provider is not None or cards:
         from ._ci_cmd import render_integrations
 
