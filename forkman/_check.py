@@ -4,9 +4,12 @@ For each fork the vendored tree is hashed (re-reading only files whose stat
 signature changed, see :class:`forkman._treehash.StatCache`) and compared with
 the lock. A fork that differs is explained file by file against the cached
 manifest of its last recorded state: modified, added, deleted, renamed,
-mode changed, symlink changed. Patch files are checked against their recorded
-hashes, the lock against its canonical form (a hand edit shows), and the
-vendor directory for trees that no lock entry claims.
+mode changed, symlink changed. Files an installer left in a project-layout
+fork's ``build/`` or ``*.egg-info/`` (untracked, not recorded) are reported
+as installer leftovers, to remove rather than record; recorded files git
+ignores and does not track are reported too (a fresh clone would lack them).
+Patch files are checked against their recorded hashes, the lock against its
+canonical form (a hand edit shows), and the vendor directory for trees that no lock entry claims.
 
 This module imports only the standard library and forkman's lock/tree code,
 so that a pre-commit hook pays no start-up cost for the rest of forkman.
