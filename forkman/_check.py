@@ -9,7 +9,8 @@ fork's ``build/`` or ``*.egg-info/`` (untracked, not recorded) are reported
 as installer leftovers, to remove rather than record; recorded files git
 ignores and does not track are reported too (a fresh clone would lack them).
 Patch files are checked against their recorded hashes, the lock against its
-canonical form (a hand edit shows), and the vendor directory for trees that no lock entry claims.
+canonical form (a hand edit shows), and the vendor directory for trees that
+no lock entry claims.
 
 This module imports only the standard library and forkman's lock/tree code,
 so that a pre-commit hook pays no start-up cost for the rest of forkman.
