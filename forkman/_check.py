@@ -4,9 +4,13 @@ For each fork the vendored tree is hashed (re-reading only files whose stat
 signature changed, see :class:`forkman._treehash.StatCache`) and compared with
 the lock. A fork that differs is explained file by file against the cached
 manifest of its last recorded state: modified, added, deleted, renamed,
-mode changed, symlink changed. Patch files are checked against their recorded
-hashes, the lock against its canonical form (a hand edit shows), and the
-vendor directory for trees that no lock entry claims.
+mode changed, symlink changed. Files an installer left in a project-layout
+fork's ``build/`` or ``*.egg-info/`` (untracked, not recorded) are reported
+as installer leftovers, to remove rather than record; recorded files git
+ignores and does not track are reported too (a fresh clone would lack them).
+Patch files are checked against their recorded hashes, the lock against its
+canonical form (a hand edit shows), and the vendor directory for trees that
+no lock entry claims.
 
 This module imports only the standard library and forkman's lock/tree code,
 so that a pre-commit hook pays no start-up cost for the rest of forkman.
@@ -17,7 +21,7 @@ from __future__ import annotations
 import enum
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -63,6 +67,8 @@ class FindingKind(enum.Enum):
     SYNC_PAUSED = "sync paused at a conflict"
     BYTECODE = "bytecode"
     NOT_FORKED = "not forked"
+    LEFTOVER = "installer leftover"
+    IGNORED = "ignored by git"
 
 
 @dataclass(frozen=True)
@@ -150,6 +156,12 @@ class CheckReport:
                     else ""
                 )
             )
+        leftovers = [f for f in self.findings if f.kind is FindingKind.LEFTOVER]
+        if leftovers:
+            hints.append(leftover_hint([f.path for f in leftovers]))
+        ignored = [f.path for f in self.findings if f.kind is FindingKind.IGNORED]
+        if ignored:
+            hints.append(ignored_hint(ignored))
         if FindingKind.BYTECODE in kinds:
             hints.append(
                 "bytecode is never part of a fork: Python may run it instead of the source "
@@ -351,10 +363,17 @@ def paused_sync(state_dir: Path, name: str) -> str | None:
 
 
 def check_fork(
-    root: Path, state_dir: Path, entry: LockEntry, cache: StatCache | None
+    root: Path,
+    state_dir: Path,
+    entry: LockEntry,
+    cache: StatCache | None,
+    ignored: Collection[str] = (),
 ) -> list[Finding]:
-    """Findings for one fork's vendored tree."""
-    findings: list[Finding] = []
+    """Findings for one fork's vendored tree.
+
+    `ignored`: the fork's files (relative to its path) that the consumer's git
+    ignores and does not track (see :func:`ignored_untracked`).
+    """
     version = paused_sync(state_dir, entry.name)
     if version is not None:
         return [
@@ -376,26 +395,254 @@ def check_fork(
             )
         ]
     manifest, special = scan_fork(root, entry, cache)
-    for path in special:
-        findings.append(Finding(FindingKind.SPECIAL, entry.name, f"{entry.path}/{path}"))
-    if hash_manifest(manifest.values()) != entry.vendored_tree:
-        expected = load_manifest(state_dir, entry.name)
-        if (
-            expected is not None
-            and hash_manifest(TreeEntry(p, k, d) for p, (k, d) in expected.items())
-            == entry.vendored_tree
-        ):
-            findings += _diff(entry.name, entry.path + "/", expected, manifest)
+    if not special and not ignored and hash_manifest(manifest.values()) == entry.vendored_tree:
+        return []
+    return explain_tree(
+        root, entry, manifest, recorded_manifest(state_dir, entry), special=special, ignored=ignored
+    )
+
+
+def recorded_manifest(state_dir: Path, entry: LockEntry) -> dict[str, tuple[str, str]] | None:
+    """The cached manifest of `entry`'s recorded tree, if it hashes to the lock's tree."""
+    expected = load_manifest(state_dir, entry.name)
+    if (
+        expected is not None
+        and hash_manifest(TreeEntry(p, k, d) for p, (k, d) in expected.items())
+        == entry.vendored_tree
+    ):
+        return expected
+    return None
+
+
+def explain_tree(
+    root: Path,
+    entry: LockEntry,
+    manifest: dict[str, TreeEntry],
+    expected: dict[str, tuple[str, str]] | None,
+    *,
+    special: Sequence[str] = (),
+    ignored: Collection[str] = (),
+) -> list[Finding]:
+    """Findings for fork `entry`'s scanned tree `manifest` against its recorded tree.
+
+    `expected`: the recorded tree's manifest, proven to hash to the lock's
+    vendored tree (None when it is not known: then a tree that differs is one
+    "tree changed" finding). Installer leftovers (:func:`installer_leftovers`)
+    are findings of their own and left out of the comparison; every other
+    file is compared. `ignored`: files of the fork the consumer's git ignores
+    and does not track; each that is part of the recorded tree is a finding
+    (a commit leaves it out, so a fresh clone does not match the lock).
+    """
+    name, prefix = entry.name, entry.path + "/"
+    findings = [Finding(FindingKind.SPECIAL, name, prefix + p) for p in special]
+    left = installer_leftovers(root, entry, manifest, expected)
+    judged = {p: e for p, e in manifest.items() if p not in left} if left else manifest
+    matches = hash_manifest(judged.values()) == entry.vendored_tree
+    if not matches:
+        if expected is not None:
+            findings += _diff(name, prefix, expected, judged)
         if not any(f.kind in _TREE_KINDS for f in findings):
             findings.append(
                 Finding(
                     FindingKind.TREE_CHANGED,
-                    entry.name,
+                    name,
                     entry.path,
-                    "differs from the lock; run `forkman verify` for details",
+                    f"differs from the lock; `forkman verify {name}` lists the files",
+                )
+            )
+    findings += _leftover_findings(name, prefix, left, judged, expected)
+    recorded: Collection[str] = judged if matches else (expected or ())
+    findings += [
+        Finding(
+            FindingKind.IGNORED,
+            name,
+            prefix + p,
+            "part of the fork, but git ignores it and does not track it: a fresh clone lacks it",
+        )
+        for p in sorted(ignored)
+        if p in recorded
+    ]
+    return findings
+
+
+def fork_tree_findings(root: Path, state_dir: Path, entry: LockEntry) -> list[Finding]:
+    """What differs in fork `entry`'s tree on disk (no bytecode, no patch files)."""
+    manifest, special = scan_fork(root, entry, None)
+    if not special and hash_manifest(manifest.values()) == entry.vendored_tree:
+        return []
+    return explain_tree(root, entry, manifest, recorded_manifest(state_dir, entry), special=special)
+
+
+# -- installer leftovers and files git ignores ------------------------------------------
+
+_HINT_PATHS = 10
+
+
+def _egg_info(name: str) -> bool:
+    return name.endswith(".egg-info") and len(name) > len(".egg-info")
+
+
+def leftover_folder(rel: str) -> str | None:
+    """The installer-output folder a path of a fork lies in (relative to the fork), or None.
+
+    pip and setuptools, run on a fork's folder, write ``build/`` at its root and
+    ``NAME.egg-info/`` at its root or under ``src/``. Only paths strictly inside
+    such a folder count (scanning never follows a symlink, so the folder is a
+    real directory); a file or a symlink of that name does not.
+    """
+    parts = rel.split("/")
+    if len(parts) >= 2 and (parts[0] == "build" or _egg_info(parts[0])):
+        return parts[0]
+    if len(parts) >= 3 and parts[0] == "src" and _egg_info(parts[1]):
+        return f"src/{parts[1]}"
+    return None
+
+
+def installer_leftovers(
+    root: Path,
+    entry: LockEntry,
+    manifest: Mapping[str, TreeEntry],
+    expected: Mapping[str, tuple[str, str]] | None,
+) -> set[str]:
+    """The files of `manifest` that an installer left in a project-layout fork's folder.
+
+    A leftover is a file inside a :func:`leftover_folder` that is not part of
+    the recorded tree and that the consumer's git does not track (a committed
+    file is an edit, whatever its folder). Without the recorded manifest
+    (`expected` None, a fresh clone) they are leftovers only when the rest of
+    the tree hashes to the lock's vendored tree, which proves none of them is
+    recorded. When git cannot answer, nothing is a leftover.
+    """
+    if members_of(entry) is not None:
+        return set()
+    candidates = {
+        p for p in manifest if leftover_folder(p) and (expected is None or p not in expected)
+    }
+    if not candidates:
+        return set()
+    prefix = entry.path + "/"
+    folders = sorted({prefix + str(leftover_folder(p)) for p in candidates})
+    tracked = _git_paths(root, ["ls-files", "-z", "--cached", "--", *folders])
+    if tracked is None:
+        return set()
+    known = set(tracked)
+    left = {p for p in candidates if prefix + p not in known}
+    if expected is None and left:
+        rest = [e for p, e in manifest.items() if p not in left]
+        if hash_manifest(rest) != entry.vendored_tree:
+            return set()
+    return left
+
+
+def _leftover_findings(
+    name: str,
+    prefix: str,
+    left: Collection[str],
+    judged: Mapping[str, TreeEntry],
+    expected: Mapping[str, tuple[str, str]] | None,
+) -> list[Finding]:
+    """One finding per leftover folder that holds nothing else, else one per leftover file."""
+    folders: dict[str, list[str]] = {}
+    for p in left:
+        folders.setdefault(str(leftover_folder(p)), []).append(p)
+    kept = {leftover_folder(p) for p in (*judged, *(expected or ()))}
+    findings = []
+    for folder, files in sorted(folders.items()):
+        if folder in kept:
+            findings += [
+                Finding(
+                    FindingKind.LEFTOVER,
+                    name,
+                    prefix + p,
+                    "an installer wrote it; not part of the fork",
+                )
+                for p in sorted(files)
+            ]
+        else:
+            findings.append(
+                Finding(
+                    FindingKind.LEFTOVER,
+                    name,
+                    f"{prefix}{folder}/",
+                    f"{len(files)} file(s) an installer wrote; none is part of the fork",
                 )
             )
     return findings
+
+
+def leftover_hint(paths: Sequence[str]) -> str:
+    """What to run to remove installer leftovers (folders end with ``/``)."""
+    import shlex
+
+    folders = [shlex.quote(p) for p in paths if p.endswith("/")]
+    files = [shlex.quote(p) for p in paths if not p.endswith("/")]
+    commands = []
+    if folders:
+        commands.append("rm -r -- " + " ".join(folders))
+    if files:
+        commands.append("rm -- " + " ".join(files))
+    return (
+        "installer leftovers are not edits to record: pip or setuptools wrote them when a "
+        "fork was installed from its folder (forks are now installed from an archive, see "
+        "`forkman wire`); remove them, from the project root: `" + "` and `".join(commands) + "`"
+    )
+
+
+def ignored_hint(paths: Sequence[str]) -> str:
+    """What to run so that git commits the forks' files it ignores."""
+    import shlex
+
+    shown = " ".join(shlex.quote(p) for p in paths[:_HINT_PATHS])
+    more = len(paths) - _HINT_PATHS
+    return (
+        "git ignores these files of the forks and does not track them, so a commit leaves "
+        f"them out and a fresh clone does not match {LOCK_NAME}: add them with "
+        f"`git add -f -- {shown}`"
+        + (f" and the {more} more that `forkman check --format json` lists" if more > 0 else "")
+    )
+
+
+def _git_paths(root: Path, args: Sequence[str]) -> list[str] | None:
+    """The NUL-separated paths `git ARGS` prints in `root` (pathspecs literal), or None."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env["GIT_OPTIONAL_LOCKS"] = "0"
+    env["GIT_LITERAL_PATHSPECS"] = "1"
+    try:
+        proc = subprocess.run(["git", *args], cwd=root, env=env, capture_output=True, check=False)
+    except OSError:
+        return None
+    if proc.returncode != 0:
+        return None
+    return [os.fsdecode(p) for p in proc.stdout.split(b"\0") if p]
+
+
+def ignored_untracked(root: Path, entries: Sequence[LockEntry]) -> dict[str, set[str]]:
+    """Per fork, its files (relative to its path) that git ignores and does not track.
+
+    Bytecode caches are left out (they are judged by :func:`bytecode_findings`).
+    Outside a git work tree (or when git cannot answer) there is nothing to say.
+    """
+    folders = sorted({e.path for e in entries})
+    if not folders:
+        return {}
+    found = _git_paths(
+        root, ["ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--", *folders]
+    )
+    out: dict[str, set[str]] = {}
+    for path in found or ():
+        if "__pycache__" in path.split("/"):
+            continue
+        for entry in entries:
+            prefix = entry.path + "/"
+            if not path.startswith(prefix):
+                continue
+            rel = path[len(prefix) :]
+            members = members_of(entry)
+            if members is None or rel.split("/", 1)[0] in members:
+                out.setdefault(entry.name, set()).add(rel)
+    return out
 
 
 def _check_patches(root: Path, entry: LockEntry, patches_dir: str) -> list[Finding]:
@@ -747,16 +994,23 @@ def check(
         report.findings += _check_patches(root, entry, patches_dir)
     bytecode = bytecode_findings(root, entries)
     report.findings += bytecode
+    ignored = ignored_untracked(root, entries)
     view.wait()
     cache: StatCache | None = None
     learned = False
     for entry in entries:
         committed = view.clean_tree(entry.path) if members_of(entry) is None else None
-        if committed is not None and known_trees.get(entry.vendored_tree) == committed:
+        # files git ignores are not in its status: a fork holding any is hashed
+        theirs = ignored.get(entry.name, set())
+        if (
+            committed is not None
+            and not theirs
+            and known_trees.get(entry.vendored_tree) == committed
+        ):
             continue
         if cache is None and warm:
             cache = StatCache(state_dir / "statcache")
-        found = check_fork(root, state_dir, entry, cache)
+        found = check_fork(root, state_dir, entry, cache, theirs)
         report.findings += found
         if committed is not None and not found:
             known_trees[entry.vendored_tree] = committed

@@ -473,13 +473,7 @@ def fork(
         if txn.archive_problem:
             observer.warning(txn.archive_problem)
         save_manifest(project.state_dir, fork_name, vendored_manifest)
-        ignored = ignored_by_git(project, [f"{entry.path}/{p}" for p in vendored_manifest])
-        if ignored:
-            observer.warning(
-                f"{len(ignored)} file(s) of {entry.path} are ignored by this repository's "
-                f"git (e.g. {ignored[0]}): they will not be committed, and a fresh clone will "
-                f"not match forkman.lock; add them with `git add -f {entry.path}`"
-            )
+        keep_ignored(project, entry, vendored_manifest, observer)
         if layout == "namespace":
             from .vendoring.transform import unrewritten_warning
 
@@ -513,13 +507,18 @@ def _write_wiring(txn: ForkTransaction, project: Project, edit: Any) -> None:
         txn.write_file(requirements, edit.requirements_text.encode())
 
 
-def ignored_by_git(project: Project, paths: list[str]) -> list[str]:
-    """Which of `paths` (relative to the project root) the consumer's git ignores."""
+def ignored_by_git(project: Project, paths: list[str], *, tracked: bool = True) -> list[str]:
+    """Which of `paths` (relative to the project root) the consumer's git ignores.
+
+    Without `tracked`, files git tracks are left out (their ignore rules no longer apply).
+    """
     if not paths:
         return []
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     proc = subprocess.run(
-        ["git", "check-ignore", "--no-index", "-z", "--stdin"],
+        ["git", "check-ignore", *(["--no-index"] if tracked else []), "-z", "--stdin"],
         cwd=project.root,
+        env=env,
         input=b"\0".join(p.encode("utf-8", "surrogateescape") for p in paths) + b"\0",
         capture_output=True,
         check=False,
@@ -527,6 +526,59 @@ def ignored_by_git(project: Project, paths: list[str]) -> list[str]:
     if proc.returncode not in (0, 1):
         return []
     return sorted(p.decode("utf-8", "surrogateescape") for p in proc.stdout.split(b"\0") if p)
+
+
+def keep_ignored(
+    project: Project,
+    entry: LockEntry,
+    manifest: Mapping[str, object],
+    observer: Observer = NullObserver(),
+) -> list[str]:
+    """Stage (``git add -f``) the files of fork `entry` that the consumer's git ignores.
+
+    A release may ship files the consumer's ignore rules name (packaging's
+    ``tests/.pytest_cache/``, a package folder called ``lib``): ``git add``
+    would leave them out, and a fresh clone would not match the lock. forkman
+    never drops a file of a release (a dropped module could change what runs),
+    so it stages the ones git does not track yet, and says so. `manifest`: the
+    fork's files relative to its path. The paths staged; when git cannot
+    stage them the warning gives the command, and `forkman check` names them
+    until they are tracked.
+    """
+    from ._txn import lock_file_mutex
+
+    paths = [f"{entry.path}/{p}" for p in manifest]
+    with lock_file_mutex(project):  # one `git add` of forkman's at a time on the index
+        ignored = ignored_by_git(project, paths, tracked=False)
+        if not ignored:
+            return []
+        env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE")}
+        env["GIT_LITERAL_PATHSPECS"] = "1"
+        proc = subprocess.run(
+            ["git", "add", "-f", "--pathspec-from-file=-", "--pathspec-file-nul"],
+            cwd=project.root,
+            env=env,
+            input=b"\0".join(p.encode("utf-8", "surrogateescape") for p in ignored) + b"\0",
+            capture_output=True,
+            check=False,
+        )
+    shown = ", ".join(ignored[:3]) + (f" and {len(ignored) - 3} more" if len(ignored) > 3 else "")
+    if proc.returncode == 0:
+        observer.warning(
+            f"{len(ignored)} file(s) of {entry.path} are ignored by this repository's git "
+            f"({shown}): forkman staged them with `git add -f` so that a commit, and every "
+            "fresh clone, has them"
+        )
+        return ignored
+    from ._check import ignored_hint
+
+    error = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+    observer.warning(
+        f"{len(ignored)} file(s) of {entry.path} are ignored by this repository's git "
+        f"({shown}) and could not be staged ({error[-1] if error else 'git add failed'}); "
+        + ignored_hint(ignored)
+    )
+    return []
 
 
 def _constraint_edit(project: Project, name: str, spec: str) -> str | None:

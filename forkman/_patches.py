@@ -28,7 +28,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ._check import members_of, other_modules_of, save_manifest, scan_fork
+from ._check import (
+    FindingKind,
+    fork_tree_findings,
+    leftover_hint,
+    members_of,
+    other_modules_of,
+    save_manifest,
+    scan_fork,
+)
 from ._errors import BadInput, ForkmanError, IntegrityError
 from ._history import ForkHistory, HistoryError
 from ._lock import LockEntry, PatchRecord
@@ -144,13 +152,28 @@ def vendored_manifest(project: Project, entry: LockEntry) -> str:
 
 
 def require_clean(project: Project, entry: LockEntry, doing: str) -> None:
-    """Refuse when the vendored tree or the patch files differ from the lock."""
+    """Refuse when the vendored tree or the patch files differ from the lock.
+
+    Installer leftovers (``build/``, ``*.egg-info``) are not edits: the refusal
+    says to remove them, never to record them.
+    """
     name = entry.name
     if vendored_manifest(project, entry) != entry.vendored_tree:
+        findings = fork_tree_findings(project.root, project.state_dir, entry)
+        left = [f.path for f in findings if f.kind is FindingKind.LEFTOVER]
+        edits = [f for f in findings if f.kind is not FindingKind.LEFTOVER]
+        hint = (
+            f"record them as a patch with `forkman patch {name} -m MESSAGE`, or discard "
+            f"them with `forkman restore {name}` (`forkman check {name}` lists them)"
+        )
+        if not edits and left:
+            raise BadInput(
+                f"{entry.path} holds installer leftovers; refusing to {doing}",
+                hint=leftover_hint(left),
+            )
         raise BadInput(
             f"{entry.path} has edits that are not recorded; refusing to {doing}",
-            hint=f"record them as a patch with `forkman patch {name} -m MESSAGE`, or discard "
-            f"them with `forkman restore {name}` (`forkman check {name}` lists them)",
+            hint=hint + ("; " + leftover_hint(left) if left else ""),
         )
     for record in entry.patches:
         path = project.root / record.file
@@ -159,6 +182,19 @@ def require_clean(project: Project, entry: LockEntry, doing: str) -> None:
                 f"{record.file} differs from the lock; refusing to {doing}",
                 hint="restore the patch file from git (git checkout -- PATH)",
             )
+
+
+def require_no_leftovers(project: Project, entry: LockEntry, doing: str) -> None:
+    """Refuse while installer leftovers lie in the fork's folder (they are never recorded)."""
+    if members_of(entry) is not None:
+        return
+    findings = fork_tree_findings(project.root, project.state_dir, entry)
+    left = [f.path for f in findings if f.kind is FindingKind.LEFTOVER]
+    if left:
+        raise BadInput(
+            f"{entry.path} holds installer leftovers; refusing to {doing}",
+            hint=leftover_hint(left),
+        )
 
 
 def patch_path(project: Project, name: str, number: int, subject: str) -> Path:
@@ -279,10 +315,14 @@ def _unrelated_files(project: Project, entry: LockEntry, series_dir: Path) -> li
     ]
 
 
-def remember_tree(project: Project, entry: LockEntry) -> None:
-    """Cache the manifest of `entry`'s recorded tree (for `forkman check`'s per-file report)."""
+def remember_tree(project: Project, entry: LockEntry, observer: Observer = NullObserver()) -> None:
+    """Cache the manifest of `entry`'s recorded tree (for `forkman check`'s per-file report)
+    and stage its files the consumer's git ignores (see :func:`forkman._forks.keep_ignored`)."""
+    from ._forks import keep_ignored
+
     manifest, _ = scan_fork(project.root, entry, None)
     save_manifest(project.state_dir, entry.name, manifest)
+    keep_ignored(project, entry, manifest, observer)
 
 
 def _staging(project: Project, name: str, what: str) -> Path:
@@ -328,6 +368,7 @@ def record_patch(
                 f"{record.file} differs from the lock",
                 hint="restore the patch file from git (git checkout -- PATH) first",
             )
+    require_no_leftovers(project, entry, "record a patch")
     tip = history.rev("refs/heads/patched")
     assert tip is not None
     tree = snapshot_worktree(history, project, entry)
@@ -362,6 +403,9 @@ def record_patch(
         fault_point("patch-ref")
         txn.commit(lambda lock: lock.with_entry(new))
     save_manifest(project.state_dir, entry.name, manifest)
+    from ._forks import keep_ignored
+
+    keep_ignored(project, new, manifest, observer)
     observer.step(entry.name, f"recorded {record.file}")
     return record
 
@@ -744,7 +788,7 @@ def restore(project: Project, name: str, observer: Observer = NullObserver()) ->
             place_tree(txn, project, entry, fresh)
             fault_point("restore-tree")
             txn.commit(lambda lock: lock)
-        remember_tree(project, entry)
+        remember_tree(project, entry, observer)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     observer.step(entry.name, f"restored {len(changed) or 'all'} file(s)")

@@ -140,3 +140,34 @@ def find_project(start: Path | None = None) -> Project:
         f"no pyproject.toml in {here} or any parent directory",
         hint="run forkman inside your project, or pass --project DIR",
     )
+
+
+BYTECODE_IGNORES = {
+    "__pycache__/": ("__pycache__", "__pycache__/", "**/__pycache__", "**/__pycache__/"),
+    "*.pyc": ("*.pyc", "*.py[cod]", "*.py[co]", "*.py[oc]"),
+}
+"""The .gitignore lines `forkman init` makes sure of, each with the lines that say the same."""
+
+
+def ignore_bytecode(project: Project) -> list[str]:
+    """Add the missing :data:`BYTECODE_IGNORES` lines to the project's .gitignore.
+
+    The file is created if needed, else appended to (atomically); lines already
+    there are left alone. The lines added.
+    """
+    from ._fsutil import atomic_write_bytes
+
+    path = project.root / ".gitignore"
+    try:
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    except FileNotFoundError:
+        text = ""
+    present = {line.strip() for line in text.splitlines()}
+    missing = [line for line, same in BYTECODE_IGNORES.items() if not present & set(same)]
+    if not missing:
+        return []
+    if text and not text.endswith("\n"):
+        text += "\n"
+    text += "".join(f"{line}\n" for line in missing)
+    atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))
+    return missing

@@ -30,10 +30,10 @@ def rebuild_history(
     project: Project, entry: LockEntry, observer: Observer = NullObserver()
 ) -> ForkHistory:
     """Recreate the missing history of fork `entry` from the lock and the patch files."""
-    from ._check import other_modules_of, save_manifest, scan_fork
+    from ._check import other_modules_of, save_manifest
     from ._forks import FetchedUpstream, _describe_source, build_vendored
     from ._patches import load_headers
-    from ._verify import _tree_hash_like, apply_patch_file, fetch_pristine
+    from ._verify import _manifest_like, apply_patch_file, fetch_pristine
 
     target = project.fork_git_dir(entry.name)
     observer.step(entry.name, "rebuilding the fork's history from the lock")
@@ -66,7 +66,8 @@ def rebuild_history(
             tip = history.commit(
                 history.snapshot(vendored), [tip], header.commit_message(), author=header.author
             )
-        if _tree_hash_like(vendored, entry) != entry.vendored_tree:
+        vendored_manifest = _manifest_like(vendored, entry)
+        if hash_manifest(vendored_manifest.values()) != entry.vendored_tree:
             raise IntegrityError(
                 f"upstream + recorded patches of {entry.name} do not hash to the lock's "
                 "vendored tree",
@@ -75,7 +76,6 @@ def rebuild_history(
         history.update_ref("refs/heads/patched", tip)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(work / "history.git", target)
-        vendored_manifest, _ = scan_fork(project.root, entry, None)
         save_manifest(project.state_dir, entry.name, vendored_manifest)
         observer.step(entry.name, "history rebuilt")
         return ForkHistory(target)

@@ -123,6 +123,8 @@ class InitResult(_Json):
     """Whether ``[tool.forkman]`` was added (False: it was there)."""
     lock: str
     """The lock file's name."""
+    ignored: tuple[str, ...] = ()
+    """Lines added to the project's ``.gitignore`` (bytecode patterns)."""
 
 
 @dataclass(frozen=True)

@@ -618,7 +618,7 @@ def _finish_or_pause(
     new = with_members(new, members)
     fault_point("sync-refs")
     txn.commit(lambda lock: lock.with_entry(new))
-    remember_tree(project, new)
+    remember_tree(project, new, observer)
     carried = f"{len(items)} patch(es) carried" + (
         f", {len(dropped)} dropped (already upstream)" if dropped else ""
     )

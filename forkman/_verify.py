@@ -14,6 +14,7 @@ tree actually in the project.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import shutil
@@ -33,10 +34,14 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from ._check import (
+    CheckReport,
     bytecode_findings,
+    explain_tree,
+    ignored_untracked,
     lock_fits_config,
     members_of,
     other_modules_of,
+    save_manifest,
     scan_fork,
 )
 from ._errors import ForkmanError, IntegrityError
@@ -44,7 +49,7 @@ from ._lock import GitSource, IndexSource, LockEntry
 from ._observer import NullObserver, Observer
 from ._paths import protected_names
 from ._project import Project
-from ._treehash import file_digest, hash_manifest, scan_tree
+from ._treehash import TreeEntry, file_digest, hash_manifest, scan_tree
 
 
 class VerifyStage(enum.Enum):
@@ -221,7 +226,8 @@ def rebuild(
                 f"the rebuilt fork has {', '.join(strays)}, which its lock entry does not "
                 "list as members",
             )
-    rebuilt = _tree_hash_like(vendored, entry)
+    rebuilt_manifest = _manifest_like(vendored, entry)
+    rebuilt = hash_manifest(rebuilt_manifest.values())
     if rebuilt != entry.vendored_tree:
         return VerifyResult(
             name,
@@ -229,17 +235,30 @@ def rebuild(
             VerifyStage.REBUILD,
             f"upstream + patches gives {rebuilt}, the lock records {entry.vendored_tree}",
         )
+    expected = {p: (e.kind, e.digest) for p, e in rebuilt_manifest.items()}
+    if project.state_dir.is_dir():  # the proven recorded tree: check can name files now
+        with contextlib.suppress(OSError):
+            save_manifest(project.state_dir, name, rebuilt_manifest)
     actual = project.root / entry.path
     if not actual.is_dir():
         return VerifyResult(name, False, VerifyStage.WORKTREE, f"{entry.path} is missing")
-    manifest, _ = scan_fork(project.root, entry, None)
-    if hash_manifest(manifest.values()) != entry.vendored_tree:
-        return VerifyResult(
-            name,
-            False,
-            VerifyStage.WORKTREE,
-            f"{entry.path} differs from the lock: see `forkman check {name}`",
+    manifest, special = scan_fork(project.root, entry, None)
+    ignored = ignored_untracked(project.root, [entry]).get(name, set())
+    if special or ignored or hash_manifest(manifest.values()) != entry.vendored_tree:
+        findings = explain_tree(
+            project.root, entry, manifest, expected, special=special, ignored=ignored
         )
+        if findings:
+            shown = "; ".join(f.message() for f in findings[:_SHOWN])
+            more = len(findings) - _SHOWN
+            return VerifyResult(
+                name,
+                False,
+                VerifyStage.WORKTREE,
+                f"{entry.path} differs from the lock: {shown}"
+                + (f"; and {more} more (`forkman check {name}` lists them)" if more > 0 else ""),
+                "; ".join(CheckReport(findings).hints()),
+            )
     bytecode = bytecode_findings(project.root, [entry])
     if bytecode:
         return VerifyResult(
@@ -283,13 +302,22 @@ def _filename_version(filename: str) -> Version | None:
         return None
 
 
-def _tree_hash_like(tree: Path, entry: LockEntry) -> str:
-    """Hash a rebuilt tree the way the lock hashes `entry`'s tree."""
+_SHOWN = 10
+"""How many differing files a failed verify names in its message."""
+
+
+def _manifest_like(tree: Path, entry: LockEntry) -> dict[str, TreeEntry]:
+    """The manifest of a rebuilt tree, taken the way the lock hashes `entry`'s tree."""
     from dataclasses import replace
 
     probe = replace(entry, path=tree.name)
     manifest, _ = scan_fork(tree.parent, probe, None)
-    return hash_manifest(manifest.values())
+    return manifest
+
+
+def _tree_hash_like(tree: Path, entry: LockEntry) -> str:
+    """Hash a rebuilt tree the way the lock hashes `entry`'s tree."""
+    return hash_manifest(_manifest_like(tree, entry).values())
 
 
 def verify(

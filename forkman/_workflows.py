@@ -118,7 +118,11 @@ def init_project(project: Project, *, index_url: str | None = None) -> InitResul
     if not project.lock_path.exists():
         write_lock(project.lock_path, Lock())
     project.ensure_state_dir()
-    return InitResult(added=added, lock=project.lock_path.name)
+    from ._project import ignore_bytecode
+
+    # bytecode under a fork that git does not ignore is a finding of `check`
+    ignored = tuple(ignore_bytecode(project))
+    return InitResult(added=added, lock=project.lock_path.name, ignored=ignored)
 
 
 def revendor_stale(runner: Runner) -> list[SyncReport]:

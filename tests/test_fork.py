@@ -369,4 +369,5 @@ def test_fork_warns_about_files_the_consumer_git_ignores(
     assert res.exit_code == 0, res
     assert "are ignored by this repository's git" in res.stderr
     assert "vendor/demo/demo.egg-info/PKG-INFO" in res.stderr
-    assert "git add -f vendor/demo" in res.stderr
+    assert "forkman staged them with `git add -f`" in res.stderr
+    assert "vendor/demo/demo.egg-info/PKG-INFO" in git(initialized, "ls-files", "vendor/demo")

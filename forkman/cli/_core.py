@@ -39,6 +39,12 @@ def init_cmd(
         "added [tool.forkman] to pyproject.toml" if done.added else "[tool.forkman] already present"
     )
     click.echo(f"lock: {done.lock}")
+    if done.ignored:
+        click.echo(
+            f"added {' and '.join(done.ignored)} to .gitignore: bytecode under a fork that git "
+            "does not ignore is a `forkman check` finding (Python may run it instead of "
+            "the source)"
+        )
     if ci_provider is not None or cards:
         from ._ci_cmd import render_integrations
 
