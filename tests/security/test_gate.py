@@ -133,6 +133,13 @@ def test_committed_unchecked_pyc_is_judged(upstream: Path, tmp_path: Path) -> No
 def test_untracked_bytecode_that_git_does_not_ignore_is_judged(
     upstream: Path, tmp_path: Path
 ) -> None:
+    # a project whose .gitignore does not ignore bytecode (`forkman init` adds the lines)
+    ignore = upstream / ".gitignore"
+    if ignore.exists():
+        kept = [ln for ln in ignore.read_text().splitlines() if "pyc" not in ln]
+        ignore.write_text("".join(f"{ln}\n" for ln in kept))
+        git(upstream, "add", ".gitignore")
+        git(upstream, "commit", "-qm", "bytecode is not ignored")
     init = upstream / "vendor/demo/src/demo/__init__.py"
     pyc = _unchecked_pyc(init, EVIL)
     res = run("check", "--format", "json")
