@@ -705,15 +705,30 @@ def _timeout_setting(config: Config, name: str, cfg: TestConfig) -> str:
             f"[tool.forkman.sandbox] timeout (or [tool.forkman.forks.{name}.test] timeout "
             "for this fork alone)"
         )
-    return f"the default; set [tool.forkman.forks.{name}.test] timeout (seconds)"
+    return (
+        f"the default for a suite ({DEFAULT_SUITE_TIMEOUT:g} s); set "
+        f"[tool.forkman.forks.{name}.test] timeout (seconds)"
+    )
 
 
-def fork_policy(policy: SandboxPolicy, cfg: TestConfig) -> SandboxPolicy:
+DEFAULT_SUITE_TIMEOUT = 900.0
+"""Wall-clock seconds a fork's build and suite get when neither ``[tool.forkman.forks.
+NAME.test] timeout`` nor ``[tool.forkman.sandbox] timeout`` is set: real suites take
+minutes (packaging's 26,000 tests, urllib3's servers), far over a sandboxed command's 60."""
+
+
+def fork_policy(
+    policy: SandboxPolicy, cfg: TestConfig, config: Config | None = None
+) -> SandboxPolicy:
     """`policy` with the fork's own ``timeout`` and ``loopback``; a longer timeout raises
-    the per-process CPU limit with it (a suite is one busy process)."""
-    if cfg.timeout is not None:
+    the per-process CPU limit with it (a suite is one busy process). With `config`
+    (the project's) and no timeout set anywhere, the suite gets DEFAULT_SUITE_TIMEOUT."""
+    timeout = cfg.timeout
+    if timeout is None and config is not None and "timeout" not in config.section("sandbox"):
+        timeout = DEFAULT_SUITE_TIMEOUT
+    if timeout is not None:
         policy = replace(
-            policy, timeout=cfg.timeout, cpu_seconds=max(policy.cpu_seconds, math.ceil(cfg.timeout))
+            policy, timeout=timeout, cpu_seconds=max(policy.cpu_seconds, math.ceil(timeout))
         )
     if cfg.loopback is not None:
         policy = replace(policy, loopback=cfg.loopback)
@@ -1077,7 +1092,7 @@ def run_fork_tests(
         raise NotFound(
             f"the vendored tree of {entry.name} is missing: {tree}", hint="run `forkman verify`"
         )
-    policy = fork_policy(policy or sandbox_policy(project.config), cfg)
+    policy = fork_policy(policy or sandbox_policy(project.config), cfg, project.config)
     if not no_sandbox:
         server.support.require(policy.min_tier)  # refuse before any work
     includes = _include(project, entry, cfg)

@@ -106,7 +106,7 @@ def test_failing_tests_are_listed_logs_kept_and_json_complete(
     assert "fixture down" in by_id["tests/test_mixed.py::test_setup_error"]["message"]
     assert row["output_log"] == str(logs / "output.log")
     assert row["junit"] == str(logs / "junit.xml")
-    assert row["timeout"] == 60.0
+    assert row["timeout"] == 900.0  # a suite's default limit, not a sandboxed command's 60 s
     section = load_lock(cwd / "forkman.lock").forks["mixed"].sections["test"]
     assert section["failing"][0] == "tests/test_mixed.py::test_bad"
 
