@@ -26,11 +26,13 @@ from forkman._project import Project
 from tests.conftest import git
 from tests.support.cli import run
 from tests.support.index import LocalIndex
+from tests.support.wheels import serve_test_runner
 
 
 @pytest.fixture
 def forked(cwd: Path, local_index: LocalIndex) -> Path:
-    """A project with fork demo 1.0, committed."""
+    """A project with fork demo 1.0, committed; pytest and setuptools wheels on the index."""
+    serve_test_runner(local_index)
     local_index.add_sdist("demo", "1.0")
     assert run("init").exit_code == 0
     assert run("fork", "demo==1.0").exit_code == 0
