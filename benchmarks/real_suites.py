@@ -108,6 +108,7 @@ class Side:
     errors: int = 0
     skipped: int = 0
     network: int = 0
+    network_skipped: int = 0
     setup: float = 0.0
     suite: float = 0.0
     total: float = 0.0
@@ -204,6 +205,7 @@ def run_forkman(name: str, version: str, work: Path, forkman: list[str]) -> Side
     for key in ("passed", "failed", "errors", "skipped"):
         setattr(side, key, int(report.get(key) or 0))
     side.network = int(report.get("network_failures") or 0)
+    side.network_skipped = int(report.get("network_skipped") or 0)
     side.failures = [f"{f['id']}: {f['message']}" for f in report.get("failures", [])]
     side.ran = side.status in ("passed", "failed", "network-disabled")
     return side
@@ -265,6 +267,7 @@ def run_baseline(name: str, sdist: Path, work: Path) -> Side:
         counts.skipped,
     )
     side.network = counts.network_failures
+    side.network_skipped = counts.network_skipped
     side.failures = [f"{f.id}: {f.message}" for f in counts.failures]
     return side
 
@@ -285,8 +288,9 @@ def bench(name: str, root: Path, forkman: list[str]) -> Row:
 def _counts(s: Side) -> str:
     if not s.ran:
         return "did not run"
-    net = f" ({s.network} net)" if s.network else ""
-    return f"{s.passed}/{s.failed}/{s.errors}{net}"
+    notes = [f"{s.network} net" for _ in (1,) if s.network]
+    notes += [f"{s.network_skipped} skipped net" for _ in (1,) if s.network_skipped]
+    return f"{s.passed}/{s.failed}/{s.errors}" + (f" ({', '.join(notes)})" if notes else "")
 
 
 def table(rows: list[Row]) -> str:

@@ -62,6 +62,16 @@ NETWORK_MARKERS = (
 )
 """Failure texts that mean a test tried to reach the network (or a service of the host)."""
 
+NETWORK_SKIP = re.compile(
+    "|".join(re.escape(m) for m in NETWORK_MARKERS)
+    + r"|network is unreachable|no (?:internet|network)\b|(?:internet|network) (?:access )?"
+    r"(?:is )?(?:unavailable|not available|required|needed)|requires? (?:an? )?"
+    r"(?:internet|network)|cannot resolve",
+    re.IGNORECASE,
+)
+"""Skip reasons that say a test skipped itself because it could not reach the network
+(urllib3: "Can't run the test because the network is unreachable")."""
+
 MAX_JUNIT_BYTES = 32 * 1024 * 1024
 """Largest JUnit report forkman reads; a bigger one is refused, never parsed."""
 MAX_FAILURES_KEPT = 5000
@@ -158,6 +168,9 @@ class TestCounts:
     """Failing tests beyond MAX_FAILURES_KEPT, counted but not kept."""
     collection_errors: int = 0
     """Errors pytest reported while collecting (a test file could not be imported)."""
+    network_skipped: int = 0
+    """Skipped tests whose reason says the network was unreachable (the suite skipped
+    them itself; with the network they would have run)."""
 
     __test__ = False
 
@@ -470,6 +483,7 @@ class _JUnitReader:
         self.duration = 0.0
         self.network = 0
         self.collection = 0
+        self.network_skipped = 0
         self.failures: list[FailedTest] = []
         self.dropped = 0
         self.case: dict[str, str] | None = None
@@ -499,6 +513,9 @@ class _JUnitReader:
         elif tag in ("failure", "error") and self.case is not None and self.bad is None:
             self.bad = (tag, attrs.get("message", ""))
             self.text, self.text_len = [], 0
+        elif tag == "skipped" and self.case is not None:
+            reason = attrs.get("message", "")[:MAX_FAILURE_TEXT]
+            self.network_skipped += bool(NETWORK_SKIP.search(reason))
 
     def data(self, chunk: str) -> None:
         if self.bad is not None and self.text_len < MAX_FAILURE_TEXT:
@@ -570,6 +587,7 @@ def parse_junit_bytes(data: bytes, root: Path | None = None) -> TestCounts:
         failures=tuple(r.failures),
         failures_dropped=r.dropped,
         collection_errors=r.collection,
+        network_skipped=min(r.network_skipped, r.skipped),
     )
 
 
@@ -891,7 +909,14 @@ def evaluate_run(
             counts,
         )
     if bad == 0:
-        return TestStatus.PASSED, f"{counts.passed} passed, {counts.skipped} skipped", counts
+        offline = (
+            f" ({counts.network_skipped} for want of network)" if counts.network_skipped else ""
+        )
+        return (
+            TestStatus.PASSED,
+            f"{counts.passed} passed, {counts.skipped} skipped{offline}",
+            counts,
+        )
     if counts.network_failures == bad:
         return (
             TestStatus.NETWORK_DISABLED,
@@ -900,9 +925,15 @@ def evaluate_run(
             "those tests)",
             counts,
         )
+    causes = []
+    if counts.network_failures:
+        causes.append(f"{counts.network_failures} of the failures for want of network")
+    if counts.network_skipped:
+        causes.append(f"{counts.network_skipped} skipped for want of network")
     return (
         TestStatus.FAILED,
-        f"{counts.failed} failed, {counts.errors} errors, {counts.passed} passed",
+        f"{counts.failed} failed, {counts.errors} errors, {counts.passed} passed"
+        + (f" ({'; '.join(causes)})" if causes else ""),
         counts,
     )
 
@@ -1255,6 +1286,8 @@ def lock_section(outcome: TestOutcome) -> dict[str, Any]:
         )
         if c.network_failures:
             data["network_failures"] = c.network_failures
+        if c.network_skipped:
+            data["network_skipped"] = c.network_skipped
         if c.failures:
             data["failing"] = [f.id for f in c.failures[:LOCK_FAILING]]
     if outcome.status is TestStatus.TIMEOUT and outcome.timeout is not None:
@@ -1274,6 +1307,7 @@ def outcome_report(outcome: TestOutcome) -> dict[str, Any]:
         "failures": [f.to_json() for f in c.failures] if c is not None else [],
         "failures_not_listed": c.failures_dropped if c is not None else 0,
         "network_failures": c.network_failures if c is not None else 0,
+        "network_skipped": c.network_skipped if c is not None else 0,
         "log_dir": str(outcome.log_dir) if outcome.log_dir is not None else None,
         "output_log": str(outcome.output_log) if outcome.output_log is not None else None,
         "junit": str(outcome.junit_log) if outcome.junit_log is not None else None,
