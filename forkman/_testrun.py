@@ -354,9 +354,7 @@ def test_requirements(
         command=cfg.command,
         discover=cfg.discover,
     )
-    return parse_requirements(
-        deps.requirements, f"the test dependencies of the fork {entry.name}"
-    )
+    return parse_requirements(deps.requirements, f"the test dependencies of the fork {entry.name}")
 
 
 def _is_pytest(command: Sequence[str]) -> bool:

@@ -25,8 +25,10 @@ def test_project_layout_is_wired_and_unwired(cwd: Path, local_index: LocalIndex)
     assert "[tool.uv.sources]" in pyproject
     assert 'demo = {path = ".forkman/dist/demo/demo.tar.gz"}' in pyproject
     assert 'constraint-dependencies = ["demo"]' in pyproject
-    assert (cwd / "forkman-requirements.txt").read_text().endswith(
-        "./.forkman/dist/demo/demo.tar.gz  # fork: demo\n"
+    assert (
+        (cwd / "forkman-requirements.txt")
+        .read_text()
+        .endswith("./.forkman/dist/demo/demo.tar.gz  # fork: demo\n")
     )
     assert (cwd / ".forkman/dist/demo/demo.tar.gz").is_file()
     assert run("check").exit_code == 0

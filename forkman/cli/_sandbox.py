@@ -310,5 +310,7 @@ def _explain(project: Project, names: list[str], fmt: str) -> int:
         for note in report["notes"]:
             click.echo(f"note: {note}")
     return 0
+
+
 FAILURES_SHOWN = 5
 """Failing tests listed per fork in the text output (all of them with -v)."""
