@@ -62,6 +62,16 @@ NETWORK_MARKERS = (
 )
 """Failure texts that mean a test tried to reach the network (or a service of the host)."""
 
+NETWORK_SKIP = re.compile(
+    "|".join(re.escape(m) for m in NETWORK_MARKERS)
+    + r"|network is unreachable|no (?:internet|network)\b|(?:internet|network) (?:access )?"
+    r"(?:is )?(?:unavailable|not available|required|needed)|requires? (?:an? )?"
+    r"(?:internet|network)|cannot resolve",
+    re.IGNORECASE,
+)
+"""Skip reasons that say a test skipped itself because it could not reach the network
+(urllib3: "Can't run the test because the network is unreachable")."""
+
 MAX_JUNIT_BYTES = 32 * 1024 * 1024
 """Largest JUnit report forkman reads; a bigger one is refused, never parsed."""
 MAX_FAILURES_KEPT = 5000
@@ -158,6 +168,9 @@ class TestCounts:
     """Failing tests beyond MAX_FAILURES_KEPT, counted but not kept."""
     collection_errors: int = 0
     """Errors pytest reported while collecting (a test file could not be imported)."""
+    network_skipped: int = 0
+    """Skipped tests whose reason says the network was unreachable (the suite skipped
+    them itself; with the network they would have run)."""
 
     __test__ = False
 
@@ -468,6 +481,7 @@ class _JUnitReader:
         self.duration = 0.0
         self.network = 0
         self.collection = 0
+        self.network_skipped = 0
         self.failures: list[FailedTest] = []
         self.dropped = 0
         self.case: dict[str, str] | None = None
@@ -497,6 +511,9 @@ class _JUnitReader:
         elif tag in ("failure", "error") and self.case is not None and self.bad is None:
             self.bad = (tag, attrs.get("message", ""))
             self.text, self.text_len = [], 0
+        elif tag == "skipped" and self.case is not None:
+            reason = attrs.get("message", "")[:MAX_FAILURE_TEXT]
+            self.network_skipped += bool(NETWORK_SKIP.search(reason))
 
     def data(self, chunk: str) -> None:
         if self.bad is not None and self.text_len < MAX_FAILURE_TEXT:
@@ -568,6 +585,7 @@ def parse_junit_bytes(data: bytes, root: Path | None = None) -> TestCounts:
         failures=tuple(r.failures),
         failures_dropped=r.dropped,
         collection_errors=r.collection,
+        network_skipped=min(r.network_skipped, r.skipped),
     )
 
 
@@ -703,15 +721,30 @@ def _timeout_setting(config: Config, name: str, cfg: TestConfig) -> str:
             f"[tool.forkman.sandbox] timeout (or [tool.forkman.forks.{name}.test] timeout "
             "for this fork alone)"
         )
-    return f"the default; set [tool.forkman.forks.{name}.test] timeout (seconds)"
+    return (
+        f"the default for a suite ({DEFAULT_SUITE_TIMEOUT:g} s); set "
+        f"[tool.forkman.forks.{name}.test] timeout (seconds)"
+    )
 
 
-def fork_policy(policy: SandboxPolicy, cfg: TestConfig) -> SandboxPolicy:
+DEFAULT_SUITE_TIMEOUT = 900.0
+"""Wall-clock seconds a fork's build and suite get when neither ``[tool.forkman.forks.
+NAME.test] timeout`` nor ``[tool.forkman.sandbox] timeout`` is set: real suites take
+minutes (packaging's 26,000 tests, urllib3's servers), far over a sandboxed command's 60."""
+
+
+def fork_policy(
+    policy: SandboxPolicy, cfg: TestConfig, config: Config | None = None
+) -> SandboxPolicy:
     """`policy` with the fork's own ``timeout`` and ``loopback``; a longer timeout raises
-    the per-process CPU limit with it (a suite is one busy process)."""
-    if cfg.timeout is not None:
+    the per-process CPU limit with it (a suite is one busy process). With `config`
+    (the project's) and no timeout set anywhere, the suite gets DEFAULT_SUITE_TIMEOUT."""
+    timeout = cfg.timeout
+    if timeout is None and config is not None and "timeout" not in config.section("sandbox"):
+        timeout = DEFAULT_SUITE_TIMEOUT
+    if timeout is not None:
         policy = replace(
-            policy, timeout=cfg.timeout, cpu_seconds=max(policy.cpu_seconds, math.ceil(cfg.timeout))
+            policy, timeout=timeout, cpu_seconds=max(policy.cpu_seconds, math.ceil(timeout))
         )
     if cfg.loopback is not None:
         policy = replace(policy, loopback=cfg.loopback)
@@ -874,7 +907,14 @@ def evaluate_run(
             counts,
         )
     if bad == 0:
-        return TestStatus.PASSED, f"{counts.passed} passed, {counts.skipped} skipped", counts
+        offline = (
+            f" ({counts.network_skipped} for want of network)" if counts.network_skipped else ""
+        )
+        return (
+            TestStatus.PASSED,
+            f"{counts.passed} passed, {counts.skipped} skipped{offline}",
+            counts,
+        )
     if counts.network_failures == bad:
         return (
             TestStatus.NETWORK_DISABLED,
@@ -883,9 +923,15 @@ def evaluate_run(
             "those tests)",
             counts,
         )
+    causes = []
+    if counts.network_failures:
+        causes.append(f"{counts.network_failures} of the failures for want of network")
+    if counts.network_skipped:
+        causes.append(f"{counts.network_skipped} skipped for want of network")
     return (
         TestStatus.FAILED,
-        f"{counts.failed} failed, {counts.errors} errors, {counts.passed} passed",
+        f"{counts.failed} failed, {counts.errors} errors, {counts.passed} passed"
+        + (f" ({'; '.join(causes)})" if causes else ""),
         counts,
     )
 
@@ -1075,7 +1121,7 @@ def run_fork_tests(
         raise NotFound(
             f"the vendored tree of {entry.name} is missing: {tree}", hint="run `forkman verify`"
         )
-    policy = fork_policy(policy or sandbox_policy(project.config), cfg)
+    policy = fork_policy(policy or sandbox_policy(project.config), cfg, project.config)
     if not no_sandbox:
         server.support.require(policy.min_tier)  # refuse before any work
     includes = _include(project, entry, cfg)
@@ -1238,6 +1284,8 @@ def lock_section(outcome: TestOutcome) -> dict[str, Any]:
         )
         if c.network_failures:
             data["network_failures"] = c.network_failures
+        if c.network_skipped:
+            data["network_skipped"] = c.network_skipped
         if c.failures:
             data["failing"] = [f.id for f in c.failures[:LOCK_FAILING]]
     if outcome.status is TestStatus.TIMEOUT and outcome.timeout is not None:
@@ -1257,6 +1305,7 @@ def outcome_report(outcome: TestOutcome) -> dict[str, Any]:
         "failures": [f.to_json() for f in c.failures] if c is not None else [],
         "failures_not_listed": c.failures_dropped if c is not None else 0,
         "network_failures": c.network_failures if c is not None else 0,
+        "network_skipped": c.network_skipped if c is not None else 0,
         "log_dir": str(outcome.log_dir) if outcome.log_dir is not None else None,
         "output_log": str(outcome.output_log) if outcome.output_log is not None else None,
         "junit": str(outcome.junit_log) if outcome.junit_log is not None else None,

@@ -173,3 +173,23 @@ def test_network_limits() -> None:
         key = next(iter(table))
         with pytest.raises(ConfigError, match=key):
             parse_config(table)
+
+
+def test_a_suite_gets_its_own_default_time_limit() -> None:
+    from forkman._testrun import (
+        DEFAULT_SUITE_TIMEOUT,
+        TestConfig,
+        fork_policy,
+        sandbox_policy,
+    )
+
+    # nothing set: a real suite (packaging's 26,000 tests) needs more than a command's 60 s
+    bare = parse_config({})
+    policy = fork_policy(sandbox_policy(bare), TestConfig(), bare)
+    assert policy.timeout == DEFAULT_SUITE_TIMEOUT
+    assert policy.cpu_seconds >= DEFAULT_SUITE_TIMEOUT
+    # the sandbox's timeout, once set, is every suite's; a fork's own overrides it
+    table = parse_config({"sandbox": {"timeout": 30}})
+    assert fork_policy(sandbox_policy(table), TestConfig(), table).timeout == 30
+    own = fork_policy(sandbox_policy(table), TestConfig(timeout=5.0), table)
+    assert own.timeout == 5

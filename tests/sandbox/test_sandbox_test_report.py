@@ -113,7 +113,7 @@ def test_failing_tests_are_listed_logs_kept_and_json_complete(
     assert "fixture down" in by_id["tests/test_mixed.py::test_setup_error"]["message"]
     assert row["output_log"] == str(logs / "output.log")
     assert row["junit"] == str(logs / "junit.xml")
-    assert row["timeout"] == 60.0
+    assert row["timeout"] == 900.0  # a suite's default limit, not a sandboxed command's 60 s
     section = load_lock(cwd / "forkman.lock").forks["mixed"].sections["test"]
     assert section["failing"][0] == "tests/test_mixed.py::test_bad"
 
@@ -292,3 +292,31 @@ def test_suite_with_a_local_server_runs_on_the_private_loopback(
 def test_progress_lines_are_counted() -> None:
     out = b"....F.s.   [ 40%]\n..x....    [ 80%]\n..\n============ 1 failed\n"
     assert count_tests_done(out) == 17
+
+
+SELF_SKIPPING_SUITE = (
+    "import socket\n\nimport pytest\n\n"
+    "def test_local():\n    pass\n\n"
+    "def test_needs_the_internet():\n"
+    "    try:\n        socket.create_connection(('10.255.255.1', 80), timeout=2)\n"
+    "    except OSError as exc:\n"
+    '        pytest.skip(f"Can\'t run the test because the network is unreachable: {exc}")\n\n'
+    "@pytest.mark.skip(reason='not on this platform')\n"
+    "def test_other():\n    pass\n"
+)
+
+
+def test_tests_that_skip_themselves_for_want_of_network_are_counted(
+    cwd: Path, local_index: LocalIndex
+) -> None:
+    # urllib3's suite skips its internet tests itself when the network is unreachable:
+    # the counts differ from a run with network, and forkman says why
+    fork_with(cwd, local_index, "skippy", {"tests/test_skip.py": SELF_SKIPPING_SUITE})
+    res = run("test", "skippy", "--format", "json")
+    assert res.exit_code == 0, res
+    [row] = json.loads(res.stdout)
+    assert row["status"] == "passed" and row["skipped"] == 2, row
+    assert row["network_skipped"] == 1, row
+    assert "1 for want of network" in row["message"], row
+    section = load_lock(cwd / "forkman.lock").forks["skippy"].sections["test"]
+    assert section["network_skipped"] == 1
