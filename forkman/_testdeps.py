@@ -516,17 +516,23 @@ class _Collector:
                 if reqs is not None:
                     self.extras.setdefault(canonicalize_name(key), ("setup.cfg", reqs))
 
-    def _read_setup_py(self, static_deps: bool, static_extras: bool) -> None:
-        path = self.tree / "setup.py"
+    def _python_module(self, filename: str) -> ast.Module | None:
+        """The syntax tree of `filename` at the tree's root, parsed, never run."""
+        path = self.tree / filename
         if not path.exists() and not path.is_symlink():
-            return
+            return None
         text = self.read(path)
         if text is None:
-            return
+            return None
         try:
-            module = ast.parse(text, filename="setup.py")
+            return ast.parse(text, filename=filename)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
-            self.note("setup.py: cannot be parsed; not read")
+            self.note(f"{filename}: cannot be parsed; not read")
+            return None
+
+    def _read_setup_py(self, static_deps: bool, static_extras: bool) -> None:
+        module = self._python_module("setup.py")
+        if module is None:
             return
         names: dict[str, ast.expr] = {}
         for stmt in module.body:
@@ -843,16 +849,8 @@ class _Collector:
                 self.expand_extra(extra, f"tox.ini [testenv] extras -> [{_safe(extra, 40)}]")
 
     def nox(self) -> None:
-        path = self.tree / "noxfile.py"
-        if not path.exists() and not path.is_symlink():
-            return
-        text = self.read(path)
-        if text is None:
-            return
-        try:
-            module = ast.parse(text, filename="noxfile.py")
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            self.note("noxfile.py: cannot be parsed; not read")
+        module = self._python_module("noxfile.py")
+        if module is None:
             return
         for func in module.body:
             if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
