@@ -55,6 +55,25 @@ def local_index(tmp_path: Path) -> Iterator[LocalIndex]:
         index.stop()
 
 
+@pytest.fixture
+def needs_namespaces() -> None:
+    """Skip where the host offers no user namespaces (the sandbox's strongest tier)."""
+    from forkman.sandbox import Tier, detect
+
+    support = detect()
+    if support.best_tier is not Tier.NAMESPACES:
+        pytest.skip(f"this host offers no user namespaces: {support.namespaces.detail}")
+
+
+@pytest.fixture
+def runner_on_index(local_index: LocalIndex) -> None:
+    """pytest and setuptools as wheels on the local index, as a real index offers them
+    (`forkman test` fetches its build backend and test runner as wheels)."""
+    from tests.support.wheels import serve_test_runner
+
+    serve_test_runner(local_index)
+
+
 def git(cwd: Path, *args: str) -> str:
     """Run git in `cwd` and return its stdout."""
     return subprocess.run(

@@ -8,19 +8,11 @@ from pathlib import Path
 import pytest
 
 from forkman._lock import load_lock
-from forkman.sandbox import Tier, detect
 from tests.support.cli import run
 from tests.support.index import LocalIndex, default_project_files
 from tests.support.wheels import serve_test_runner
 
-pytestmark = pytest.mark.sandbox
-
-
-@pytest.fixture(autouse=True)
-def _needs_namespaces() -> None:
-    support = detect()
-    if support.best_tier is not Tier.NAMESPACES:
-        pytest.skip(f"this host offers no user namespaces: {support.namespaces.detail}")
+pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("needs_namespaces")]
 
 
 def test_fork_then_test_in_the_sandbox(cwd: Path, local_index: LocalIndex) -> None:

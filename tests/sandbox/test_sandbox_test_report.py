@@ -13,25 +13,10 @@ import pytest
 
 from forkman._lock import load_lock
 from forkman._testrun import count_tests_done, parse_junit
-from forkman.sandbox import Tier, detect
 from tests.support.cli import run
 from tests.support.index import LocalIndex, default_project_files
-from tests.support.wheels import serve_test_runner
 
-pytestmark = pytest.mark.sandbox
-
-
-@pytest.fixture(autouse=True)
-def _needs_namespaces() -> None:
-    support = detect()
-    if support.best_tier is not Tier.NAMESPACES:
-        pytest.skip(f"this host offers no user namespaces: {support.namespaces.detail}")
-
-
-@pytest.fixture(autouse=True)
-def _runner_on_index(local_index: LocalIndex) -> None:
-    """pytest and setuptools as wheels on the local index, as a real index offers them."""
-    serve_test_runner(local_index)
+pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("needs_namespaces", "runner_on_index")]
 
 
 def fork_with(

@@ -17,9 +17,8 @@ from forkman._treehash import tree_hash
 from forkman.cli import cli
 from forkman.sandbox import ForkServer, HostSupport, Mechanism, SandboxUnavailable
 from tests.support.index import LocalIndex
-from tests.support.wheels import serve_test_runner
 
-pytestmark = pytest.mark.sandbox
+pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("runner_on_index")]
 
 
 def vendor(project: Path, name: str, files: dict[str, str], test_table: str = "") -> LockEntry:
@@ -63,12 +62,6 @@ def package(name: str, tests: str, deps: str = "") -> dict[str, str]:
         f"src/{name}/__init__.py": "def greet(who):\n    return 'hello ' + who\n",
         "tests/test_it.py": tests,
     }
-
-
-@pytest.fixture(autouse=True)
-def _runner_on_index(local_index: LocalIndex) -> None:
-    """pytest and setuptools as wheels on the local index, as a real index offers them."""
-    serve_test_runner(local_index)
 
 
 @pytest.fixture(scope="module")

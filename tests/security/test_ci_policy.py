@@ -22,7 +22,6 @@ from forkman.sandbox import Tier, detect
 from tests.conftest import git
 from tests.support.cli import run
 from tests.support.index import LocalIndex, default_project_files
-from tests.support.wheels import serve_test_runner
 
 SECRET = "s3cr3t-0f-the-ci-7f1c9a"
 
@@ -45,10 +44,7 @@ def _needs_namespaces() -> None:
         pytest.skip(f"this host offers no user namespaces: {support.namespaces.detail}")
 
 
-@pytest.fixture(autouse=True)
-def _runner_on_index(local_index: LocalIndex) -> None:
-    """pytest and setuptools as wheels on the project's index, as a real index offers them."""
-    serve_test_runner(local_index)
+pytestmark = pytest.mark.usefixtures("runner_on_index")
 
 
 @pytest.fixture

@@ -18,21 +18,13 @@ import pytest
 
 from forkman._lock import load_lock
 from forkman._project import cache_root
-from forkman.sandbox import Tier, detect
 from tests.support.cli import run
 from tests.support.index import LocalIndex, default_project_files
 from tests.support.wheels import serve_test_runner
 
-pytestmark = pytest.mark.sandbox
+pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("needs_namespaces")]
 
 SECRET = "hunter2-ci-secret-7f3a"
-
-
-@pytest.fixture(autouse=True)
-def _needs_namespaces() -> None:
-    support = detect()
-    if support.best_tier is not Tier.NAMESPACES:
-        pytest.skip(f"this host offers no user namespaces: {support.namespaces.detail}")
 
 
 @pytest.fixture
