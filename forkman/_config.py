@@ -22,7 +22,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 if TYPE_CHECKING:
     import tomlkit
 
-from ._errors import ConfigError
+from ._errors import BadInput, ConfigError
 from ._fsutil import atomic_write_text
 from ._paths import config_dirs, confine_config
 
@@ -122,19 +122,27 @@ def _str(table: Mapping[str, Any], key: str, default: str, where: str) -> str:
     return value
 
 
+def parse_size(text: str | int) -> int:
+    """``512M``, ``1GiB``, ``4096`` -> bytes; :class:`BadInput` when it is not a size."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    if isinstance(text, str):
+        t = text.strip().lower().removesuffix("b").removesuffix("i")
+        unit = t[-1:] if t[-1:] in _SIZE_UNITS else ""
+        try:
+            return int(float(t[: len(t) - len(unit)]) * _SIZE_UNITS[unit])
+        except ValueError:
+            pass
+    raise BadInput(f"not a size: {text!r}", hint="use a number with K, M or G, e.g. 1G")
+
+
 def _size(table: Mapping[str, Any], key: str, default: int, where: str) -> int:
     """A size in bytes: an integer, or a string such as ``"64M"``, ``"1GiB"``, ``"512K"``."""
     value = table.get(key, default)
-    size: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        size = value
-    elif isinstance(value, str):
-        text = value.strip().lower().removesuffix("b").removesuffix("i")
-        unit = text[-1:] if text[-1:] in _SIZE_UNITS else ""
-        try:
-            size = int(float(text[: len(text) - len(unit)]) * _SIZE_UNITS[unit])
-        except ValueError:
-            size = None
+    try:
+        size: int | None = parse_size(value)
+    except BadInput:
+        size = None
     if size is None or size <= 0:
         raise ConfigError(
             f"{where}.{key} must be a positive size, not {value!r}",

@@ -34,7 +34,7 @@ from xml.parsers import expat
 
 from packaging.requirements import Requirement
 
-from ._config import Config
+from ._config import Config, parse_size
 from ._errors import BadInput, ConfigError, IntegrityError, NotFound
 from ._fsutil import atomic_write_bytes, remove_tree, replace_dir, staging_dir
 from ._lock import GitSource, LockEntry
@@ -278,23 +278,6 @@ def load_test_config(config: Config, name: str) -> TestConfig:
 
 
 _EXTRA = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
-
-
-_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
-
-
-def parse_size(text: str | int) -> int:
-    """``512M``, ``1G``, ``4096`` -> bytes."""
-    if isinstance(text, int):
-        return text
-    t = text.strip().lower().removesuffix("b").removesuffix("i")
-    unit = t[-1:] if t[-1:] in _SIZE_UNITS else ""
-    try:
-        return int(float(t[: len(t) - len(unit)]) * _SIZE_UNITS[unit])
-    except ValueError:
-        raise BadInput(
-            f"not a size: {text!r}", hint="use a number with K, M or G, e.g. 1G"
-        ) from None
 
 
 def sandbox_policy(config: Config | None, **overrides: Any) -> SandboxPolicy:

@@ -78,7 +78,8 @@ def run_cmd(
     Example:
       forkman sandbox run --timeout 60 --memory 1G --writable out -- python script.py
     """
-    from .._testrun import parse_size, sandbox_policy
+    from .._config import parse_size
+    from .._testrun import sandbox_policy
     from ..sandbox import ForkServer
 
     if not argv:
