@@ -59,7 +59,7 @@ def main() -> None:
         (suite / "tests").mkdir(parents=True)
         (suite / "tests" / "test_one.py").write_text("def test_one():\n    assert 1 + 1 == 2\n")
         policy = SandboxPolicy(writable=(suite,), timeout=60)
-        with ForkServer() as server:
+        with ForkServer(preload=("pytest",)) as server:  # pytest run in-process, warm
             kind = server.support.best_tier.value
             print(f"host tier: {kind}")
 

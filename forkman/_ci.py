@@ -688,14 +688,20 @@ class ForkTestStage:
     """Why no fork may be tested at all (e.g. the base's policy could not be read)."""
 
     def _library_outcomes(self, project: Project, run_tests: Any, names: list[str]) -> list[Any]:
+        from .sandbox import ForkServer
+
         outcomes: list[ForkTestOutcome] = []
-        for name in names:
-            try:
-                (o,) = run_tests(project, [name], observer=self.observer)
-            except ForkmanError as exc:
-                outcomes.append(ForkTestOutcome(name, "error", exc.message, exc.hint or ""))
-            else:
-                outcomes.append(ForkTestOutcome(o.name, o.status.value, o.message))
+        server = ForkServer()  # one server for every fork's run (each fork's error is its own)
+        try:
+            for name in names:
+                try:
+                    (o,) = run_tests(project, [name], observer=self.observer, server=server)
+                except ForkmanError as exc:
+                    outcomes.append(ForkTestOutcome(name, "error", exc.message, exc.hint or ""))
+                else:
+                    outcomes.append(ForkTestOutcome(o.name, o.status.value, o.message))
+        finally:
+            server.stop()
         return outcomes
 
     def _outcomes(

@@ -2,7 +2,8 @@
 
 ``unshare(CLONE_NEWUSER)`` refuses threaded callers, and a fresh interpreter
 costs tens of milliseconds, so forkman starts this server once, as a new
-process with a clean environment, pytest already imported, and asks it over
+process with a clean environment (and, when asked, modules such as the MCP
+guest already imported), and asks it over
 a unix socketpair to run commands. Each request carries the run's pipes (as
 SCM_RIGHTS file descriptors); the server forks a supervisor for it and goes
 back to listening, so runs can overlap (``forkman test --jobs N``).
@@ -101,7 +102,7 @@ class ForkServer:
     """A warm server forking sandboxed runs; start once, reuse for many runs."""
 
     def __init__(
-        self, *, preload: Sequence[str] = ("pytest",), support: HostSupport | None = None
+        self, *, preload: Sequence[str] = (), support: HostSupport | None = None
     ) -> None:
         self._preload = tuple(preload)
         self._support = support
