@@ -30,7 +30,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from forkman._fsutil import atomic_write_text  # noqa: E402
 from forkman.actors.embedded import EmbeddedEngine  # noqa: E402
 from forkman.actors.interface import (  # noqa: E402
     STATE_QUERY,
@@ -38,6 +37,7 @@ from forkman.actors.interface import (  # noqa: E402
     ActorContext,
     Message,
 )
+from forkman.core.fs import atomic_write_text  # noqa: E402
 
 
 class Counter(Actor):

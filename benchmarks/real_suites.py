@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forkman._testrun import parse_junit
+from forkman.testing.run import parse_junit
 
 PYPI = "https://pypi.org/simple/"
 

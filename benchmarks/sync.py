@@ -35,10 +35,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from forkman._forks import fork  # noqa: E402
-from forkman._patches import record_patch  # noqa: E402
-from forkman._project import Project  # noqa: E402
-from forkman._unpack import unpack_archive  # noqa: E402
+from forkman.model.project import Project  # noqa: E402
+from forkman.operations.forks import fork  # noqa: E402
+from forkman.operations.patches import record_patch  # noqa: E402
+from forkman.sources.unpack import unpack_archive  # noqa: E402
 from tests.support.index import LocalIndex  # noqa: E402
 
 GIT_ENV = {

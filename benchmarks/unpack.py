@@ -3,7 +3,7 @@
 Builds a synthetic sdist (.tar.gz) and wheel (.whl) with many small files,
 then unpacks each several times with
 
-- forkman: ``forkman._unpack.unpack_archive`` (validate everything, stage, rename), and
+- forkman: ``forkman.sources.unpack.unpack_archive`` (validate everything, stage, rename), and
 - baseline: ``tarfile.extractall(filter="data")`` / ``zipfile.extractall``,
 
 and prints the median times and forkman's ratio to the baseline.
@@ -24,7 +24,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from forkman._unpack import unpack_archive
+from forkman.sources.unpack import unpack_archive
 
 
 def build_archives(root: Path, count: int) -> tuple[Path, Path]:

@@ -3,9 +3,9 @@
 The public library surface is what :data:`__all__` lists: :class:`Project`
 (a method for every operation the CLI offers), its result types, the
 :class:`ForkmanError` hierarchy and the :class:`Observer` protocol. It follows
-semantic versioning; every module and name with a leading underscore is
-private and may change in any release. The CLI (:mod:`forkman.cli`) is a thin
-layer over this API.
+semantic versioning; every other module (the layer packages such as
+:mod:`forkman.operations`) is internal and may change in any release. The
+CLI (:mod:`forkman.cli`) is a thin layer over this API.
 
 Example::
 
@@ -22,47 +22,47 @@ from __future__ import annotations
 
 import importlib
 
+from .core.version import __version__
+
 MYPY = False  # importing typing at run time would slow `forkman check` down
 if MYPY:
     from typing import Any
 
-__version__ = "0.1.0"
-
 # public name -> the module that defines it
 _EXPORTS: dict[str, str] = {
     "Project": "forkman.api",
-    "to_json": "forkman._results",
-    "AuditRun": "forkman._results",
-    "CheckResult": "forkman._results",
-    "ErrorInfo": "forkman._results",
-    "ForkInfo": "forkman._results",
-    "ForkResult": "forkman._results",
-    "InitResult": "forkman._results",
-    "PatchResult": "forkman._results",
-    "SyncReport": "forkman._results",
-    "SyncRun": "forkman._results",
-    "TestResult": "forkman._results",
-    "UnforkResult": "forkman._results",
-    "UnforkRun": "forkman._results",
-    "SyncOutcome": "forkman._sync",
-    "ConflictInfo": "forkman._sync",
-    "Observer": "forkman._observer",
-    "BatchObserver": "forkman._observer",
-    "NullObserver": "forkman._observer",
-    "RecordingObserver": "forkman._observer",
-    "ForkmanError": "forkman._errors",
-    "BadInput": "forkman._errors",
-    "Blocked": "forkman._errors",
-    "BuildError": "forkman._errors",
-    "Busy": "forkman._errors",
-    "ConfigError": "forkman._errors",
-    "IntegrityError": "forkman._errors",
-    "LockError": "forkman._errors",
-    "NetworkError": "forkman._errors",
-    "NotFound": "forkman._errors",
-    "ProjectError": "forkman._errors",
-    "SecurityError": "forkman._errors",
-    "UnsafeArchive": "forkman._errors",
+    "to_json": "forkman.operations.results",
+    "AuditRun": "forkman.operations.results",
+    "CheckResult": "forkman.operations.results",
+    "ErrorInfo": "forkman.operations.results",
+    "ForkInfo": "forkman.operations.results",
+    "ForkResult": "forkman.operations.results",
+    "InitResult": "forkman.operations.results",
+    "PatchResult": "forkman.operations.results",
+    "SyncReport": "forkman.operations.results",
+    "SyncRun": "forkman.operations.results",
+    "TestResult": "forkman.operations.results",
+    "UnforkResult": "forkman.operations.results",
+    "UnforkRun": "forkman.operations.results",
+    "SyncOutcome": "forkman.operations.sync",
+    "ConflictInfo": "forkman.operations.sync",
+    "Observer": "forkman.core.observer",
+    "BatchObserver": "forkman.core.observer",
+    "NullObserver": "forkman.core.observer",
+    "RecordingObserver": "forkman.core.observer",
+    "ForkmanError": "forkman.core.errors",
+    "BadInput": "forkman.core.errors",
+    "Blocked": "forkman.core.errors",
+    "BuildError": "forkman.core.errors",
+    "Busy": "forkman.core.errors",
+    "ConfigError": "forkman.core.errors",
+    "IntegrityError": "forkman.core.errors",
+    "LockError": "forkman.core.errors",
+    "NetworkError": "forkman.core.errors",
+    "NotFound": "forkman.core.errors",
+    "ProjectError": "forkman.core.errors",
+    "SecurityError": "forkman.core.errors",
+    "UnsafeArchive": "forkman.core.errors",
 }
 
 __all__ = [
@@ -103,7 +103,8 @@ __all__ = [
 ]
 
 if MYPY:
-    from ._errors import (
+    from .api import Project
+    from .core.errors import (
         BadInput,
         Blocked,
         BuildError,
@@ -118,8 +119,8 @@ if MYPY:
         SecurityError,
         UnsafeArchive,
     )
-    from ._observer import BatchObserver, NullObserver, Observer, RecordingObserver
-    from ._results import (
+    from .core.observer import BatchObserver, NullObserver, Observer, RecordingObserver
+    from .operations.results import (
         AuditRun,
         CheckResult,
         ErrorInfo,
@@ -134,8 +135,7 @@ if MYPY:
         UnforkRun,
         to_json,
     )
-    from ._sync import ConflictInfo, SyncOutcome
-    from .api import Project
+    from .operations.sync import ConflictInfo, SyncOutcome
 
 
 def __getattr__(name: str) -> Any:

@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import BadInput, NotFound
-from ._forkops import audit_forks, fork_file, test_forks, unfork_forks, verify_forks
-from ._observer import NullObserver, Observer
-from ._project import Project as _CoreProject
-from ._project import find_project
-from ._results import (
+from .core.errors import BadInput, NotFound
+from .core.observer import NullObserver, Observer
+from .model.project import Project as _CoreProject
+from .model.project import find_project
+from .operations.forkops import audit_forks, fork_file, test_forks, unfork_forks, verify_forks
+from .operations.results import (
     AuditRun,
     CheckResult,
     ForkInfo,
@@ -43,17 +43,17 @@ from ._results import (
     TestResult,
     UnforkRun,
 )
-from ._workflows import Confirm, Runner, init_project, revendor_stale, sync_forks
+from .operations.workflows import Confirm, Runner, init_project, revendor_stale, sync_forks
 
 if TYPE_CHECKING:
-    from ._patches import PatchInfo
-    from ._status import StatusRow
-    from ._verify import VerifyResult
     from .audit.provenance import ProvenanceCheck
     from .audit.review import ReviewReport
-    from .vendoring.doctor import DoctorReport
-    from .vendoring.licenses import ForkLicense
-    from .vendoring.migrate import Migration
+    from .operations.doctor import DoctorReport
+    from .operations.migrate import Migration
+    from .operations.patches import PatchInfo
+    from .operations.status import StatusRow
+    from .operations.verify import VerifyResult
+    from .reports.licenses import ForkLicense
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class Project:
 
     def _names(self, names: str | Sequence[str] | None) -> list[str]:
         """Canonical fork names (each must be a fork), or every fork for None/empty."""
-        from ._forks import require_fork
+        from .operations.forks import require_fork
 
         if isinstance(names, str):
             names = [names]
@@ -133,7 +133,7 @@ class Project:
 
             [f.name for f in fm.forks()]
         """
-        from ._status import describe_source
+        from .operations.status import describe_source
 
         return tuple(
             ForkInfo(
@@ -158,9 +158,9 @@ class Project:
 
             [(row.name, row.state) for row in fm.status()]
         """
-        from ._status import status
-        from ._txn import recover
         from .actors import actor_states
+        from .operations.status import status
+        from .store.txn import recover
 
         for line in recover(self.core):
             self.observer.warning(f"recovered: {line}")
@@ -178,9 +178,9 @@ class Project:
             if not result.ok:
                 print(result.hints)
         """
-        from ._check import check
-        from ._paths import confined_relpath, protected_names
-        from ._txn import recover
+        from .core.paths import confined_relpath, protected_names
+        from .gate.check import check
+        from .store.txn import recover
 
         config = self.core.config
         vendoring = config.section("vendoring")
@@ -212,7 +212,7 @@ class Project:
 
             [(p.number, p.subject, p.status.value) for p in fm.patches("attrs")]
         """
-        from ._patches import list_patches
+        from .operations.patches import list_patches
 
         return tuple(list_patches(self.core, name))
 
@@ -224,7 +224,7 @@ class Project:
             fm.diff("attrs")                             # what the fork changes
             fm.diff("attrs", upstream="23.1.0..23.2.0")  # what upstream changed
         """
-        from ._patches import fork_diff, upstream_diff
+        from .operations.patches import fork_diff, upstream_diff
 
         if upstream:
             return upstream_diff(self.core, name, upstream)
@@ -258,7 +258,7 @@ class Project:
             fm.write_file("attrs", "src/attr/_make.py", resolved_text)
             fm.sync_continue("attrs")
         """
-        from ._fsutil import atomic_write_text
+        from .core.fs import atomic_write_text
 
         target = fork_file(self.core, name, path)
         if target.is_dir():
@@ -318,7 +318,7 @@ class Project:
             doc = fm.sbom()
             [c["name"] for c in doc["components"]]
         """
-        from .vendoring.sbom import build_sbom
+        from .reports.sbom import build_sbom
 
         return dict(build_sbom(self.core))
 
@@ -329,7 +329,7 @@ class Project:
 
             [(lic.fork, lic.expression, lic.refused) for lic in fm.licenses()]
         """
-        from .vendoring.licenses import fork_licenses
+        from .reports.licenses import fork_licenses
 
         return tuple(fork_licenses(self.core))
 
@@ -366,7 +366,7 @@ class Project:
             fm.fork("attrs==23.1.0")
             fm.fork("git+https://github.com/org/repo@v1.2.0", name="foo")
         """
-        from ._forks import fork_name_for, layout_and_reason, require_initialized
+        from .operations.forks import fork_name_for, layout_and_reason, require_initialized
 
         self.core.require_git()
         require_initialized(self.core)
@@ -407,7 +407,7 @@ class Project:
         return unfork_forks(self._runner, names)
 
     def _patch(self, name: str, args: dict[str, Any]) -> PatchResult:
-        from ._forks import require_fork
+        from .operations.forks import require_fork
 
         self.core.require_git()
         fork = require_fork(self.core, name).name
@@ -519,7 +519,7 @@ class Project:
 
             fm.restore("attrs")
         """
-        from ._forks import require_fork
+        from .operations.forks import require_fork
 
         self.core.require_git()
         fork = require_fork(self.core, name).name
@@ -576,8 +576,8 @@ class Project:
             fm.write_file("attrs", "src/attr/_make.py", resolved)
             fm.sync_continue("attrs").report("attrs").outcome
         """
-        from ._forks import require_fork
-        from ._sync import SyncOutcome
+        from .operations.forks import require_fork
+        from .operations.sync import SyncOutcome
 
         self.core.require_git()
         fork = require_fork(self.core, name).name
@@ -594,7 +594,7 @@ class Project:
 
             fm.sync_abort("attrs").outcome   # SyncOutcome.ABORTED
         """
-        from ._forks import require_fork
+        from .operations.forks import require_fork
 
         self.core.require_git()
         fork = require_fork(self.core, name).name
@@ -662,9 +662,9 @@ class Project:
 
             fm.wire()
         """
-        from ._forks import wiring_enabled
-        from ._txn import lock_file_mutex
-        from .vendoring.wiring import wire_all
+        from .layouts.wiring import wire_all
+        from .operations.forks import wiring_enabled
+        from .store.txn import lock_file_mutex
 
         if not wiring_enabled(self.core):
             raise BadInput(
@@ -685,7 +685,7 @@ class Project:
             report = fm.doctor(python=".venv/bin/python")
             [(p.fork, p.message) for p in report.problems]
         """
-        from .vendoring.doctor import doctor
+        from .operations.doctor import doctor
 
         return doctor(self.core, python=python)
 
@@ -699,6 +699,6 @@ class Project:
             fm.migrate_vendoring()
             fm.sync(yes=True)
         """
-        from .vendoring.migrate import migrate_vendoring
+        from .operations.migrate import migrate_vendoring
 
         return migrate_vendoring(self.core, dry_run=dry_run)

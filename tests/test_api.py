@@ -9,7 +9,7 @@ import pytest
 
 import forkman
 from forkman import Project, SyncOutcome
-from forkman._errors import error_from_json
+from forkman.core.errors import error_from_json
 from tests.support.cli import run
 from tests.support.index import LocalIndex
 from tests.support.series import add_releases, lines, make_series

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from forkman._quickcheck import quick_clean
+from forkman.gate.quickcheck import quick_clean
 from tests.conftest import git
 from tests.support.cli import run
 from tests.support.index import LocalIndex

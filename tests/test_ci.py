@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from forkman._ci import (
+from forkman.ci.formats import CiFormat, render, to_markdown
+from forkman.ci.pipeline import (
     AuditStage,
     CheckStage,
     CiOptions,
@@ -21,8 +22,7 @@ from forkman._ci import (
     changed_forks,
     run_ci,
 )
-from forkman._ci_formats import CiFormat, render, to_markdown
-from forkman._project import Project
+from forkman.model.project import Project
 from tests.conftest import git
 from tests.support.cli import run
 from tests.support.index import LocalIndex
@@ -341,7 +341,7 @@ def test_ci_outside_git_and_without_pyproject(tmp_path: Path) -> None:
 
 
 def test_effective_settings_take_every_security_key_from_the_base() -> None:
-    from forkman._ci_policy import effective_table, policy_changes
+    from forkman.ci.policy import effective_table, policy_changes
 
     base = {
         "index-url": "https://base.example/simple/",

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from forkman._config import (
+from forkman.core.errors import ConfigError
+from forkman.model.config import (
     Config,
     DistPreference,
     NetworkLimits,
@@ -15,7 +16,6 @@ from forkman._config import (
     parse_config,
     remove_fork_table,
 )
-from forkman._errors import ConfigError
 
 COMMENTED = """\
 # The consumer's own project file, full of comments.
@@ -176,7 +176,7 @@ def test_network_limits() -> None:
 
 
 def test_a_suite_gets_its_own_default_time_limit() -> None:
-    from forkman._testrun import (
+    from forkman.testing.run import (
         DEFAULT_SUITE_TIMEOUT,
         TestConfig,
         fork_policy,

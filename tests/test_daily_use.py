@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from forkman._lock import load_lock, write_lock
+from forkman.model.lock import load_lock, write_lock
 from tests.conftest import REPO_ROOT, git
 from tests.support.cli import Result, run, snapshot
 from tests.support.index import LocalIndex, default_project_files

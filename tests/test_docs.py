@@ -77,7 +77,7 @@ def test_nav_lists_every_page_and_links_the_other_subsystems() -> None:
 
 
 def test_lock_format_page_documents_every_key_the_lock_writes() -> None:
-    from forkman import _lock
+    from forkman.model import lock as _lock
 
     text = (REPO_ROOT / "docs" / "lock-format.md").read_text()
     for key in _lock._CORE_KEYS | {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from forkman._lock import GitSource, IndexSource, load_lock
+from forkman.model.lock import GitSource, IndexSource, load_lock
 from tests.conftest import git
 from tests.support.cli import run, snapshot
 from tests.support.index import LocalIndex

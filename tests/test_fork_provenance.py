@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from forkman._lock import load_lock
+from forkman.model.lock import load_lock
 from tests.conftest import shared_fixture
 from tests.support.cli import run, snapshot
 from tests.support.index import LocalIndex

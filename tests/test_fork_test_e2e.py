@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from forkman._lock import load_lock
+from forkman.model.lock import load_lock
 from tests.support.cli import run
 from tests.support.index import LocalIndex, default_project_files
 from tests.support.wheels import serve_test_runner

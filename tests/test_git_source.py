@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from forkman._errors import BadInput, NetworkError, NotFound, UnsafeArchive
-from forkman._observer import RecordingObserver
-from forkman._project import cache_root
+from forkman.core.errors import BadInput, NetworkError, NotFound, UnsafeArchive
+from forkman.core.observer import RecordingObserver
+from forkman.model.project import cache_root
 from forkman.sources.git import (
     GitSpec,
     export,

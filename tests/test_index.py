@@ -15,12 +15,11 @@ import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from forkman._config import NetworkLimits
-from forkman._errors import BadInput, IntegrityError, NetworkError, NotFound
-from forkman._lock import IndexSource
-from forkman._observer import RecordingObserver
-from forkman._project import cache_root
-from forkman._unpack import unpack_archive
+from forkman.core.errors import BadInput, IntegrityError, NetworkError, NotFound
+from forkman.core.observer import RecordingObserver
+from forkman.model.config import NetworkLimits
+from forkman.model.lock import IndexSource
+from forkman.model.project import cache_root
 from forkman.sources.index import (
     ACCEPT,
     IndexClient,
@@ -34,6 +33,7 @@ from forkman.sources.index import (
     select_release,
 )
 from forkman.sources.interface import DistKind, ReleaseFile, UpstreamRelease
+from forkman.sources.unpack import unpack_archive
 from tests.support.index import LocalIndex
 
 

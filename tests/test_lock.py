@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from forkman._errors import LockError
-from forkman._lock import (
+from forkman.core.errors import LockError
+from forkman.model.lock import (
     GitSource,
     IndexSource,
     Lock,

@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from forkman._lock import load_lock
+from forkman.model.lock import load_lock
 from tests.support.cli import run, snapshot
 from tests.support.index import LocalIndex
 from tests.support.mcp import agent

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from forkman._lock import load_lock
-from forkman._patchfile import PatchHeader, parse_patch, render_patch, slugify
+from forkman.model.lock import load_lock
+from forkman.series.patchfile import PatchHeader, parse_patch, render_patch, slugify
 from tests.support.cli import run, snapshot
 from tests.support.index import LocalIndex
 from tests.support.series import add_releases, edit, lines, make_series

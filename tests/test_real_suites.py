@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from forkman._lock import load_lock
-from forkman._project import cache_root
+from forkman.model.lock import load_lock
+from forkman.model.project import cache_root
 from forkman.sandbox import Tier, detect
 from tests.support.cli import run
 

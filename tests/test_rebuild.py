@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from forkman._lock import load_lock
+from forkman.model.lock import load_lock
 from tests.conftest import git
 from tests.support.cli import run
 from tests.support.index import LocalIndex

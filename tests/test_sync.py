@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from forkman._delta import summarize_delta
-from forkman._lock import load_lock, write_lock
-from forkman._patchfile import parse_patch
-from forkman._project import Project
-from forkman._sync import SyncOutcome, sync_fork, sync_state
-from forkman._txn import InjectedFault
+from forkman.model.lock import load_lock, write_lock
+from forkman.model.project import Project
+from forkman.operations.sync import SyncOutcome, sync_fork, sync_state
+from forkman.series.patchfile import parse_patch
+from forkman.sources.delta import summarize_delta
+from forkman.store.txn import InjectedFault
 from tests.conftest import git
 from tests.support.cli import run, snapshot
 from tests.support.index import LocalIndex

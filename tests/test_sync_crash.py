@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from forkman._history import ForkHistory
-from forkman._lock import load_lock
-from forkman._patches import series_commits
-from forkman._project import Project
-from forkman._treehash import file_digest, tree_hash
-from forkman._txn import paused_state
 from forkman.actors import ActorState, actor_states
+from forkman.model.lock import load_lock
+from forkman.model.project import Project
+from forkman.operations.patches import series_commits
+from forkman.store.history import ForkHistory
+from forkman.store.treehash import file_digest, tree_hash
+from forkman.store.txn import paused_state
 from tests.conftest import REPO_ROOT, git
 from tests.support.cli import run
 from tests.support.crash import crash_test

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from forkman._lock import PatchRecord, write_lock
-from forkman._project import Project
-from forkman._templates import (
+from forkman.model.lock import PatchRecord, write_lock
+from forkman.model.project import Project
+from forkman.reports.templates import (
     CiProvider,
     ci_files,
     default_values,
@@ -23,7 +23,7 @@ from forkman._templates import (
     render,
     template_names,
 )
-from forkman._treehash import file_digest
+from forkman.store.treehash import file_digest
 from tests.conftest import REPO_ROOT, git
 from tests.support.cli import run
 from tests.support.index import LocalIndex

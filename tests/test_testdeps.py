@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from forkman._config import load_config
-from forkman._errors import ConfigError
-from forkman._testdeps import MAX_FILE_BYTES, TestDependencies, discover, resolve
-from forkman._testrun import load_test_config
+from forkman.core.errors import ConfigError
+from forkman.model.config import load_config
+from forkman.testing.deps import MAX_FILE_BYTES, TestDependencies, discover, resolve
+from forkman.testing.run import load_test_config
 from tests.support.cli import run
 from tests.support.index import LocalIndex, default_project_files
 
@@ -636,8 +636,8 @@ def test_explain_shows_what_was_found_and_runs_nothing(cwd: Path, local_index: L
 def test_real_releases(tmp_path: Path, spec: str, needs: str) -> None:
     from packaging.utils import canonicalize_name
 
-    from forkman._unpack import unpack_archive
     from forkman.sources.index import DistKind, fetch_release
+    from forkman.sources.unpack import unpack_archive
 
     release = fetch_release(
         spec, index_urls=["https://pypi.org/simple/"], prefer=DistKind.SDIST, prereleases=False

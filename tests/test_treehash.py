@@ -4,7 +4,7 @@ import os
 import time
 from pathlib import Path
 
-from forkman._treehash import StatCache, hash_manifest, scan_tree, tree_hash
+from forkman.store.treehash import StatCache, hash_manifest, scan_tree, tree_hash
 
 
 def make(root: Path) -> None:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from forkman._forks import fork, unfork
-from forkman._lock import load_lock
-from forkman._project import Project
-from forkman._txn import InjectedFault, recover
+from forkman.model.lock import load_lock
+from forkman.model.project import Project
+from forkman.operations.forks import fork, unfork
+from forkman.store.txn import InjectedFault, recover
 from tests.support.cli import run, snapshot
 from tests.support.index import LocalIndex
 
@@ -141,7 +141,7 @@ def test_sigkill_at_random_moments(ready: Project) -> None:
 
 def test_recovery_leaves_a_live_transaction_alone(ready: Project) -> None:
     """Another command's recovery must not undo a transaction whose owner is alive."""
-    from forkman._txn import ForkTransaction
+    from forkman.store.txn import ForkTransaction
 
     fork(ready, "demo==1.0")
     target = ready.root / "vendor" / "demo" / "m0.py"
@@ -208,7 +208,7 @@ def test_recovery_clears_what_a_killed_git_left_behind(
 def test_recovery_leaves_a_live_transactions_folder_alone(ready: Project) -> None:
     """Another thread's transaction makes its backup folder before its journal: a parallel
     recovery must not take it for a leftover."""
-    from forkman._txn import _Owner
+    from forkman.store.txn import _Owner
 
     txn_dir = ready.ensure_state_dir() / "txn"
     live = txn_dir / "alpha.0123456789ab"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from forkman._errors import BadInput, UnsafeArchive
-from forkman._unpack import ArchiveFormat, UnpackLimits, archive_format, unpack_archive
+from forkman.core.errors import BadInput, UnsafeArchive
+from forkman.sources.unpack import ArchiveFormat, UnpackLimits, archive_format, unpack_archive
 from tests.support.index import build_sdist, build_wheel
 
 TarEntry = tuple[tarfile.TarInfo, bytes | None]

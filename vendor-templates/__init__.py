@@ -1,4 +1,4 @@
 """Files forkman renders into a consumer's repository (installed as ``forkman.templates``).
 
-Placeholders are written ``[[name]]``; see :mod:`forkman._templates`.
+Placeholders are written ``[[name]]``; see :mod:`forkman.reports.templates`.
 """

@@ -3,7 +3,7 @@
 An engine holds a key's lock for as long as that actor is in memory, so two
 forkman commands on the same repository never work on the same fork at once:
 the second waits (saying so on stderr) and, after ``--wait`` seconds, fails
-with :class:`~forkman._errors.Busy`. The kernel drops the lock when its
+with :class:`~forkman.core.errors.Busy`. The kernel drops the lock when its
 process dies, which is what makes recovery safe: an intent found while
 holding the lock belongs to a process that is gone.
 """
@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .._errors import Busy
+from ..core.errors import Busy
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 _POLL = 0.05
@@ -72,7 +72,7 @@ def acquire(
     `on_wait` is told once when the lock is held by someone else.
     """
     path = lock_dir / lock_file_name(key)
-    from .._statetrust import open_lock_file
+    from ..model.statetrust import open_lock_file
 
     fd = open_lock_file(path)  # never through a symlink: the pid is written into it
     deadline = time.monotonic() + wait

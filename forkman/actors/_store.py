@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .._errors import Busy, ForkmanError
+from ..core.errors import Busy, ForkmanError
 from .interface import JSON, ActorState, ActorStatus, ActorStorage, Alarm, Intent, Message, Reply
 
 SCHEMA_VERSION = 1

@@ -24,8 +24,8 @@ from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .._errors import BadInput, ForkmanError, SecurityError
-from .._observer import NullObserver, Observer
+from ..core.errors import BadInput, ForkmanError, SecurityError
+from ..core.observer import NullObserver, Observer
 from . import _keylock
 from ._store import StateStore
 from .interface import (

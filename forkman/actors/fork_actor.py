@@ -23,14 +23,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
-from .._errors import BadInput, ConfigError, NotFound
-from .._observer import Observer
+from ..core.errors import BadInput, ConfigError, NotFound
+from ..core.observer import Observer
 from . import _keylock
 from .embedded import DB_NAME, LOCKS_DIR, EmbeddedEngine
 from .interface import JSON, Actor, ActorContext, ActorState, Engine, Intent, Message, Reply
 
 if TYPE_CHECKING:
-    from .._project import Project
+    from ..model.project import Project
 
 FORK_PREFIX = "fork:"
 
@@ -57,15 +57,15 @@ class Operation:
 # Operations shipped with forkman, imported on first use: name -> "module:attribute"
 # (an :class:`Operation`). Add one line per operation.
 OPERATIONS: dict[str, str] = {
-    "fork": "forkman._operations:FORK",
-    "unfork": "forkman._operations:UNFORK",
-    "verify": "forkman._operations:VERIFY",
-    "test": "forkman._operations:TEST",
-    "sync": "forkman._operations:SYNC",
-    "patch": "forkman._operations:PATCH",
-    "restore": "forkman._operations:RESTORE",
-    "check-upstream": "forkman._operations:CHECK_UPSTREAM",
-    "audit": "forkman._operations:AUDIT",
+    "fork": "forkman.operations.handlers:FORK",
+    "unfork": "forkman.operations.handlers:UNFORK",
+    "verify": "forkman.operations.handlers:VERIFY",
+    "test": "forkman.operations.handlers:TEST",
+    "sync": "forkman.operations.handlers:SYNC",
+    "patch": "forkman.operations.handlers:PATCH",
+    "restore": "forkman.operations.handlers:RESTORE",
+    "check-upstream": "forkman.operations.handlers:CHECK_UPSTREAM",
+    "audit": "forkman.operations.handlers:AUDIT",
 }
 
 _DEFAULT_STATES = {
@@ -244,7 +244,7 @@ def run_for_forks(
     Each fork's message carries `args`, updated with its own `per_fork` entry.
     A reply with ``ok=False`` is a failed fork (its ``error`` says why). A
     fork that could not run at all because another process holds it
-    (:class:`~forkman._errors.Busy`) gets a failed reply too, with
+    (:class:`~forkman.core.errors.Busy`) gets a failed reply too, with
     ``result["error_kind"] == "Busy"``: the other forks' work is done and
     reported, never lost to one busy fork.
     """
@@ -264,7 +264,7 @@ def run_for_forks(
 
 def _gather(engine: Engine, messages: Mapping[str, Message]) -> dict[str, Reply]:
     """Send every message, wait for every reply; a busy fork's is a failed reply."""
-    from .._errors import Busy
+    from ..core.errors import Busy
 
     futures = {key: engine.send(key, message) for key, message in messages.items()}
     replies: dict[str, Reply] = {}
@@ -319,7 +319,7 @@ def actor_states(project: Project) -> dict[str, ForkActorState]:
 
 def _held_elsewhere(project: Project, key: str) -> bool:
     """Whether a live process holds `key` (a momentary, non-blocking probe)."""
-    from .._errors import Busy
+    from ..core.errors import Busy
 
     lock_dir = project.state_dir / LOCKS_DIR
     if not lock_dir.is_dir():
@@ -337,7 +337,7 @@ def shared_file_guard(project: Project, name: str, *, wait: float = 60.0) -> Ite
 
     Fork actors run in parallel threads and processes. Every writer of a
     given file must use the same mutex: the one that guards ``forkman.lock``
-    is the fork transaction's (``forkman._txn``), so use this for other files.
+    is the fork transaction's (``forkman.store.txn``), so use this for other files.
     """
     with _keylock.exclusive(
         project.ensure_state_dir() / LOCKS_DIR, f"file:{name}", wait=wait, what=name

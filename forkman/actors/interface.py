@@ -33,8 +33,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
-from .._errors import ForkmanError, error_from_json
-from .._observer import Observer
+from ..core.errors import ForkmanError, error_from_json
+from ..core.observer import Observer
 
 JSON: TypeAlias = Any
 """A value that survives ``json.dumps``/``json.loads`` unchanged."""
@@ -134,7 +134,7 @@ class Reply:
         """The error the operation raised, rebuilt with its class, hint and exit code.
 
         None when the reply is ok. An operation that crashed with something other
-        than a :class:`~forkman._errors.ForkmanError` comes back as a plain
+        than a :class:`~forkman.core.errors.ForkmanError` comes back as a plain
         ForkmanError carrying :attr:`error`.
         """
         if self.ok:
@@ -307,7 +307,7 @@ class Actor(ABC):
     def handle(self, ctx: ActorContext, message: Message) -> Mapping[str, JSON]:
         """Do the work of `message`; return a JSON result. Must be idempotent.
 
-        Raise :class:`~forkman._errors.ForkmanError` for a failure the user
+        Raise :class:`~forkman.core.errors.ForkmanError` for a failure the user
         should read; the engine records it as the outcome (state FAILED).
         Return ``{"state": "conflict", ...}`` to leave the actor in CONFLICT.
         """

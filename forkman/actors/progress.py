@@ -1,6 +1,6 @@
 """Showing fork actors at work: a live table on a terminal, plain lines otherwise.
 
-Both are :class:`~forkman._observer.Observer` implementations that also take
+Both are :class:`~forkman.core.observer.Observer` implementations that also take
 actors' state changes (:class:`~forkman.actors.interface.ActorObserver`), so
 the CLI passes one to :func:`~forkman.actors.run_for_forks` and the engine
 keeps it current.

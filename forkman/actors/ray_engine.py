@@ -33,19 +33,12 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from .. import _errors
-from .._errors import ForkmanError, NetworkError
-from .._observer import NullObserver, Observer
+from ..core import errors as _errors
+from ..core.errors import ForkmanError, NetworkError
+from ..core.observer import NullObserver, Observer
 from ._store import StateStore
 from .embedded import DB_NAME, EmbeddedEngine, StoreBackedEngine, subject_of
-from .interface import (
-    ActorFactory,
-    ActorObserver,
-    ActorState,
-    Alarm,
-    Message,
-    Reply,
-)
+from .interface import ActorFactory, ActorObserver, ActorState, Alarm, Message, Reply
 
 
 def _import_ray() -> Any:

@@ -19,8 +19,8 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from .._errors import ConfigError
-from .._observer import Observer
+from ..core.errors import ConfigError
+from ..core.observer import Observer
 from .fork_actor import FORK_PREFIX, fork_key, operation
 from .interface import Alarm, Engine, Message, Reply
 

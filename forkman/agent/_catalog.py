@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from .._errors import ForkmanError
+from ..core.errors import ForkmanError
 
 READ_ONLY = frozenset(
     {
@@ -285,7 +285,7 @@ def operation(name: str) -> Operation:
     for op in operations():
         if op.name == name:
             return op
-    from .._errors import NotFound
+    from ..core.errors import NotFound
 
     raise NotFound(
         f"fm has no method {name!r}",

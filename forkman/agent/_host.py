@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._errors import BadInput, ForkmanError, NotFound, SecurityError
+from ..core.errors import BadInput, ForkmanError, NotFound, SecurityError
 from . import _catalog
 from ._guest import MAX_FRAME
 from ._store import AgentStore
@@ -146,7 +146,7 @@ class Gate:
         return {f.name for f in self.project.forks()}
 
     def _path(self, value: object, key: str, *, in_project: bool) -> None:
-        from .._paths import confined_relpath, require_inside
+        from ..core.paths import confined_relpath, require_inside
 
         if isinstance(value, os.PathLike):
             value = os.fspath(value)
@@ -296,8 +296,8 @@ class Executor:
         self.store.close()
 
     def _policy(self, scratch: Path) -> Any:
-        from .._testrun import sandbox_policy
         from ..sandbox import SandboxPolicy
+        from ..testing.run import sandbox_policy
 
         return sandbox_policy(
             self.project.core.config,

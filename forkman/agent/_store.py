@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._errors import Busy, ForkmanError, NotFound
+from ..core.errors import Busy, ForkmanError, NotFound
 
 SCHEMA_VERSION = 1
 STORE_NAME = "agent.sqlite"

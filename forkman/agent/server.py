@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._errors import ForkmanError
+from ..core.errors import ForkmanError
 from . import _catalog
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ def build_server(agent: AgentServer) -> Any:
     import mcp.types as types
     from mcp.server.lowlevel import Server
 
-    from .. import __version__
+    from ..core.version import __version__
 
     tools = [types.Tool.model_validate(t) for t in tool_definitions()]
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._errors import ConfigError
-from .._project import Project, cache_root
+from ..core.errors import ConfigError
+from ..model.project import Project, cache_root
 from .osvdb import DB_FILENAME
 
 

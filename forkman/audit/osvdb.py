@@ -42,9 +42,9 @@ import yaml
 from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
 
-from .._config import NetworkLimits
-from .._errors import BadInput, ForkmanError, NotFound
-from .._observer import NullObserver, Observer
+from ..core.errors import BadInput, ForkmanError, NotFound
+from ..core.observer import NullObserver, Observer
+from ..model.config import NetworkLimits
 
 _NULL_OBSERVER = NullObserver()
 
@@ -223,7 +223,7 @@ def parse_advisory(data: Any) -> _Record:
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
         raise MalformedAdvisory("'aliases' must be a list of strings")
     details = _text(data.get("details")) or ""
-    # the whole first line: reports that need it short cut it at a word (forkman._text)
+    # the whole first line: reports that need it short cut it at a word (forkman.core.text)
     summary = _text(data.get("summary")) or (details.strip().split("\n") or [""])[0]
     affected_raw = data.get("affected") or []
     if not isinstance(affected_raw, list):
@@ -340,7 +340,7 @@ def _iter_zip(
 
 def _download(url: str, observer: Observer, limits: NetworkLimits) -> IO[bytes]:
     """`url` streamed into an anonymous temporary file (at most ``max-download-size``)."""
-    from .. import _http
+    from ..sources import http as _http
 
     observer.step("db", f"downloading {_http.redact(url)}")
     out = tempfile.TemporaryFile()  # noqa: SIM115 - returned open, closed by the caller

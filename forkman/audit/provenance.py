@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
-from .._config import NetworkLimits
-from .._errors import BadInput, IntegrityError, NetworkError, NotFound, SecurityError
+from ..core.errors import BadInput, IntegrityError, NetworkError, NotFound, SecurityError
+from ..model.config import NetworkLimits
 from ..sources.interface import ReleaseFile
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
@@ -432,7 +432,7 @@ def fetch_provenance(
 
 
 def _get(url: str, *, limits: NetworkLimits | None = None, accept: str | None = None) -> bytes:
-    from .. import _http
+    from ..sources import http as _http
 
     hint = "the index announced it; retry when the index is reachable"
     resp = _http.get(
@@ -567,7 +567,7 @@ class ProvenanceCheck:
 
 def downloaded_file(sha256: str, filename: str) -> Path:
     """Where the download cache keeps a file (both parts come from the lock: checked)."""
-    from .._project import cache_root
+    from ..model.project import cache_root
     from ..sources.index import _SHA256, _safe_filename
 
     if not _SHA256.match(sha256):
@@ -586,7 +586,7 @@ def verify_fork(
     """Verify the provenance of fork `name`'s recorded file and record the publisher."""
     from packaging.utils import canonicalize_name
 
-    from .._lock import IndexSource
+    from ..model.lock import IndexSource
 
     lock = project.load_lock()
     entry = lock.get(name) or lock.get(canonicalize_name(name))
@@ -647,7 +647,7 @@ def verify_fork(
         publisher = verify_provenance(dist, _get(url, limits=project.config.network), expected)
         origin = url
     if record:
-        from .._txn import update_lock
+        from ..store.txn import update_lock
 
         table = {**publisher.to_lock(), "file": source.filename, "source": origin}
 

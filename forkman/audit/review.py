@@ -32,8 +32,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .._errors import BadInput, NotFound
-from .._fsutil import remove_tree
+from ..core.errors import BadInput, NotFound
+from ..core.fs import remove_tree
 from ._settings import Severity
 
 __all__ = ["Finding", "ReviewReport", "Rule", "Severity", "review_delta", "review_fork"]
@@ -922,8 +922,8 @@ def _parse_range(spec: str | None, versions: list[str]) -> tuple[str | None, str
 
 def _fetched_tree(project: Any, entry: Any, version: str, dest: Path) -> Path:
     """Upstream `version` of a fork, not imported in its history: fetched as sync does."""
-    from .._errors import ForkmanError
-    from .._sync import fetch_release_tree
+    from ..core.errors import ForkmanError
+    from ..operations.sync import fetch_release_tree
 
     try:
         return fetch_release_tree(project, entry, version, dest)
@@ -978,7 +978,7 @@ def review_fork(
         remove_tree(tmp)
     report = ReviewReport(fork_name, old_v, new_v, tuple(findings), settings.block_on)
     if record and entry is not None:
-        from .._txn import update_lock
+        from ..store.txn import update_lock
 
         section = report.lock_section()
 

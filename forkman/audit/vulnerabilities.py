@@ -20,10 +20,10 @@ from typing import Any, assert_never
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from .._errors import NotFound
-from .._lock import Lock, LockEntry
-from .._observer import NullObserver, Observer
-from .._project import Project, cache_root
+from ..core.errors import NotFound
+from ..core.observer import NullObserver, Observer
+from ..model.lock import Lock, LockEntry
+from ..model.project import Project, cache_root
 from ._settings import AuditSettings, Ignore, load_settings
 from .osvdb import DatabaseError, DatabaseInfo, OsvDatabase, parse_version
 
@@ -334,7 +334,7 @@ def audit_project(
         observer=observer,
     )
     if record and report.forks:
-        from .._txn import update_lock
+        from ..store.txn import update_lock
 
         def record_results(lock: Lock) -> Lock:
             # Only a changed outcome is written: re-running an audit with the same
@@ -535,8 +535,8 @@ def report_dict(report: AuditReport) -> dict[str, Any]:
 
 def render_sarif(report: AuditReport) -> str:
     """SARIF 2.1.0: one rule per advisory, one result per (fork, advisory)."""
-    from .. import __version__
-    from .._lock import LOCK_NAME
+    from ..core.version import __version__
+    from ..model.lock import LOCK_NAME
 
     rules: dict[str, dict[str, Any]] = {}
     results: list[dict[str, Any]] = []

@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 
 import click
 
-from .._errors import BadInput
-from .._observer import Observer
+from ..core.errors import BadInput
+from ..core.observer import Observer
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .._errors import ForkmanError
+from ..core.errors import ForkmanError
 
 
 def _root(ctx: click.Context) -> Path:
@@ -53,13 +53,7 @@ def mcp_cmd(ctx: click.Context, allow_writes: bool, timeout: float, http_port: i
       forkman mcp --allow-writes --timeout 60
       forkman mcp --http 8765           # streamable HTTP on 127.0.0.1:8765
     """
-    from ..agent.server import (
-        AgentServer,
-        open_executor,
-        require_sdk,
-        serve_http,
-        serve_stdio,
-    )
+    from ..agent.server import AgentServer, open_executor, require_sdk, serve_http, serve_stdio
 
     require_sdk()
     executor = open_executor(_root(ctx), allow_writes=allow_writes, timeout=timeout)
@@ -99,7 +93,7 @@ def _store(ctx: click.Context) -> Any:
 
 
 def _clean(text: str, limit: int = 400) -> str:
-    from .._testrun import clean_line
+    from ..testing.run import clean_line
 
     return clean_line(text, limit)
 

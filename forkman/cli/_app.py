@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from .. import __version__
-from .._errors import ForkmanError
+from ..core.errors import ForkmanError
+from ..core.version import __version__
 from . import COMMANDS
 
 
@@ -56,7 +56,7 @@ class Context:
 
     def project(self) -> Any:
         """The consumer project (found upward from --project or the cwd)."""
-        from .._project import find_project
+        from ..model.project import find_project
 
         return find_project(self.project_dir)
 

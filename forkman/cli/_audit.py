@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .._errors import ProjectError, SecurityError
+from ..core.errors import ProjectError, SecurityError
 from ._output import StderrObserver
 
 OSV_PYPI_EXPORT = "https://osv-vulnerabilities.storage.googleapis.com/PyPI/all.zip"

@@ -1,7 +1,7 @@
 """`forkman check` without click: it runs in pre-commit hooks, so start-up matters.
 
 :func:`fast_check` handles the plain forms (``check [NAME...] [--format
-text|json]``); when :mod:`forkman._quickcheck` proves the project clean it
+text|json]``); when :mod:`forkman.gate.quickcheck` proves the project clean it
 imports nothing else, otherwise the full check explains every finding.
 Anything else (``--help``, ``--project``) falls through to click, whose command
 (:mod:`forkman.cli._check_cmd`) calls the same :func:`run_check`.
@@ -26,7 +26,7 @@ def _find_root(start: str) -> str:
         if parent == here:
             break
         here = parent
-    from .._errors import ProjectError
+    from ..core.errors import ProjectError
 
     raise ProjectError(
         f"no pyproject.toml in {os.path.abspath(start)} or any parent directory",
@@ -43,15 +43,15 @@ def _dirs(
     Every path is validated as the full configuration validates it (relative,
     normalised, inside the project); the symlink check runs every time.
     """
-    from .._paths import config_dirs, confine_config, confined_relpath, protected_names
-    from .._quickcheck import sha256_hex
-    from .._statetrust import read_cache, write_cache
+    from ..core.paths import config_dirs, confine_config, confined_relpath, protected_names
+    from ..gate.quickcheck import sha256_hex
+    from ..model.statetrust import read_cache, write_cache
 
     with open(os.path.join(root, "pyproject.toml"), "rb") as fh:
         raw = fh.read()
     digest = sha256_hex(raw)
     cache = os.path.join(root, ".forkman", "config.cache")
-    # sealed (forkman._statetrust): a cache this user's forkman did not write is ignored
+    # sealed (forkman.model.statetrust): a cache this user's forkman did not write is ignored
     cached = read_cache(cache, "config.cache")
     if isinstance(cached, list) and len(cached) == 7 and cached[0] == digest:
         try:
@@ -71,12 +71,12 @@ def _dirs(
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        from .._errors import ConfigError
+        from ..core.errors import ConfigError
 
         raise ConfigError(f"{root}/pyproject.toml is not valid TOML: {exc}") from None
     tool = data.get("tool", {})
     if "forkman" not in tool and not os.path.exists(os.path.join(root, "forkman.lock")):
-        from .._errors import ProjectError
+        from ..core.errors import ProjectError
 
         raise ProjectError(
             f"{root} is not a forkman project: its pyproject.toml has no [tool.forkman] "
@@ -93,7 +93,7 @@ def _dirs(
     ):
         from pathlib import Path
 
-        from .._config import load_config
+        from ..model.config import load_config
 
         load_config(Path(root) / "pyproject.toml")  # raises the precise configuration error
         raise AssertionError("unreachable: load_config refuses this table")
@@ -135,14 +135,14 @@ def _all_forked(root: str, declared: tuple[str, ...]) -> bool:
             text = fh.read()
     except OSError:
         return False
-    from .._lock import _key
+    from ..model.lock import _key
 
     return all(f"\n[forks.{_key(name)}]\n" in text for name in declared)
 
 
 def run_check(root: str | os.PathLike[str], names: Sequence[str], fmt: str) -> int:
     """Check the project at `root`, print the report, return the exit code."""
-    from .._quickcheck import quick_clean
+    from ..gate.quickcheck import quick_clean
 
     root = os.fspath(root)
     vendor_dir, patches_dir, protected, destination, declared = _dirs(root)
@@ -164,11 +164,11 @@ def run_check(root: str | os.PathLike[str], names: Sequence[str], fmt: str) -> i
             return 0
     from pathlib import Path
 
-    from .._check import check
+    from ..gate.check import check
 
     if os.path.isdir(os.path.join(root, ".forkman", "txn")):
-        from .._project import Project
-        from .._txn import recover
+        from ..model.project import Project
+        from ..store.txn import recover
 
         for line in recover(Project(Path(root))):
             print(f"recovered: {line}", file=sys.stderr)
@@ -212,7 +212,7 @@ def fast_check(args: Sequence[str]) -> int | None:
             return None
         else:
             names.append(arg)
-    from .._errors import ForkmanError
+    from ..core.errors import ForkmanError
 
     try:
         return run_check(_find_root(os.getcwd()), names, fmt)

@@ -58,9 +58,9 @@ def ci_cmd(obj: Any, fmt: str | None, output: Path | None, base: str | None, off
       forkman ci --format sarif --output forkman.sarif --base origin/main
       forkman ci --offline
     """
-    from .._ci import CiOptions, run_ci
-    from .._ci_formats import CiFormat, render, to_markdown
-    from .._fsutil import atomic_write_text
+    from ..ci.formats import CiFormat, render, to_markdown
+    from ..ci.pipeline import CiOptions, run_ci
+    from ..core.fs import atomic_write_text
 
     report = run_ci(obj.project(), CiOptions(base=base, offline=offline), observer=StderrObserver())
     to_stdout = output is not None and str(output) == "-"
@@ -119,8 +119,8 @@ def card_cmd(obj: Any, names: tuple[str, ...], to_stdout: bool) -> int:
       forkman card attrs
       forkman card attrs --stdout
     """
-    from .._forks import require_fork
-    from .._templates import render_card, write_cards
+    from ..operations.forks import require_fork
+    from ..reports.templates import render_card, write_cards
 
     project = obj.project()
     if to_stdout:
@@ -137,7 +137,7 @@ def card_cmd(obj: Any, names: tuple[str, ...], to_stdout: bool) -> int:
 
 def render_integrations(project: Any, provider: str | None, *, cards: bool, force: bool) -> int:
     """`forkman init --ci/--cards`: render the templates and say what happened to each file."""
-    from .._templates import CiProvider, WriteAction, render_ci, write_cards
+    from ..reports.templates import CiProvider, WriteAction, render_ci, write_cards
 
     written = render_ci(project, CiProvider(provider), force=force) if provider else []
     for item in written:

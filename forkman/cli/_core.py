@@ -148,7 +148,7 @@ def status_cmd(obj: Any, fmt: str) -> int:
     Example:
       forkman status --format json
     """
-    from .._status import DECLARED, DECLARED_HINT
+    from ..operations.status import DECLARED, DECLARED_HINT
 
     rows = obj.api().status()
     if fmt == "json":

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .._errors import BadInput
+from ..core.errors import BadInput
 from ._actors import actor_options
 from ._output import table
 
 if TYPE_CHECKING:
-    from .._results import SyncReport, SyncRun
+    from ..operations.results import SyncReport, SyncRun
 
 
 @click.command("patch")
@@ -122,7 +122,7 @@ def patches_cmd(obj: Any, name: str, fmt: str) -> int:
     Example:
       forkman patches attrs
     """
-    from .._patches import PatchStatus
+    from ..operations.patches import PatchStatus
 
     rows = obj.api().patches(name)
     if fmt == "json":
@@ -206,7 +206,7 @@ def _risk_line(risk: Mapping[str, Any]) -> str:
 
 def _render(result: SyncReport) -> None:
     """Show one fork's sync result."""
-    from .._sync import SyncOutcome
+    from ..operations.sync import SyncOutcome
 
     click.echo(result.message)
     if result.delta and result.outcome is not SyncOutcome.DECLINED:
@@ -295,7 +295,7 @@ def sync_cmd(
       forkman sync --all --dry-run
       forkman sync attrs --continue
     """
-    from .._sync import SyncOutcome
+    from ..operations.sync import SyncOutcome
 
     if all_ == bool(name):
         raise BadInput(
@@ -348,8 +348,8 @@ def render_results(results: Sequence[SyncReport]) -> int:
     2 when one failed, 1 when one conflicts, was declined or was refused for
     what its review found (a finding), else 0.
     """
-    from .._results import SyncRun
-    from .._sync import SyncOutcome
+    from ..operations.results import SyncRun
+    from ..operations.sync import SyncOutcome
 
     for result in sorted(results, key=lambda r: r.name):
         if result.outcome is SyncOutcome.FAILED:

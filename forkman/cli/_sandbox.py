@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .._errors import BadInput, NotFound, ProjectError
+from ..core.errors import BadInput, NotFound, ProjectError
 from ._actors import actor_options
 
 if TYPE_CHECKING:
-    from .._project import Project
+    from ..model.project import Project
 
 
 @click.group("sandbox")
@@ -78,9 +78,9 @@ def run_cmd(
     Example:
       forkman sandbox run --timeout 60 --memory 1G --writable out -- python script.py
     """
-    from .._config import parse_size
-    from .._testrun import sandbox_policy
+    from ..model.config import parse_size
     from ..sandbox import ForkServer
+    from ..testing.run import sandbox_policy
 
     if not argv:
         raise BadInput("give a command to run after --")
@@ -166,8 +166,8 @@ def test_cmd(
     """
     import json
 
-    from .._forks import require_fork
-    from .._testrun import clean_line, clean_output
+    from ..operations.forks import require_fork
+    from ..testing.run import clean_line, clean_output
 
     if names and all_forks:
         raise BadInput("name forks or pass --all, not both")
@@ -247,8 +247,8 @@ def _explain(project: Project, names: list[str], fmt: str) -> int:
     """`forkman test --explain`: the test dependencies of each fork; runs nothing."""
     import json
 
-    from .._testdeps import resolve
-    from .._testrun import load_test_config
+    from ..testing.deps import resolve
+    from ..testing.run import load_test_config
     from ._output import table
 
     lock = project.load_lock()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .._fsutil import atomic_write_text
+from ..core.fs import atomic_write_text
 from . import Context
 
 
@@ -59,7 +59,7 @@ def sbom_cmd(obj: Context, output: Path | None) -> int:
     Example:
       forkman sbom -o forks.cdx.json
     """
-    from ..vendoring.sbom import dump_sbom
+    from ..reports.sbom import dump_sbom
 
     text = dump_sbom(obj.api().sbom())
     if output is None:

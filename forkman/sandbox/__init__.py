@@ -2,13 +2,7 @@
 
 from ._detect import HostSupport, Mechanism, detect
 from ._forkserver import ForkServer, default_server, run
-from .interface import (
-    RunResult,
-    SandboxPolicy,
-    SandboxSetupError,
-    SandboxUnavailable,
-    Tier,
-)
+from .interface import RunResult, SandboxPolicy, SandboxSetupError, SandboxUnavailable, Tier
 
 __all__ = [
     "ForkServer",

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._errors import SecurityError
+from ..core.errors import SecurityError
 from ._detect import HostSupport, detect
 from .interface import RunResult, SandboxPolicy, SandboxSetupError, Tier
 
@@ -101,9 +101,7 @@ def _clean_env() -> dict[str, str]:
 class ForkServer:
     """A warm server forking sandboxed runs; start once, reuse for many runs."""
 
-    def __init__(
-        self, *, preload: Sequence[str] = (), support: HostSupport | None = None
-    ) -> None:
+    def __init__(self, *, preload: Sequence[str] = (), support: HostSupport | None = None) -> None:
         self._preload = tuple(preload)
         self._support = support
         self._proc: subprocess.Popen[bytes] | None = None

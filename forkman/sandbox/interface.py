@@ -3,7 +3,7 @@
 A run happens at the strongest tier the host offers; the tier and every
 mechanism that was actually enforced are recorded in the :class:`RunResult`.
 A run that cannot reach the policy's minimum tier is refused with a
-:class:`SandboxUnavailable` (a :class:`~forkman._errors.SecurityError`): forkman
+:class:`SandboxUnavailable` (a :class:`~forkman.core.errors.SecurityError`): forkman
 fails closed.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._errors import SecurityError
+from ..core.errors import SecurityError
 
 MiB = 1024 * 1024
 

@@ -8,7 +8,7 @@ Either way the lock records the full commit id it resolved to.
 Remotes are kept as bare mirrors in ``cache_root()/git/<sha256(url)[:16]>.git``
 so a second fork, a sync or ``forkman verify`` of a recorded commit needs no
 network. A tree is exported with ``git archive`` into a tar that goes through
-:func:`forkman._unpack.unpack_archive`, so git sources meet the same safety
+:func:`forkman.sources.unpack.unpack_archive`, so git sources meet the same safety
 rules as sdists. ``export-ignore`` and ``export-subst`` attributes are
 disabled: the export is exactly the committed tree.
 """
@@ -30,15 +30,15 @@ from urllib.parse import unquote, urlsplit
 
 from packaging.version import InvalidVersion, Version
 
-from .._errors import BadInput, IntegrityError, NetworkError, NotFound
-from .._fsutil import fsync_dir
-from .._observer import NullObserver, Observer
-from .._project import cache_root
-from .._unpack import unpack_archive
+from ..core.errors import BadInput, IntegrityError, NetworkError, NotFound
+from ..core.fs import fsync_dir
+from ..core.observer import NullObserver, Observer
+from ..model.project import cache_root
+from .unpack import unpack_archive
 
 if TYPE_CHECKING:
-    from .._lock import GitSource
-    from .._project import Project
+    from ..model.lock import GitSource
+    from ..model.project import Project
 
 __all__ = [
     "GitSpec",
@@ -161,7 +161,7 @@ def _git_env() -> dict[str, str]:
     env.pop("GIT_DIR", None)
     env.pop("GIT_WORK_TREE", None)
     # mirrors live in the per-user cache, which CI may restore from elsewhere
-    from .._statetrust import no_git_commands
+    from ..model.statetrust import no_git_commands
 
     return no_git_commands(env)
 

@@ -35,12 +35,12 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from .. import _http
-from .._config import NetworkLimits
-from .._errors import BadInput, IntegrityError, NetworkError, NotFound
-from .._lock import IndexSource
-from .._observer import NullObserver, Observer
-from .._project import cache_root
+from ..core.errors import BadInput, IntegrityError, NetworkError, NotFound
+from ..core.observer import NullObserver, Observer
+from ..model.config import NetworkLimits
+from ..model.lock import IndexSource
+from ..model.project import cache_root
+from . import http as _http
 from .interface import DistKind, ReleaseFile, UpstreamRelease
 
 __all__ = [

@@ -11,16 +11,16 @@ from typing import Any, ClassVar
 import pytest
 from click.testing import CliRunner
 
-from forkman._config import ConfigError
-from forkman._lock import IndexSource, Lock, LockEntry, write_lock
-from forkman._observer import RecordingObserver
-from forkman._project import Project
 from forkman.actors import ActorContext, ActorState, Message, actor_states, register_operation
 from forkman.actors.embedded import BACKOFF_BASE, BACKOFF_CAP, EmbeddedEngine, alarm_backoff
 from forkman.actors.interface import Actor
 from forkman.actors.progress import LiveProgress, PlainProgress, progress_for
 from forkman.actors.watch import parse_duration, watch_policy
 from forkman.cli import cli
+from forkman.core.observer import RecordingObserver
+from forkman.model.config import ConfigError
+from forkman.model.lock import IndexSource, Lock, LockEntry, write_lock
+from forkman.model.project import Project
 
 
 class Flaky(Actor):

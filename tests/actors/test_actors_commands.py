@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from forkman._lock import load_lock
-from forkman._project import Project
 from forkman.actors import ActorState, actor_states
 from forkman.audit.osvdb import import_database
+from forkman.model.lock import load_lock
+from forkman.model.project import Project
 from tests.conftest import REPO_ROOT, git
 from tests.support.cli import run, snapshot
 from tests.support.index import LocalIndex

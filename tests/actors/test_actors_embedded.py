@@ -15,11 +15,11 @@ from typing import Any, ClassVar
 
 import pytest
 
-from forkman._errors import Busy, ForkmanError, NotFound
-from forkman._observer import RecordingObserver
 from forkman.actors import Actor, ActorContext, ActorState, Intent, Message, Reply
 from forkman.actors._store import SCHEMA_VERSION, StateStore
 from forkman.actors.embedded import DB_NAME, EmbeddedEngine
+from forkman.core.errors import Busy, ForkmanError, NotFound
+from forkman.core.observer import RecordingObserver
 from tests.conftest import REPO_ROOT
 
 

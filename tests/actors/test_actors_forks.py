@@ -10,9 +10,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from forkman._errors import BadInput, Busy, ForkmanError, NotFound
-from forkman._observer import RecordingObserver
-from forkman._project import Project
 from forkman.actors import (
     ActorState,
     Message,
@@ -24,6 +21,9 @@ from forkman.actors import (
 )
 from forkman.actors._keylock import acquire, lock_file_name
 from forkman.actors.embedded import LOCKS_DIR
+from forkman.core.errors import BadInput, Busy, ForkmanError, NotFound
+from forkman.core.observer import RecordingObserver
+from forkman.model.project import Project
 from tests.support.journaled_workload import check_consistency, read_lock
 
 RAY = importlib.util.find_spec("ray") is not None

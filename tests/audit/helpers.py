@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from forkman._lock import IndexSource, Lock, LockEntry, PatchRecord, write_lock
+from forkman.model.lock import IndexSource, Lock, LockEntry, PatchRecord, write_lock
 
 TREE = "sha256:" + "0" * 64
 

@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from forkman._lock import load_lock
-from forkman._project import Project
 from forkman.audit._pipaudit import LocalOsvService
 from forkman.audit.osvdb import OsvDatabase
 from forkman.audit.vulnerabilities import (
@@ -25,6 +23,8 @@ from forkman.audit.vulnerabilities import (
     render,
 )
 from forkman.cli import cli
+from forkman.model.lock import load_lock
+from forkman.model.project import Project
 from tests.audit.helpers import entry, write_forks
 
 

@@ -15,8 +15,6 @@ from typing import Any
 import pytest
 import yaml
 
-from forkman._errors import BadInput
-from forkman._observer import RecordingObserver
 from forkman.audit.osvdb import (
     DatabaseError,
     OsvDatabase,
@@ -26,6 +24,8 @@ from forkman.audit.osvdb import (
     sort_events,
 )
 from forkman.audit.osvdb import parse_version as V
+from forkman.core.errors import BadInput
+from forkman.core.observer import RecordingObserver
 
 
 def osv(

@@ -12,8 +12,6 @@ import pytest
 from click.testing import CliRunner
 from packaging.version import Version
 
-from forkman._errors import NetworkError, SecurityError
-from forkman._lock import load_lock
 from forkman.audit.provenance import (
     Publisher,
     PublisherKind,
@@ -26,6 +24,8 @@ from forkman.audit.provenance import (
     verify_provenance,
 )
 from forkman.cli import cli
+from forkman.core.errors import NetworkError, SecurityError
+from forkman.model.lock import load_lock
 from forkman.sources.interface import DistKind, ReleaseFile
 from tests.audit.helpers import entry, write_forks
 from tests.conftest import shared_fixture
@@ -335,7 +335,7 @@ def test_provenance_command_refuses_a_publisher_change(
         "repository": "trailofbits/pypi-attestations",
         "workflow": "old.yml",
     }
-    from forkman._lock import write_lock
+    from forkman.model.lock import write_lock
 
     write_lock(
         project / "forkman.lock",
@@ -397,7 +397,7 @@ def test_check_release_is_what_sync_calls(local_index: LocalIndex, material: Pat
 def test_git_forks_and_missing_downloads_are_bad_input(project: Path) -> None:
     from dataclasses import replace
 
-    from forkman._lock import GitSource
+    from forkman.model.lock import GitSource
 
     git_fork = replace(
         entry("gitdep", "1.0"), source=GitSource("https://example.invalid/r.git", "v1", "a" * 40)

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from forkman._lock import IndexSource, load_lock
 from forkman.audit.review import RULES, Finding, Severity, review_delta
 from forkman.cli import cli
+from forkman.model.lock import IndexSource, load_lock
 from tests.audit.helpers import entry, write_forks
 from tests.support.index import LocalIndex
 
@@ -179,7 +179,7 @@ def test_first_import_reviews_the_whole_tree(tmp_path: Path) -> None:
 
 
 def test_missing_tree_is_not_found(tmp_path: Path) -> None:
-    from forkman._errors import NotFound
+    from forkman.core.errors import NotFound
 
     with pytest.raises(NotFound):
         review_delta(None, tmp_path / "absent")

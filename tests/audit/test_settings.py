@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from forkman._errors import ConfigError
-from forkman._project import Project
 from forkman.audit._settings import Severity, default_database, load_settings
+from forkman.core.errors import ConfigError
+from forkman.model.project import Project
 
 
 def settings_for(tmp_path: Path, table: str):  # type: ignore[no-untyped-def]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from forkman._lock import load_lock
-from forkman._testrun import count_tests_done, parse_junit
+from forkman.model.lock import load_lock
+from forkman.testing.run import count_tests_done, parse_junit
 from tests.support.cli import run
 from tests.support.index import LocalIndex, default_project_files
 

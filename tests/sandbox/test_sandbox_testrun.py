@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from forkman._lock import IndexSource, LockEntry, load_lock, write_lock
-from forkman._project import Project
-from forkman._testrun import TestStatus, load_test_config, parse_junit, prepare_env, run_tests
-from forkman._treehash import tree_hash
 from forkman.cli import cli
+from forkman.model.lock import IndexSource, LockEntry, load_lock, write_lock
+from forkman.model.project import Project
 from forkman.sandbox import ForkServer, HostSupport, Mechanism, SandboxUnavailable
+from forkman.store.treehash import tree_hash
+from forkman.testing.run import TestStatus, load_test_config, parse_junit, prepare_env, run_tests
 from tests.support.index import LocalIndex
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("runner_on_index")]

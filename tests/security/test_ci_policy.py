@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from forkman._lock import load_lock
+from forkman.model.lock import load_lock
 from forkman.sandbox import Tier, detect
 from tests.conftest import git
 from tests.support.cli import run
@@ -379,8 +379,8 @@ def test_forks_whose_check_fails_are_not_tested_and_one_error_hides_no_other(
 
 def test_a_stand_in_test_command_cannot_take_the_base_policy(base: Path, tmp_path: Path) -> None:
     """`forkman test` in a subprocess would read the PR's settings: refused, not run."""
-    from forkman._ci import CiOptions, ForkTestStage, run_ci
-    from forkman._project import Project
+    from forkman.ci.pipeline import CiOptions, ForkTestStage, run_ci
+    from forkman.model.project import Project
 
     _edit_pyproject(base, '\n[tool.forkman.sandbox]\nenv-allow = ["CI_SECRET"]\n')
     (base / "vendor/demo/README.md").write_text("changed\n")

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from forkman._ci import CheckStage, StageStatus, VerifyStage, run_ci
-from forkman._errors import ForkmanError
-from forkman._lock import LockEntry, PatchRecord, load_lock, write_lock
-from forkman._project import Project
-from forkman._treehash import file_digest, hash_manifest, scan_tree
+from forkman.ci.pipeline import CheckStage, StageStatus, VerifyStage, run_ci
+from forkman.core.errors import ForkmanError
+from forkman.model.lock import LockEntry, PatchRecord, load_lock, write_lock
+from forkman.model.project import Project
+from forkman.store.treehash import file_digest, hash_manifest, scan_tree
 from tests.conftest import git
 from tests.support.cli import Result, run
 from tests.support.index import LocalIndex

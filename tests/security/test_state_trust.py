@@ -341,8 +341,8 @@ def test_untracked_poisoned_lock_cache_is_ignored(victim: Victim) -> None:
     """A lock cache holding, under the real lock's digest, a lock that vouches for an edit."""
     import hashlib
 
-    from forkman._lock import load_lock_data
-    from forkman._treehash import hash_manifest, scan_tree
+    from forkman.model.lock import load_lock_data
+    from forkman.store.treehash import hash_manifest, scan_tree
 
     tree = victim.root / "vendor" / "demo"
     (tree / "a.py").write_text("tampered = True\n")
@@ -411,7 +411,7 @@ def test_history_hooks_left_in_state_do_not_run(victim: Victim) -> None:
 
 def test_forged_transform_cache_entry_is_ignored(tmp_path: Path) -> None:
     """The per-user transform cache is shared by projects: an entry nobody sealed is a miss."""
-    from forkman.vendoring.transform import TransformCache
+    from forkman.layouts.transform import TransformCache
 
     cache = TransformCache(tmp_path / "transform")
     key = "ab" * 32

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from forkman._lock import load_lock
-from forkman._testrun import MAX_JUNIT_BYTES
+from forkman.model.lock import load_lock
+from forkman.testing.run import MAX_JUNIT_BYTES
 from tests.support.cli import run
 from tests.support.index import LocalIndex, default_project_files
 

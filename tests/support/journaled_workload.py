@@ -21,12 +21,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from forkman._fsutil import atomic_write_text, remove_tree, replace_dir, staging_dir
-from forkman._project import Project
-from forkman._treehash import tree_hash
 from forkman.actors import ActorContext, Message, fork_key, open_engine, register_operation
 from forkman.actors._store import StateStore
 from forkman.actors.embedded import DB_NAME
+from forkman.core.fs import atomic_write_text, remove_tree, replace_dir, staging_dir
+from forkman.model.project import Project
+from forkman.store.treehash import tree_hash
 
 FILES = ("a.py", "b.py", "data.txt")
 LOCK = "work.lock"
@@ -97,7 +97,7 @@ def scripted_sync(
     project: Project, name: str, args: Mapping[str, Any], ctx: ActorContext
 ) -> dict[str, Any]:
     """A stand-in "sync" whose outcome depends on the fork's name (conflicted, broken)."""
-    from forkman._errors import NotFound
+    from forkman.core.errors import NotFound
 
     ctx.step(f"merging {args['to']}")
     time.sleep(float(args.get("sleep", 0)))

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from forkman._config import Config, parse_config
+from forkman.model.config import Config, parse_config
 from tests.support.index import build_sdist, build_wheel
 
 

@@ -8,19 +8,19 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from forkman._lock import GitSource, IndexSource, Lock, LockEntry, PatchRecord, write_lock
-from forkman._project import Project
-from forkman._treehash import bytes_digest, tree_hash
 from forkman.cli import cli
-from forkman.vendoring.licenses import (
+from forkman.layouts.transform import transform_tree
+from forkman.model.lock import GitSource, IndexSource, Lock, LockEntry, PatchRecord, write_lock
+from forkman.model.project import Project
+from forkman.reports.licenses import (
     LicenseOrigin,
     acceptable,
     classify_text,
     fork_licenses,
     from_classifiers,
 )
-from forkman.vendoring.sbom import build_sbom, purl
-from forkman.vendoring.transform import transform_tree
+from forkman.reports.sbom import build_sbom, purl
+from forkman.store.treehash import bytes_digest, tree_hash
 from tests.support.index import default_project_files
 from tests.vendoring.support import wheel_tree
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from forkman._config import load_config
-from forkman._errors import BadInput, ConfigError, NotFound
-from forkman._project import Project
 from forkman.cli import cli
-from forkman.vendoring._config import vendoring_config
-from forkman.vendoring.migrate import migrate_vendoring, split_patch
+from forkman.core.errors import BadInput, ConfigError, NotFound
+from forkman.model.config import load_config
+from forkman.model.project import Project
+from forkman.model.vendoring import vendoring_config
+from forkman.operations.migrate import migrate_vendoring, split_patch
 from tests.conftest import git
 
 PYPROJECT = """\

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from forkman._config import load_config
-from forkman._lock import load_lock
-from forkman._project import Project
-from forkman.vendoring._config import vendoring_config
-from forkman.vendoring.migrate import migrate_vendoring
+from forkman.model.config import load_config
+from forkman.model.lock import load_lock
+from forkman.model.project import Project
+from forkman.model.vendoring import vendoring_config
+from forkman.operations.migrate import migrate_vendoring
 from tests.conftest import git
 from tests.support.cli import run
 from tests.support.pip_project import DEST, build_pip_project

@@ -21,14 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from forkman._check import scan_fork
-from forkman._history import ForkHistory
-from forkman._lock import load_lock
-from forkman._patches import series_commits
-from forkman._project import Project
-from forkman._treehash import file_digest, hash_manifest
-from forkman._txn import paused_state
-from forkman._worktree import snapshot_worktree
+from forkman.gate.check import scan_fork
+from forkman.model.lock import load_lock
+from forkman.model.project import Project
+from forkman.operations.patches import series_commits
+from forkman.operations.worktree import snapshot_worktree
+from forkman.store.history import ForkHistory
+from forkman.store.treehash import file_digest, hash_manifest
+from forkman.store.txn import paused_state
 from tests.conftest import REPO_ROOT, git
 from tests.support.cli import run
 from tests.support.crash import crash_test

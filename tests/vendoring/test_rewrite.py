@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from forkman.vendoring.rewrite import (
+from forkman.layouts.rewrite import (
     RewriteError,
     RewriteMode,
     Substitution,

@@ -8,12 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from forkman._errors import BadInput, ConfigError
-from forkman._observer import RecordingObserver
-from forkman._treehash import tree_hash
-from forkman.vendoring._config import StubPolicy, parse_vendoring_config
-from forkman.vendoring.rewrite import RewriteError
-from forkman.vendoring.transform import (
+from forkman.core.errors import BadInput, ConfigError
+from forkman.core.observer import RecordingObserver
+from forkman.layouts.rewrite import RewriteError
+from forkman.layouts.transform import (
     check_destination,
     member_moves,
     members_tree_hash,
@@ -22,6 +20,8 @@ from forkman.vendoring.transform import (
     rewrite_consumer,
     transform_tree,
 )
+from forkman.model.vendoring import StubPolicy, parse_vendoring_config
+from forkman.store.treehash import tree_hash
 from tests.vendoring.support import ns_config, sdist_file, wheel_tree
 
 REQUESTS_LIKE = {
@@ -245,7 +245,7 @@ def test_wheel_modules_reads_what_the_transformation_vendors(
     tmp_path: Path, files: dict[str, str], config: object
 ) -> None:
     """The file-list reading used to vendor declared forks together agrees with the real thing."""
-    from forkman.vendoring.transform import wheel_modules
+    from forkman.layouts.transform import wheel_modules
 
     pristine = wheel_tree(tmp_path, "pkg", "1.0", files)
     wheel = next((tmp_path / "wheels").glob("*.whl"))
@@ -402,7 +402,7 @@ def test_member_moves_for_a_transaction(tmp_path: Path) -> None:
 def test_cache_gives_the_same_result_without_rewriting(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import forkman.vendoring.transform as transform
+    import forkman.layouts.transform as transform
 
     pristine = wheel_tree(tmp_path, "req", "1.0", REQUESTS_LIKE)
     sdist = sdist_file(tmp_path, "req", "1.0", {"LICENSE": "BSD\n"})

@@ -9,12 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from forkman._errors import BadInput
-from forkman._lock import IndexSource, Lock, LockEntry, load_lock, write_lock
-from forkman._project import Project
-from forkman._treehash import tree_hash
-from forkman.vendoring.dist import build_archive
-from forkman.vendoring.wiring import (
+from forkman.core.errors import BadInput
+from forkman.layouts.dist import build_archive
+from forkman.layouts.wiring import (
     REQUIREMENTS_FILE,
     apply_wiring,
     plan_unwire,
@@ -23,6 +20,9 @@ from forkman.vendoring.wiring import (
     wire,
     wired,
 )
+from forkman.model.lock import IndexSource, Lock, LockEntry, load_lock, write_lock
+from forkman.model.project import Project
+from forkman.store.treehash import tree_hash
 from tests.conftest import git
 from tests.support.index import LocalIndex
 

@@ -1,0 +1,3 @@
+"""Current version of forkman (the one place it is written)."""
+
+__version__ = "0.1.0"

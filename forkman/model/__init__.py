@@ -1,0 +1,1 @@
+"""Layer 1, the model: configuration, the lock, the project and the trust of its state."""

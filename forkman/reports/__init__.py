@@ -1,0 +1,1 @@
+"""Reports over the model and the operations: licenses, SBOMs, rendered templates."""
