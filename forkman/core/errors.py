@@ -146,5 +146,16 @@ class Blocked(SecurityError):
     exit_code = 1
 
 
+class GitError(ForkmanError):
+    """A git command failed (:func:`forkman.core.git.run`), or git is not installed."""
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, returncode: int = 0, stderr: str = ""
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.returncode = returncode
+        self.stderr = stderr
+
+
 class BuildError(ForkmanError):
     """Building a fork (inside the sandbox) failed; nothing was tested."""

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 
-from ..core.gitstatus import finish, spawn
+from ..core.git import finish, spawn
 from ..model.statetrust import STATE_DIR, read_cache, write_cache
 
 try:  # the builtin module imports in a fraction of hashlib's time

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 
-from ..core.gitstatus import finish, spawn
+from ..core.git import finish, spawn
 
 try:  # the builtin module imports in a fraction of hashlib's time
     from _sha256 import sha256 as _sha256  # type: ignore[import-not-found]
@@ -43,26 +43,6 @@ REMOVE_HINT = (
     "disk with `git rm -r --cached .forkman && rm -rf .forkman`, commit, and keep "
     "`.forkman/` ignored (forkman rebuilds its state from forkman.lock)"
 )
-
-_NO_COMMANDS = (("core.hooksPath", os.devnull), ("core.fsmonitor", "false"))
-
-
-def no_git_commands(env: dict[str, str]) -> dict[str, str]:
-    """`env` for git run in a repository forkman keeps in its state folder or its cache
-    (fork histories, remote mirrors): no hook and no fsmonitor command runs, whatever
-    the repository's own config says (configuration from the environment outranks it).
-    Entries already in ``GIT_CONFIG_COUNT`` are kept."""
-    out = dict(env)
-    try:
-        count = int(out.get("GIT_CONFIG_COUNT", "0"))
-    except ValueError:
-        count = 0
-    for key, value in _NO_COMMANDS:
-        out[f"GIT_CONFIG_KEY_{count}"] = key
-        out[f"GIT_CONFIG_VALUE_{count}"] = value
-        count += 1
-    out["GIT_CONFIG_COUNT"] = str(count)
-    return out
 
 
 _MAGIC = b"forkman-sealed-1\n"

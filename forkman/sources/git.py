@@ -161,7 +161,7 @@ def _git_env() -> dict[str, str]:
     env.pop("GIT_DIR", None)
     env.pop("GIT_WORK_TREE", None)
     # mirrors live in the per-user cache, which CI may restore from elsewhere
-    from ..model.statetrust import no_git_commands
+    from ..core.git import no_git_commands
 
     return no_git_commands(env)
 

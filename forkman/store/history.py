@@ -31,7 +31,7 @@ from pathlib import Path
 import git as gitpython
 
 from ..core.errors import ForkmanError
-from ..model.statetrust import no_git_commands
+from ..core.git import no_git_commands
 
 _IDENTITY = {
     "GIT_AUTHOR_NAME": "forkman",
