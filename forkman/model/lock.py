@@ -125,8 +125,23 @@ class Lock:
         return len(self.forks)
 
     def get(self, name: str) -> LockEntry | None:
-        """The entry for fork `name`, or None."""
-        return self.forks.get(name)
+        """The entry for fork `name` (any PEP 503 spelling), or None."""
+        entry = self.forks.get(name)
+        return entry if entry is not None else self.forks.get(canonical_name(name))
+
+    def require(self, name: str) -> LockEntry:
+        """The entry for fork `name` (any PEP 503 spelling); the one "no fork named"
+        error otherwise, listing the forks (:class:`~forkman.core.errors.NotFound`)."""
+        entry = self.get(name)
+        if entry is None:
+            from ..core.errors import NotFound
+
+            known = ", ".join(sorted(self.forks)) or "none"
+            raise NotFound(
+                f"no fork named {name!r} in forkman.lock (forks: {known})",
+                hint="`forkman status` lists the forks; `forkman fork NAME` makes one",
+            )
+        return entry
 
     def with_entry(self, entry: LockEntry) -> Lock:
         """A copy with `entry` added or replaced."""
@@ -270,9 +285,14 @@ def lock_from_data(data: Mapping[str, Any], *, origin: str = LOCK_NAME) -> Lock:
     return Lock(forks)
 
 
+def canonical_name(name: str) -> str:
+    """`name` as PEP 503 spells it (the key of a fork in the lock)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _check_name(name: str, where: str) -> None:
     """Fork names are canonical (PEP 503), so two spellings never name one fork."""
-    canonical = re.sub(r"[-_.]+", "-", name).lower()
+    canonical = canonical_name(name)
     if name != canonical or not _CANONICAL.match(name):
         raise LockError(
             f"{where}: fork names are canonical (PEP 503): {name!r} is not"

@@ -22,7 +22,7 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from ..core.errors import BadInput, NotFound, ProjectError
+from ..core.errors import BadInput, ProjectError
 from ..core.observer import NullObserver, Observer
 from ..gate.check import manifest_path, save_manifest
 from ..model.config import (
@@ -647,9 +647,4 @@ def unfork(project: Project, name: str, *, observer: Observer = NullObserver()) 
 
 def require_fork(project: Project, name: str) -> LockEntry:
     """The lock entry of fork `name`, or a NotFound error listing the forks."""
-    lock = project.load_lock()
-    entry = lock.get(canonicalize_name(name))
-    if entry is None:
-        known = ", ".join(sorted(lock.forks)) or "none"
-        raise NotFound(f"no fork named {name!r} (forks: {known})", hint="see `forkman status`")
-    return entry
+    return project.load_lock().require(name)

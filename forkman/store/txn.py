@@ -56,7 +56,7 @@ import shutil
 import stat
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +145,22 @@ def update_lock(project: Project, change: Callable[[Lock], Lock]) -> Lock:
         lock = change(load_lock(project.lock_path))
         write_lock(project.lock_path, lock)
         return lock
+
+
+def record_section(
+    project: Project, name: str, section: str, value: Mapping[str, Any] | None
+) -> Lock:
+    """Record (or, with None, drop) lock section `section` of fork `name`, atomically.
+
+    The one writer of a fork's ``audit``, ``provenance``, ``review`` and ``test``
+    sections. A fork unforked meanwhile is left alone.
+    """
+
+    def change(lock: Lock) -> Lock:
+        entry = lock.get(name)
+        return lock if entry is None else lock.with_entry(entry.with_section(section, value))
+
+    return update_lock(project, change)
 
 
 class _Owner:
