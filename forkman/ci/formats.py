@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from typing import Any, assert_never
 
 from ..reports.templates import REPOSITORY_URL
-from .pipeline import CiFinding, CiReport, StageStatus
+from .report import CiFinding, CiReport, StageStatus
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 

@@ -22,12 +22,12 @@ Without a base the working tree's settings apply, and the report says so.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core import git
 from ..core.errors import ForkmanError
 from ..model.config import Config, load_config_at, parse_config
 from ..model.lock import LOCK_NAME, Lock, parse_lock
@@ -202,17 +202,11 @@ def effective_table(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[st
 
 def _lock_at(root: Path, revision: str) -> Lock:
     """The lock as committed at `revision` (empty when it had none or it does not parse)."""
-    shown = subprocess.run(
-        ["git", "cat-file", "blob", f"{revision}:./{LOCK_NAME}"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    shown = git.run("cat-file", "blob", f"{revision}:./{LOCK_NAME}", cwd=root, check=False)
     if shown.returncode != 0:
         return Lock()
     try:
-        return parse_lock(shown.stdout)
+        return parse_lock(shown.stdout.decode("utf-8", "surrogateescape"))
     except ForkmanError:
         return Lock()
 
@@ -311,14 +305,10 @@ def base_policy(root: Path, config: Config, lock: Lock, base: str, merge_base: s
 
 
 def _commit(root: Path, revision: str) -> str:
-    proc = subprocess.run(
-        ["git", "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
+    proc = git.run(
+        "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}", cwd=root, check=False
     )
-    return proc.stdout.strip()
+    return proc.stdout.decode("utf-8", "replace").strip()
 
 
 def _same_commit(root: Path, a: str, b: str) -> bool:
