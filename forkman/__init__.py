@@ -45,6 +45,11 @@ _EXPORTS: dict[str, str] = {
     "UnforkResult": "forkman.operations.results",
     "UnforkRun": "forkman.operations.results",
     "SyncOutcome": "forkman.operations.sync",
+    "CiReport": "forkman.ci.report",
+    "CiFinding": "forkman.ci.report",
+    "StageResult": "forkman.ci.report",
+    "StageStatus": "forkman.ci.report",
+    "RenderedFile": "forkman.reports.templates",
     "ConflictInfo": "forkman.operations.sync",
     "Observer": "forkman.core.observer",
     "BatchObserver": "forkman.core.observer",
@@ -73,6 +78,8 @@ __all__ = [
     "BuildError",
     "Busy",
     "CheckResult",
+    "CiFinding",
+    "CiReport",
     "ConfigError",
     "ConflictInfo",
     "ErrorInfo",
@@ -90,7 +97,10 @@ __all__ = [
     "Project",
     "ProjectError",
     "RecordingObserver",
+    "RenderedFile",
     "SecurityError",
+    "StageResult",
+    "StageStatus",
     "SyncOutcome",
     "SyncReport",
     "SyncRun",
@@ -104,6 +114,7 @@ __all__ = [
 
 if MYPY:
     from .api import Project
+    from .ci.report import CiFinding, CiReport, StageResult, StageStatus
     from .core.errors import (
         BadInput,
         Blocked,
@@ -136,6 +147,7 @@ if MYPY:
         to_json,
     )
     from .operations.sync import ConflictInfo, SyncOutcome
+    from .reports.templates import RenderedFile
 
 
 def __getattr__(name: str) -> Any:

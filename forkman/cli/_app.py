@@ -5,13 +5,17 @@ from __future__ import annotations
 import importlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..core.errors import ForkmanError
 from ..core.version import __version__
-from . import COMMANDS
+from ._commands import COMMANDS
+
+if TYPE_CHECKING:
+    from ..api import Project
+    from ..core.observer import Observer
 
 
 class LazyGroup(click.Group):
@@ -60,16 +64,18 @@ class Context:
 
         return find_project(self.project_dir)
 
-    def api(self, *, jobs: int | None = None, wait: float = 0.0) -> Any:
+    def api(
+        self, *, jobs: int | None = None, wait: float = 0.0, observer: Observer | None = None
+    ) -> Project:
         """The public API on the consumer project (:class:`forkman.api.Project`).
 
         Progress of fork operations shows on stderr (a live table on a
-        terminal), warnings as ``warning:`` lines.
+        terminal), warnings as ``warning:`` lines; or goes to `observer`.
         """
         from ..api import Project
         from ._actors import CliObserver
 
-        return Project(self.project(), CliObserver(), self.engine, jobs, wait)
+        return Project(self.project(), observer or CliObserver(), self.engine, jobs, wait)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ._output import StderrObserver, table
+
+if TYPE_CHECKING:
+    from ..ci.report import CiReport
 
 
 @click.command("ci")
@@ -59,10 +62,9 @@ def ci_cmd(obj: Any, fmt: str | None, output: Path | None, base: str | None, off
       forkman ci --offline
     """
     from ..ci.formats import CiFormat, render, to_markdown
-    from ..ci.pipeline import CiOptions, run_ci
     from ..core.fs import atomic_write_text
 
-    report = run_ci(obj.project(), CiOptions(base=base, offline=offline), observer=StderrObserver())
+    report: CiReport = obj.api(observer=StderrObserver()).ci(base=base, offline=offline)
     to_stdout = output is not None and str(output) == "-"
     if fmt is not None:
         text = render(report, CiFormat(fmt))
@@ -81,7 +83,7 @@ def ci_cmd(obj: Any, fmt: str | None, output: Path | None, base: str | None, off
     return report.exit_code
 
 
-def _text(report: Any) -> str:
+def _text(report: CiReport) -> str:
     lines = []
     for f in report.findings():
         lines.append(f"{f.stage}: {f.message}")
@@ -119,31 +121,33 @@ def card_cmd(obj: Any, names: tuple[str, ...], to_stdout: bool) -> int:
       forkman card attrs
       forkman card attrs --stdout
     """
-    from ..operations.forks import require_fork
-    from ..reports.templates import render_card, write_cards
-
-    project = obj.project()
+    fm = obj.api()
     if to_stdout:
-        entries = [require_fork(project, n) for n in names] or list(project.load_lock())
-        click.echo("\n".join(render_card(project, e) for e in entries), nl=False)
+        click.echo("\n".join(fm.cards(names)), nl=False)
         return 0
-    written = write_cards(project, names)
+    written = fm.write_cards(names)
     if not written:
         click.echo("no forks yet: `forkman fork NAME==VERSION` makes one")
     for item in written:
-        click.echo(f"{item.action.value} {project.relpath(item.path)}")
+        click.echo(f"{item.action.value} {fm.core.relpath(item.path)}")
     return 0
 
 
-def render_integrations(project: Any, provider: str | None, *, cards: bool, force: bool) -> int:
-    """`forkman init --ci/--cards`: render the templates and say what happened to each file."""
-    from ..reports.templates import CiProvider, WriteAction, render_ci, write_cards
+def render_integrations(fm: Any, provider: str | None, *, cards: bool, force: bool) -> int:
+    """`forkman init --ci/--cards`: render the templates and say what happened to each file.
 
-    written = render_ci(project, CiProvider(provider), force=force) if provider else []
+    `fm` is the :class:`forkman.api.Project` (or the project it opens).
+    """
+    from ..api import Project
+    from ..reports.templates import WriteAction
+
+    if not isinstance(fm, Project):
+        fm = Project(fm)
+    written = fm.write_ci(provider, force=force) if provider else ()
     for item in written:
         note = " (exists; --force overwrites it)" if item.action is WriteAction.KEPT else ""
-        click.echo(f"{item.action.value} {project.relpath(item.path)}{note}")
+        click.echo(f"{item.action.value} {fm.core.relpath(item.path)}{note}")
     if cards:
-        for item in write_cards(project):
-            click.echo(f"{item.action.value} {project.relpath(item.path)}")
+        for item in fm.write_cards():
+            click.echo(f"{item.action.value} {fm.core.relpath(item.path)}")
     return 0

@@ -19,22 +19,26 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .core.errors import BadInput, NotFound
-from .core.observer import NullObserver, Observer
-from .model.project import Project as _CoreProject
-from .model.project import find_project
-from .operations.forkops import audit_forks, fork_file, test_forks, unfork_forks, verify_forks
-from .operations.results import (
+from ..core.errors import BadInput
+from ..core.observer import NullObserver, Observer
+from ..model.project import find_project
+from ..operations.changes import (
+    abort_sync,
+    continue_sync,
+    fork_one,
+    patch_fork,
+    restore_fork,
+    wire_project,
+)
+from ..operations.forkops import audit_forks, test_forks, unfork_forks, verify_forks
+from ..operations.results import (
     AuditRun,
-    CheckResult,
-    ForkInfo,
     ForkResult,
     InitResult,
     PatchResult,
@@ -43,21 +47,20 @@ from .operations.results import (
     TestResult,
     UnforkRun,
 )
-from .operations.workflows import Confirm, Runner, init_project, revendor_stale, sync_forks
+from ..operations.workflows import Confirm, Runner, init_project, sync_forks
+from ._reading import Reading
+from ._reports import Reports
 
 if TYPE_CHECKING:
-    from .audit.provenance import ProvenanceCheck
-    from .audit.review import ReviewReport
-    from .operations.doctor import DoctorReport
-    from .operations.migrate import Migration
-    from .operations.patches import PatchInfo
-    from .operations.status import StatusRow
-    from .operations.verify import VerifyResult
-    from .reports.licenses import ForkLicense
+    from ..operations.doctor import DoctorReport
+    from ..operations.migrate import Migration
+    from ..operations.verify import VerifyResult
+
+__all__ = ["Project"]
 
 
 @dataclass(frozen=True)
-class Project:
+class Project(Reading, Reports):
     """A consumer project, and every forkman operation on it.
 
     Open one with :meth:`open`. The object holds no state of its own beyond
@@ -68,17 +71,6 @@ class Project:
         fm = forkman.Project.open("path/to/project")
         fm.status()
     """
-
-    core: _CoreProject
-    """The project's files (pyproject.toml, forkman.lock, .forkman/)."""
-    observer: Observer = field(default_factory=NullObserver)
-    """Where progress goes."""
-    engine: str = "embedded"
-    """Where fork actors run: ``embedded`` (in this process) or ``ray``."""
-    jobs: int | None = None
-    """Forks worked on at once (None: the number of cores)."""
-    wait: float = 0.0
-    """Seconds to queue behind another forkman process working on a fork."""
 
     @classmethod
     def open(
@@ -116,222 +108,13 @@ class Project:
 
     def _names(self, names: str | Sequence[str] | None) -> list[str]:
         """Canonical fork names (each must be a fork), or every fork for None/empty."""
-        from .operations.forks import require_fork
+        from ..operations.forks import require_fork
 
         if isinstance(names, str):
             names = [names]
         if names:
             return list(dict.fromkeys(require_fork(self.core, n).name for n in names))
         return sorted(self.core.load_lock().forks)
-
-    # -- reading ---------------------------------------------------------------------
-
-    def forks(self) -> tuple[ForkInfo, ...]:
-        """The forks forkman.lock records, by name: version, path, layout, source, patches.
-
-        Example::
-
-            [f.name for f in fm.forks()]
-        """
-        from .operations.status import describe_source
-
-        return tuple(
-            ForkInfo(
-                name=entry.name,
-                version=entry.version,
-                path=entry.path,
-                layout=entry.layout,
-                source=describe_source(entry),
-                patches=tuple(p.file for p in entry.patches),
-                fixes=tuple(f for p in entry.patches for f in p.fixes),
-            )
-            for entry in self.core.load_lock()
-        )
-
-    def status(self) -> tuple[StatusRow, ...]:
-        """Every fork's state: version, source, patches, clean or modified, last test and audit.
-
-        Forks declared in ``[tool.forkman.forks]`` but not made yet come last
-        (state ``declared, not forked``). An interrupted write is recovered first.
-
-        Example::
-
-            [(row.name, row.state) for row in fm.status()]
-        """
-        from .actors import actor_states
-        from .operations.status import status
-        from .store.txn import recover
-
-        for line in recover(self.core):
-            self.observer.warning(f"recovered: {line}")
-        return tuple(status(self.core, actor_states=actor_states(self.core)))
-
-    def check(self, names: Sequence[str] = ()) -> CheckResult:
-        """Whether the vendored trees still match forkman.lock (fast, offline, read-only).
-
-        Every unrecorded difference is a finding: edited, added or deleted
-        files, edited patch files, a hand-edited lock, a sync paused at a conflict.
-
-        Example::
-
-            result = fm.check()
-            if not result.ok:
-                print(result.hints)
-        """
-        from .core.paths import confined_relpath, protected_names
-        from .gate.check import check
-        from .store.txn import recover
-
-        config = self.core.config
-        vendoring = config.section("vendoring")
-        where = "[tool.forkman.vendoring]"
-        destination = vendoring.get("destination")
-        for line in recover(self.core):
-            self.observer.warning(f"recovered: {line}")
-        report = check(
-            self.core.root,
-            vendor_dir=config.vendor_dir,
-            patches_dir=config.patches_dir,
-            names=list(names),
-            protected=protected_names(
-                vendoring.get("protected-files", []), f"{where}.protected-files"
-            ),
-            destination=confined_relpath(destination, f"{where}.destination")
-            if destination is not None
-            else None,
-            declared=sorted(n for n, p in config.forks.items() if "requirement" in p.raw),
-        )
-        return CheckResult(
-            report.ok, report.forks_checked, tuple(report.findings), tuple(report.hints())
-        )
-
-    def patches(self, name: str) -> tuple[PatchInfo, ...]:
-        """Fork `name`'s patch series in order: file, subject, status against the lock, fixes.
-
-        Example::
-
-            [(p.number, p.subject, p.status.value) for p in fm.patches("attrs")]
-        """
-        from .operations.patches import list_patches
-
-        return tuple(list_patches(self.core, name))
-
-    def diff(self, name: str, upstream: str | None = None) -> str:
-        """Fork `name`'s patches as one diff against upstream, or upstream's own delta ``A..B``.
-
-        Example::
-
-            fm.diff("attrs")                             # what the fork changes
-            fm.diff("attrs", upstream="23.1.0..23.2.0")  # what upstream changed
-        """
-        from .operations.patches import fork_diff, upstream_diff
-
-        if upstream:
-            return upstream_diff(self.core, name, upstream)
-        return fork_diff(self.core, name)
-
-    def read_file(self, name: str, path: str) -> str:
-        """The text of file `path` (relative to the fork's folder) of fork `name`.
-
-        Use it to read conflict markers after a sync stopped at a conflict.
-
-        Example::
-
-            print(fm.read_file("attrs", "src/attr/_make.py"))
-        """
-        target = fork_file(self.core, name, path)
-        try:
-            return target.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise NotFound(f"fork {name} has no file {path!r}") from None
-        except (IsADirectoryError, UnicodeDecodeError) as exc:
-            raise BadInput(f"{path!r} of fork {name} is not a text file: {exc}") from None
-
-    def write_file(self, name: str, path: str, text: str) -> None:
-        """Write `text` to file `path` of fork `name` (atomically): an edit or a resolution.
-
-        After a sync stopped at a conflict, write each file without its markers,
-        then call :meth:`sync_continue`. Otherwise record edits with :meth:`patch`.
-
-        Example::
-
-            fm.write_file("attrs", "src/attr/_make.py", resolved_text)
-            fm.sync_continue("attrs")
-        """
-        from .core.fs import atomic_write_text
-
-        target = fork_file(self.core, name, path)
-        if target.is_dir():
-            raise BadInput(f"{path!r} of fork {name} is a directory")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(target, text)
-
-    def review(
-        self, name: str, upstream: str | None = None, *, record: bool = False
-    ) -> ReviewReport:
-        """Risky changes in an upstream delta of fork `name` (default: its last two releases).
-
-        Install hooks, exec of decoded data, new network or process use,
-        credential reads, blobs, new dependencies. `upstream` is ``A..B``; a
-        release not imported yet is fetched. Writes nothing unless `record`.
-
-        Example::
-
-            report = fm.review("attrs", upstream="23.1.0..23.2.0")
-            [f.rule for f in report.blocking]
-        """
-        from .audit.review import review_fork
-
-        return review_fork(self.core, name, upstream=upstream, record=record)
-
-    def provenance(
-        self,
-        name: str,
-        *,
-        attestation: str | os.PathLike[str] | None = None,
-        accept_publisher_change: bool = False,
-    ) -> ProvenanceCheck:
-        """Verify who published fork `name`'s release file (Sigstore, offline) and record it.
-
-        Raises :class:`~forkman.SecurityError` when it does not verify or the
-        publisher changed.
-
-        Example::
-
-            check = fm.provenance("attrs")
-            check.publisher.describe()
-        """
-        from .audit.provenance import verify_fork
-
-        return verify_fork(
-            self.core,
-            name,
-            attestation=Path(attestation) if attestation is not None else None,
-            accept=accept_publisher_change,
-        )
-
-    def sbom(self) -> dict[str, Any]:
-        """A CycloneDX 1.5 SBOM of every fork (a JSON document): source, hashes, patches.
-
-        Example::
-
-            doc = fm.sbom()
-            [c["name"] for c in doc["components"]]
-        """
-        from .reports.sbom import build_sbom
-
-        return dict(build_sbom(self.core))
-
-    def licenses(self) -> tuple[ForkLicense, ...]:
-        """Each fork's license (SPDX where known), its files, and whether the policy refuses it.
-
-        Example::
-
-            [(lic.fork, lic.expression, lic.refused) for lic in fm.licenses()]
-        """
-        from .reports.licenses import fork_licenses
-
-        return tuple(fork_licenses(self.core))
 
     # -- changing forks (through their actors) ------------------------------------------
 
@@ -366,31 +149,15 @@ class Project:
             fm.fork("attrs==23.1.0")
             fm.fork("git+https://github.com/org/repo@v1.2.0", name="foo")
         """
-        from .operations.forks import fork_name_for, layout_and_reason, require_initialized
-
-        self.core.require_git()
-        require_initialized(self.core)
-        fork_name = fork_name_for(spec, name)
-        chosen, why = layout_and_reason(self.core, fork_name, layout)
-        args = {
-            "spec": spec,
-            "index_url": index_url,
-            "prefer": "wheel" if wheel else None,
-            "prereleases": prereleases,
-            "layout": layout,
-        }
-        result = self._runner.one(fork_name, "fork", args)
-        made = ForkResult(
-            name=fork_name,
-            version=str(result["version"]),
-            path=str(result["path"]),
-            spec=spec,
-            layout=chosen,
-            layout_reason=why,
-            warnings=tuple(str(w) for w in result.get("warnings", [])),
+        return fork_one(
+            self._runner,
+            spec,
+            name=name,
+            index_url=index_url,
+            wheel=wheel,
+            prereleases=prereleases,
+            layout=layout,
         )
-        # the other namespace forks' imports of this one are rewritten now
-        return dataclasses.replace(made, revendored=tuple(revendor_stale(self._runner)))
 
     def unfork(self, *names: str) -> UnforkRun:
         """Remove forks `names`: vendored trees, patches, history and lock entries.
@@ -407,13 +174,7 @@ class Project:
         return unfork_forks(self._runner, names)
 
     def _patch(self, name: str, args: dict[str, Any]) -> PatchResult:
-        from .operations.forks import require_fork
-
-        self.core.require_git()
-        fork = require_fork(self.core, name).name
-        result = self._runner.one(fork, "patch", args)
-        files = result.get("patches") or ([result["file"]] if result.get("file") else [])
-        return PatchResult(fork, str(args["mode"]), tuple(str(f) for f in files))
+        return patch_fork(self._runner, name, args)
 
     def patch(
         self,
@@ -519,11 +280,7 @@ class Project:
 
             fm.restore("attrs")
         """
-        from .operations.forks import require_fork
-
-        self.core.require_git()
-        fork = require_fork(self.core, name).name
-        return tuple(str(p) for p in self._runner.one(fork, "restore")["restored"])
+        return restore_fork(self._runner, name)
 
     def sync(
         self,
@@ -576,16 +333,7 @@ class Project:
             fm.write_file("attrs", "src/attr/_make.py", resolved)
             fm.sync_continue("attrs").report("attrs").outcome
         """
-        from .operations.forks import require_fork
-        from .operations.sync import SyncOutcome
-
-        self.core.require_git()
-        fork = require_fork(self.core, name).name
-        report = SyncReport.from_reply(self._runner.one(fork, "sync", {"mode": "continue"}))
-
-        if report.outcome is SyncOutcome.CONFLICT:
-            return SyncRun((report,), considered=(fork,))
-        return SyncRun((report, *revendor_stale(self._runner)), considered=(fork,))
+        return continue_sync(self._runner, name)
 
     def sync_abort(self, name: str) -> SyncReport:
         """Undo fork `name`'s sync stopped at a conflict: everything as it was before.
@@ -594,11 +342,7 @@ class Project:
 
             fm.sync_abort("attrs").outcome   # SyncOutcome.ABORTED
         """
-        from .operations.forks import require_fork
-
-        self.core.require_git()
-        fork = require_fork(self.core, name).name
-        return SyncReport.from_reply(self._runner.one(fork, "sync", {"mode": "abort"}))
+        return abort_sync(self._runner, name)
 
     # -- checking forks ------------------------------------------------------------------
 
@@ -662,18 +406,7 @@ class Project:
 
             fm.wire()
         """
-        from .layouts.wiring import wire_all
-        from .operations.forks import wiring_enabled
-        from .store.txn import lock_file_mutex
-
-        if not wiring_enabled(self.core):
-            raise BadInput(
-                "[tool.forkman] wire = false: forkman does not wire this project's forks",
-                hint="remove `wire = false` from [tool.forkman] to let forkman wire them",
-            )
-        self.core.ensure_state_dir()
-        with lock_file_mutex(self.core):
-            return tuple(wire_all(self.core))
+        return wire_project(self.core)
 
     def doctor(self, *, python: str | None = None) -> DoctorReport:
         """Check that every installer resolves each forked name to its fork (read-only).
@@ -685,7 +418,7 @@ class Project:
             report = fm.doctor(python=".venv/bin/python")
             [(p.fork, p.message) for p in report.problems]
         """
-        from .operations.doctor import doctor
+        from ..operations.doctor import doctor
 
         return doctor(self.core, python=python)
 
@@ -699,6 +432,6 @@ class Project:
             fm.migrate_vendoring()
             fm.sync(yes=True)
         """
-        from .operations.migrate import migrate_vendoring
+        from ..operations.migrate import migrate_vendoring
 
         return migrate_vendoring(self.core, dry_run=dry_run)
