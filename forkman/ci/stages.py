@@ -101,22 +101,10 @@ class CheckStage:
     name: str = "check"
 
     def run(self, project: Project) -> StageResult:
-        from ..core.paths import protected_names
-        from ..gate.check import check
+        from ..operations.reads import gate_report
 
         started = time.monotonic()
-        config = project.config
-        vendoring = config.section("vendoring")
-        protected = vendoring.get("protected-files", [])
-        destination = vendoring.get("destination")
-        report = check(
-            project.root,
-            vendor_dir=config.vendor_dir,
-            patches_dir=config.patches_dir,
-            protected=protected_names(protected, "[tool.forkman.vendoring].protected-files"),
-            destination=str(destination).rstrip("/") if destination is not None else None,
-            declared=[n for n, p in config.forks.items() if "requirement" in p.raw],
-        )
+        report = gate_report(project)
         hints = report.hints()
         findings = [
             CiFinding(

@@ -18,6 +18,7 @@ from .forkops import fork_file
 from .results import CheckResult, ForkInfo
 
 if TYPE_CHECKING:
+    from ..gate.check import CheckReport
     from .status import StatusRow
 
 
@@ -56,8 +57,8 @@ def status_rows(project: Project, observer: Observer) -> tuple[StatusRow, ...]:
     return tuple(status(project, actor_states=actor_states(project)))
 
 
-def check_forks(project: Project, names: Sequence[str], observer: Observer) -> CheckResult:
-    """Whether the vendored trees of `names` (default: every fork) match forkman.lock."""
+def gate_report(project: Project, names: Sequence[str] = ()) -> CheckReport:
+    """The quick check's report on `names` (default: every fork), with the project's settings."""
     from ..core.paths import confined_relpath, protected_names
     from ..gate.check import check
 
@@ -65,8 +66,7 @@ def check_forks(project: Project, names: Sequence[str], observer: Observer) -> C
     vendoring = config.section("vendoring")
     where = "[tool.forkman.vendoring]"
     destination = vendoring.get("destination")
-    recover_writes(project, observer)
-    report = check(
+    return check(
         project.root,
         vendor_dir=config.vendor_dir,
         patches_dir=config.patches_dir,
@@ -77,6 +77,15 @@ def check_forks(project: Project, names: Sequence[str], observer: Observer) -> C
         else None,
         declared=sorted(n for n, p in config.forks.items() if "requirement" in p.raw),
     )
+
+
+def check_forks(project: Project, names: Sequence[str], observer: Observer) -> CheckResult:
+    """Whether the vendored trees of `names` (default: every fork) match forkman.lock.
+
+    A write an earlier command left half done is recovered first.
+    """
+    recover_writes(project, observer)
+    report = gate_report(project, names)
     return CheckResult(
         report.ok, report.forks_checked, tuple(report.findings), tuple(report.hints())
     )
