@@ -1,4 +1,4 @@
-"""The `forkman` command line: parse, call one core function, render, pick the exit code.
+"""The `forkman` command line: parse, make one API call, render, pick the exit code.
 
 Commands are loaded lazily (only the module of the command being run is
 imported). `forkman check`, which pre-commit hooks run on every commit, is
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import sys
 
-from ._commands import COMMANDS
-
 MYPY = False  # importing typing at run time would slow `forkman check` down
 if MYPY:
     from typing import Any
+
+    from ._commands import COMMANDS
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,6 +35,10 @@ __all__ = ["COMMANDS", "main"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "COMMANDS":  # not imported up front: `forkman check` never needs it
+        from ._commands import COMMANDS
+
+        return COMMANDS
     if name in ("cli", "LazyGroup", "Context"):
         from . import _app
 
