@@ -51,10 +51,10 @@ from ..operations.workflows import Confirm, Runner, init_project, sync_forks
 from ._reading import Reading
 from ._reports import Reports
 
-if TYPE_CHECKING:
-    from ..operations.doctor import DoctorReport
-    from ..operations.migrate import Migration
-    from ..operations.verify import VerifyResult
+if TYPE_CHECKING:  # absolute: forkman.agent reads these names to describe the results
+    from forkman.operations.doctor import DoctorReport
+    from forkman.operations.migrate import Migration
+    from forkman.operations.verify import VerifyResult
 
 __all__ = ["Project"]
 
