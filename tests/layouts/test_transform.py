@@ -22,7 +22,7 @@ from forkman.layouts.transform import (
 )
 from forkman.model.vendoring import StubPolicy, parse_vendoring_config
 from forkman.store.treehash import tree_hash
-from tests.vendoring.support import ns_config, sdist_file, wheel_tree
+from tests.support.wheel_trees import ns_config, sdist_file, wheel_tree
 
 REQUESTS_LIKE = {
     "req/__init__.py": "import urllib3\nimport req.sub\nfrom req.sub import X\nfrom . import sub\n",
