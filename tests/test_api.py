@@ -163,7 +163,7 @@ def test_errors_keep_class_and_hint_through_the_actor_boundary(fm: Project) -> N
     assert bad.value.hint is None or isinstance(bad.value.hint, str)
     with pytest.raises(forkman.NotFound) as missing:
         fm.sync("nope")
-    assert missing.value.hint == "see `forkman status`"
+    assert missing.value.hint == "`forkman status` lists the forks; `forkman fork NAME` makes one"
     # and through JSON (as replies are stored), including subclasses outside _errors
     from forkman.sandbox.interface import SandboxUnavailable
 
