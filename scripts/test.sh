@@ -8,7 +8,7 @@
 #    attacks target this host's other addresses and resolver, which a
 #    loopback-only namespace would hide (it reaches nothing beyond this host);
 # 4. the tests marked `network`, against the real package index;
-# 5. the documentation build (mkdocs --strict), ruff and mypy (strict, over forkman/).
+# 5. the documentation build (mkdocs --strict), ruff and mypy (strict, over forkman/ and tests/).
 #
 #   bash scripts/test.sh [extra pytest args]
 set -euo pipefail
@@ -39,7 +39,7 @@ echo "== network tests (real package index)"
 
 echo "== lint and docs"
 "$py" -m ruff check forkman tests benchmarks
-"$py" -m mypy forkman
+"$py" -m mypy
 if [ -f mkdocs.yml ]; then
   "$py" -m mkdocs build --strict --quiet --site-dir "$(mktemp -d)"
 fi

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import forkman
-from forkman import Project, SyncOutcome
+from forkman import Project, SyncOutcome, SyncReport
 from forkman.core.errors import error_from_json
 from tests.support.cli import run
 from tests.support.index import LocalIndex
@@ -115,8 +115,13 @@ def test_sync_dry_run_conflict_continue(fm: Project) -> None:
     assert report.conflict is not None and report.conflict.number == 2
     assert any("new.py" in line for line in report.delta or ())
     # the two-phase review: the callback sees the dry run, refuses it; nothing changes
-    seen = []
-    declined = fm.sync("demo", confirm=lambda r: seen.append(r) or False)
+    seen: list[SyncReport] = []
+
+    def decline(review: SyncReport) -> bool:
+        seen.append(review)
+        return False
+
+    declined = fm.sync("demo", confirm=decline)
     assert [r.new_version for r in seen] == ["1.1"]
     assert declined.report("demo").outcome is SyncOutcome.DECLINED and declined.exit_code == 1
     assert fm.forks()[0].version == "1.0"
@@ -158,7 +163,7 @@ def test_errors_keep_class_and_hint_through_the_actor_boundary(fm: Project) -> N
     assert bad.value.hint is None or isinstance(bad.value.hint, str)
     with pytest.raises(forkman.NotFound) as missing:
         fm.sync("nope")
-    assert missing.value.hint == "see `forkman status`"
+    assert missing.value.hint == "`forkman status` lists the forks; `forkman fork NAME` makes one"
     # and through JSON (as replies are stored), including subclasses outside _errors
     from forkman.sandbox.interface import SandboxUnavailable
 

@@ -3,21 +3,20 @@
 Each execution is one sandboxed run forked from a warm :class:`ForkServer`
 (the guest, :mod:`forkman.agent._guest`). Its standard input is one end of a
 unix socketpair; this module holds the other end and serves the guest's
-calls on it, one at a time: the method must be a public method of
-:class:`forkman.Project`, the arguments must bind to its signature, fork
-names must be forks of the project (or, for ``fork``, a requirement or a
-``git+https`` URL), paths must be relative, inside the project and free of
-``..``. A call that may change the project is performed only with
-``allow_writes``; otherwise it becomes a pending plan in the agent record,
-applied when a person runs ``forkman agent approve ID``.
+calls on it, one at a time, through the gate (:mod:`forkman.agent._gate`):
+the method must be a public method of :class:`forkman.Project`, the
+arguments must bind to its signature, fork names must be forks of the
+project (or, for ``fork``, a requirement or a ``git+https`` URL), paths must
+be relative, inside the project and free of ``..``. A call that may change
+the project is performed only with ``allow_writes``; otherwise it becomes a
+pending plan in the agent record, applied when a person runs
+``forkman agent approve ID``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
-import os
-import re
 import shutil
 import socket
 import struct
@@ -28,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import BadInput, ForkmanError, NotFound, SecurityError
+from ..core.errors import ForkmanError
 from . import _catalog
+from ._gate import Gate
 from ._guest import MAX_FRAME
 from ._store import AgentStore
 
@@ -43,17 +43,6 @@ MAX_CODE = 100_000
 """Characters of code one execution may send."""
 MAX_REPLY = 4 * 1024 * 1024
 """Bytes of one reply to the guest; a larger result is an error asking for less."""
-
-PATH_PARAMS = frozenset(
-    {"path", "paths", "file", "files", "attestation", "database", "output", "dest"}
-)
-"""Arguments naming files: relative, inside the project, no ``..``."""
-FORK_PARAMS = frozenset({"name", "names"})
-"""Arguments naming existing forks (``name`` of ``fork`` names a new one)."""
-REFUSED_FLAGS = {"no_sandbox": "an agent cannot turn the sandbox off"}
-"""Arguments an agent may never set."""
-
-_NEW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 @dataclass
@@ -133,98 +122,6 @@ def _error_json(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, ForkmanError):
         return {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
     return {"type": type(exc).__name__, "message": str(exc), "hint": None}
-
-
-class Gate:
-    """Validates one call and decides whether it is performed or planned."""
-
-    def __init__(self, project: Any) -> None:
-        self.project = project
-        self.root = Path(project.root).resolve()
-
-    def _fork_names(self) -> set[str]:
-        return {f.name for f in self.project.forks()}
-
-    def _path(self, value: object, key: str, *, in_project: bool) -> None:
-        from ..core.paths import confined_relpath, require_inside
-
-        if isinstance(value, os.PathLike):
-            value = os.fspath(value)
-        rel = confined_relpath(value, key, error=BadInput)
-        if in_project:
-            require_inside(self.root, rel, key, error=BadInput)
-
-    def _spec(self, value: object) -> None:
-        from packaging.requirements import InvalidRequirement, Requirement
-
-        if not isinstance(value, str) or not value.strip():
-            raise BadInput(f"spec must be a requirement or git+https URL, not {value!r}")
-        text = value.strip()
-        if text.startswith("git+"):
-            if not text.startswith("git+https://") or any(c in text for c in " \0\n"):
-                raise BadInput(
-                    f"{text!r}: only git+https:// URLs may be forked from here",
-                    hint="local paths and other schemes cannot be reached from the agent",
-                )
-            return
-        try:
-            req = Requirement(text)
-        except InvalidRequirement as exc:
-            raise BadInput(f"{text!r} is not a requirement: {exc}") from None
-        if req.url:
-            raise BadInput(
-                f"{text!r} names a URL; fork a release from the index or a git+https URL"
-            )
-
-    def check(self, op: _catalog.Operation, args: list[Any], kwargs: dict[str, Any]) -> bool:
-        """Validate a call of `op`; whether it may change the project (then it is gated)."""
-        func = getattr(type(self.project), op.name)
-        sig = inspect.signature(func)
-        try:
-            bound = sig.bind(None, *args, **kwargs)  # None stands for self
-        except TypeError as exc:
-            raise BadInput(f"fm.{op.name}{op.signature}: {exc}", hint=op.summary) from None
-        params = sig.parameters
-        creates = "spec" in params
-        names: set[str] | None = None
-        for key, value in list(bound.arguments.items())[1:]:
-            annotation = str(params[key].annotation)
-            values = (
-                list(value)
-                if params[key].kind is inspect.Parameter.VAR_POSITIONAL
-                or (isinstance(value, list | tuple) and key in ("names", "files", "paths"))
-                else [value]
-            )
-            if key in REFUSED_FLAGS and value:
-                raise SecurityError(f"fm.{op.name}({key}=...): {REFUSED_FLAGS[key]}")
-            if value is not None and ("Callable" in annotation or "Confirm" in annotation):
-                raise BadInput(f"fm.{op.name}: {key} cannot cross the sandbox")
-            if key == "spec":
-                self._spec(value)
-            elif key == "name" and creates:
-                if value is not None and not (isinstance(value, str) and _NEW_NAME.match(value)):
-                    raise BadInput(f"{value!r} is not a fork name (letters, digits, . _ -)")
-            elif key in FORK_PARAMS:
-                if value is None:
-                    continue
-                if names is None:
-                    names = self._fork_names()
-                for v in values:
-                    if not isinstance(v, str) or v not in names:
-                        from packaging.utils import canonicalize_name
-
-                        canon = {canonicalize_name(n): n for n in names}
-                        if isinstance(v, str) and canonicalize_name(v) in canon:
-                            continue
-                        raise NotFound(
-                            f"{v!r} is not a fork of this project",
-                            hint="the forks are: " + (", ".join(sorted(names)) or "none"),
-                        )
-            elif key in PATH_PARAMS and value is not None:
-                for v in values:
-                    # `path` of a fork's file is relative to the fork; the API confines it there
-                    self._path(v, key, in_project=key != "path")
-        return _catalog.writes(op, dict(list(bound.arguments.items())[1:]))
 
 
 def to_data(value: Any, depth: int = 0) -> Any:

@@ -122,8 +122,11 @@ class Reading(ProjectBase):
             [f.rule for f in report.blocking]
         """
         from ..audit.review import review_fork
+        from ..operations.sync import fetch_release_tree
 
-        return review_fork(self.core, name, upstream=upstream, record=record)
+        return review_fork(
+            self.core, name, upstream=upstream, record=record, fetch=fetch_release_tree
+        )
 
     def provenance(
         self,

@@ -31,41 +31,53 @@ import json
 import os
 import sqlite3
 import tempfile
-import zipfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import yaml
 from packaging.utils import canonicalize_name, canonicalize_version
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
-from ..core.errors import BadInput, ForkmanError, NotFound
+from ..core.errors import BadInput, ForkmanError
 from ..core.observer import NullObserver, Observer
 from ..model.config import NetworkLimits
+from .osvrecord import (
+    AdvisoryRecord,
+    MalformedAdvisory,
+    in_range,
+    load_advisory,
+    parse_advisory,
+    parse_version,
+    sort_events,
+)
+from .osvsource import iter_source
+
+__all__ = [
+    "DB_FILENAME",
+    "SCHEMA_VERSION",
+    "Advisory",
+    "DatabaseError",
+    "DatabaseInfo",
+    "MalformedAdvisory",
+    "OsvDatabase",
+    "import_database",
+    "in_range",
+    "iter_source",
+    "parse_advisory",
+    "parse_version",
+    "sort_events",
+]
 
 _NULL_OBSERVER = NullObserver()
 
 SCHEMA_VERSION = 1
 DB_FILENAME = "osv.sqlite"
 
-try:  # libyaml is ~7x faster on the PyPA database; fall back when it is absent
-    _YamlLoader: Any = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - depends on how PyYAML was built
-    _YamlLoader = yaml.SafeLoader
-
-_VERSION_RANGE_TYPES = frozenset({"ECOSYSTEM", "SEMVER"})
-_EVENT_KINDS = ("introduced", "fixed", "last_affected", "limit")
-
 
 class DatabaseError(ForkmanError):
     """The local advisory database is missing, corrupt or from another forkman."""
-
-
-class MalformedAdvisory(ValueError):
-    """One advisory file does not follow the OSV schema (it is skipped)."""
 
 
 @dataclass(frozen=True)
@@ -106,285 +118,6 @@ class DatabaseInfo:
     """Malformed advisories that were skipped."""
 
 
-# -- versions ---------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=65536)
-def parse_version(text: str) -> Version | None:
-    """`text` as a PEP 440 version, or None when it is not one (cached: hot path)."""
-    try:
-        return Version(text)
-    except InvalidVersion:
-        return None
-
-
-def _zero() -> Version:
-    return Version("0")
-
-
-def _event_version(kind: str, value: str) -> Version | None:
-    if kind == "introduced" and value == "0":
-        return _zero()
-    return parse_version(value)
-
-
-def sort_events(events: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Range events ordered by version, as OSV evaluation requires.
-
-    At equal versions an ``introduced`` comes first, so ``introduced X, fixed X``
-    is an empty range. Raises MalformedAdvisory on a value that is not a version.
-    """
-    keyed = []
-    order = {"introduced": 0, "last_affected": 1, "fixed": 2, "limit": 3}
-    for kind, value in events:
-        version = _event_version(kind, value)
-        if version is None:
-            raise MalformedAdvisory(f"{kind} {value!r} is not a PEP 440 version")
-        keyed.append((version, order[kind], kind, value))
-    keyed.sort(key=lambda item: (item[0], item[1]))
-    return [(kind, value) for _, _, kind, value in keyed]
-
-
-def in_range(version: Version, events: Iterable[tuple[str, str]]) -> bool:
-    """Whether `version` is affected by one range of already sorted events (OSV algorithm)."""
-    affected = False
-    for kind, value in events:
-        bound = _event_version(kind, value)
-        if bound is None:
-            continue
-        if kind == "introduced":
-            if version >= bound:
-                affected = True
-        elif kind == "fixed":
-            if version >= bound:
-                affected = False
-        elif kind == "last_affected":
-            if version > bound:
-                affected = False
-        elif kind == "limit" and version >= bound:
-            affected = False
-    return affected
-
-
-@lru_cache(maxsize=65536)
-def _canonical_version(text: str) -> str:
-    """The PEP 440 identity of a version (``1.0`` and ``1.0.0`` are the same version)."""
-    version = parse_version(text)
-    return canonicalize_version(version) if version is not None else text
-
-
-# -- parsing advisories -----------------------------------------------------------------
-
-
-def _text(value: Any) -> str | None:
-    """A string field; YAML turns unquoted timestamps into datetimes."""
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return str(value.astimezone(dt.UTC).isoformat()).replace("+00:00", "Z")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, str | int | float):
-        return str(value)
-    raise MalformedAdvisory(f"expected a string, got {type(value).__name__}")
-
-
-@dataclass(frozen=True)
-class _Affected:
-    name: str
-    ranges: list[list[tuple[str, str]]]
-    versions: list[str]
-    fixed: list[str]
-
-
-@dataclass(frozen=True)
-class _Record:
-    id: str
-    aliases: list[str]
-    summary: str
-    details: str
-    published: str | None
-    modified: str | None
-    withdrawn: bool
-    affected: list[_Affected]
-    notes: list[str]
-
-
-def parse_advisory(data: Any) -> _Record:
-    """Validate one OSV record and extract what matching needs."""
-    if not isinstance(data, Mapping):
-        raise MalformedAdvisory("not an OSV object (expected a mapping)")
-    vid = data.get("id")
-    if not isinstance(vid, str) or not vid:
-        raise MalformedAdvisory("missing 'id'")
-    aliases = data.get("aliases") or []
-    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
-        raise MalformedAdvisory("'aliases' must be a list of strings")
-    details = _text(data.get("details")) or ""
-    # the whole first line: reports that need it short cut it at a word (forkman.core.text)
-    summary = _text(data.get("summary")) or (details.strip().split("\n") or [""])[0]
-    affected_raw = data.get("affected") or []
-    if not isinstance(affected_raw, list):
-        raise MalformedAdvisory("'affected' must be a list")
-    affected: list[_Affected] = []
-    notes: list[str] = []
-    for item in affected_raw:
-        if not isinstance(item, Mapping):
-            raise MalformedAdvisory("an 'affected' entry is not a mapping")
-        package = item.get("package")
-        if not isinstance(package, Mapping):
-            raise MalformedAdvisory("an 'affected' entry has no 'package'")
-        if str(package.get("ecosystem", "")).split(":")[0] != "PyPI":
-            continue
-        name = package.get("name")
-        if not isinstance(name, str) or not name:
-            raise MalformedAdvisory("an affected package has no name")
-        ranges: list[list[tuple[str, str]]] = []
-        fixed: set[str] = set()
-        for rng in item.get("ranges") or []:
-            if not isinstance(rng, Mapping):
-                raise MalformedAdvisory("a range is not a mapping")
-            if rng.get("type") not in _VERSION_RANGE_TYPES:
-                continue  # GIT ranges name commits, not versions
-            events_raw = rng.get("events")
-            if not isinstance(events_raw, list) or not events_raw:
-                raise MalformedAdvisory("a range has no events")
-            events: list[tuple[str, str]] = []
-            for event in events_raw:
-                if not isinstance(event, Mapping) or len(event) != 1:
-                    raise MalformedAdvisory(f"malformed range event {event!r}")
-                ((kind, value),) = event.items()
-                if kind not in _EVENT_KINDS:
-                    raise MalformedAdvisory(f"unknown range event {kind!r}")
-                value = _text(value)
-                if not value:
-                    raise MalformedAdvisory(f"empty {kind} event")
-                events.append((kind, value))
-            try:
-                sorted_events = sort_events(events)
-            except MalformedAdvisory as exc:
-                # Cannot be ordered, so cannot be evaluated: keep the advisory and
-                # its explicit `versions` list rather than dropping it entirely.
-                notes.append(f"{name}: range ignored, {exc}; only listed versions match")
-                fixed.update(v for k, v in events if k == "fixed" and parse_version(v))
-                continue
-            ranges.append(sorted_events)
-            fixed.update(v for k, v in sorted_events if k == "fixed")
-        versions_raw = item.get("versions") or []
-        if not isinstance(versions_raw, list):
-            raise MalformedAdvisory("'versions' must be a list")
-        versions = sorted({_canonical_version(str(_text(v))) for v in versions_raw})
-        fixed_sorted = sorted(fixed, key=lambda v: parse_version(v) or _zero())
-        affected.append(_Affected(canonicalize_name(name), ranges, versions, fixed_sorted))
-    return _Record(
-        id=vid,
-        aliases=list(aliases),
-        summary=summary,
-        details=details,
-        published=_text(data.get("published")),
-        modified=_text(data.get("modified")),
-        withdrawn=data.get("withdrawn") is not None,
-        affected=affected,
-        notes=notes,
-    )
-
-
-def _load(name: str, raw: bytes) -> Any:
-    if name.endswith(".json"):
-        return json.loads(raw)
-    return yaml.load(raw, Loader=_YamlLoader)  # noqa: S506 - a safe loader (C or Python)
-
-
-# -- sources ----------------------------------------------------------------------------
-
-_SUFFIXES = (".json", ".yaml", ".yml")
-
-
-def _iter_folder(folder: Path) -> Iterator[tuple[str, bytes]]:
-    for path in sorted(folder.rglob("*")):
-        hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
-        if path.suffix in _SUFFIXES and path.is_file() and not hidden:  # not .github/*.yml
-            yield str(path), path.read_bytes()
-
-
-def _iter_zip(
-    archive: Path | IO[bytes], label: str, member_cap: int
-) -> Iterator[tuple[str, bytes]]:
-    try:
-        zf = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise BadInput(
-            f"{label} is not a zip archive: {exc}",
-            hint="pass a folder of OSV files or an OSV all.zip export",
-        ) from None
-    with zf:
-        for info in zf.infolist():
-            if info.is_dir() or not info.filename.endswith(_SUFFIXES):
-                continue
-            try:
-                with zf.open(info) as member:
-                    data = member.read(member_cap + 1)
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                raise BadInput(f"{label} is corrupt at {info.filename}: {exc}") from None
-            if len(data) > member_cap:
-                raise BadInput(
-                    f"{label}: {info.filename} is larger than {member_cap} bytes, "
-                    "the max-page-size limit",
-                    hint="an advisory is a few kilobytes; raise max-page-size in "
-                    "[tool.forkman] only if you trust this export",
-                )
-            yield f"{label}:{info.filename}", data
-
-
-def _download(url: str, observer: Observer, limits: NetworkLimits) -> IO[bytes]:
-    """`url` streamed into an anonymous temporary file (at most ``max-download-size``)."""
-    from ..sources import http as _http
-
-    observer.step("db", f"downloading {_http.redact(url)}")
-    out = tempfile.TemporaryFile()  # noqa: SIM115 - returned open, closed by the caller
-    try:
-        _http.download(
-            url,
-            out.write,
-            limits=limits,
-            progress=lambda done, total: observer.progress("db", done, total),
-            what="advisory export",
-            hint="check the URL and your connection, or pass --from with a local copy",
-        )
-    except BaseException:
-        out.close()
-        raise
-    out.seek(0)
-    return out
-
-
-def iter_source(
-    source: str, observer: Observer, limits: NetworkLimits | None = None
-) -> Iterator[tuple[str, bytes]]:
-    """(label, raw bytes) of every advisory file in a folder, zip file or zip URL.
-
-    A URL is read within the network limits (``network-timeout``,
-    ``max-download-size``); each advisory in a zip is at most ``max-page-size``.
-    """
-    limits = limits if limits is not None else NetworkLimits()
-    if source.startswith(("http://", "https://")):
-        with _download(source, observer, limits) as archive:
-            yield from _iter_zip(archive, source, limits.max_page_size)
-        return
-    path = Path(source)
-    if path.is_dir():
-        yield from _iter_folder(path)
-    elif path.is_file():
-        yield from _iter_zip(path, str(path), limits.max_page_size)
-    else:
-        raise NotFound(
-            f"advisory source {source} does not exist",
-            hint="pass a folder of OSV files, an OSV all.zip export, or its URL",
-        )
-
-
 # -- the database -----------------------------------------------------------------------
 
 _SCHEMA = """
@@ -408,16 +141,16 @@ CREATE TABLE affected (
 _INDEXES = "CREATE INDEX affected_name ON affected(name);"
 
 
-def _parse_one(item: tuple[str, bytes]) -> tuple[str, _Record | str]:
+def _parse_one(item: tuple[str, bytes]) -> tuple[str, AdvisoryRecord | str]:
     """Parse one advisory file: the record, or why it is malformed."""
     label, raw = item
     try:
-        return label, parse_advisory(_load(label, raw))
+        return label, parse_advisory(load_advisory(label, raw))
     except (MalformedAdvisory, yaml.YAMLError, ValueError, UnicodeDecodeError) as exc:
         return label, (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
 
-def _parse_all(items: Iterator[tuple[str, bytes]]) -> Iterator[tuple[str, _Record | str]]:
+def _parse_all(items: Iterator[tuple[str, bytes]]) -> Iterator[tuple[str, AdvisoryRecord | str]]:
     """Parsed advisories in source order (worker processes measured slower on 2 cores)."""
     return map(_parse_one, items)
 

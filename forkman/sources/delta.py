@@ -10,7 +10,6 @@ review) extend the summary with their own findings.
 
 from __future__ import annotations
 
-import ast
 import configparser
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..store.treehash import scan_tree
+from .dependencies import DEPENDENCY_FILES, is_dependency_file, read_tree
 
 _HOOK_FILES = {
     "setup.py": "setup.py runs at build and install time",
@@ -86,28 +86,6 @@ def _load_toml(path: Path) -> Mapping[str, Any]:
         return {}
 
 
-def _norm(req: str) -> str:
-    return " ".join(req.split())
-
-
-def _pyproject_deps(data: Mapping[str, Any]) -> set[str]:
-    deps: set[str] = set()
-    project = data.get("project", {})
-    if isinstance(project, Mapping):
-        deps.update(_norm(d) for d in project.get("dependencies", []) if isinstance(d, str))
-        optional = project.get("optional-dependencies", {})
-        if isinstance(optional, Mapping):
-            for extra, reqs in optional.items():
-                if isinstance(reqs, list):
-                    deps.update(f"{_norm(r)} [extra: {extra}]" for r in reqs if isinstance(r, str))
-    build = data.get("build-system", {})
-    if isinstance(build, Mapping):
-        requires = build.get("requires", [])
-        if isinstance(requires, list):
-            deps.update(f"{_norm(r)} [build]" for r in requires if isinstance(r, str))
-    return deps
-
-
 def _setup_cfg(path: Path) -> configparser.ConfigParser | None:
     parser = configparser.ConfigParser(interpolation=None)
     try:
@@ -117,66 +95,12 @@ def _setup_cfg(path: Path) -> configparser.ConfigParser | None:
     return parser
 
 
-def _cfg_list(value: str) -> list[str]:
-    return [_norm(v) for v in value.replace(";", "\n").splitlines() if v.strip()]
-
-
-def _setup_cfg_deps(parser: configparser.ConfigParser | None) -> set[str]:
-    deps: set[str] = set()
-    if parser is None:
-        return deps
-    if parser.has_option("options", "install_requires"):
-        deps.update(_cfg_list(parser.get("options", "install_requires")))
-    if parser.has_option("options", "setup_requires"):
-        deps.update(f"{d} [build]" for d in _cfg_list(parser.get("options", "setup_requires")))
-    if parser.has_section("options.extras_require"):
-        for extra, value in parser.items("options.extras_require"):
-            deps.update(f"{d} [extra: {extra}]" for d in _cfg_list(value))
-    return deps
-
-
-def _setup_py_deps(path: Path) -> set[str]:
-    try:
-        tree = ast.parse(path.read_bytes())
-    except (OSError, SyntaxError, ValueError):
-        return set()
-    deps: set[str] = set()
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.keyword) or node.arg not in (
-            "install_requires",
-            "setup_requires",
-        ):
-            continue
-        if isinstance(node.value, ast.List | ast.Tuple):
-            suffix = " [build]" if node.arg == "setup_requires" else ""
-            for elt in node.value.elts:
-                if isinstance(elt, ast.Constant) and isinstance(elt.value, str):
-                    deps.add(_norm(elt.value) + suffix)
-    return deps
-
-
-def _requirements(root: Path) -> set[str]:
-    deps: set[str] = set()
-    for path in sorted(root.glob("requirements*.txt")):
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError):
-            continue
-        for line in lines:
-            text = line.split("#", 1)[0].strip()
-            if text and not text.startswith("-"):
-                deps.add(_norm(text))
-    return deps
-
-
 def declared_dependencies(root: Path) -> set[str]:
-    """Every requirement the project at `root` declares, as normalized strings."""
-    return (
-        _pyproject_deps(_load_toml(root / "pyproject.toml"))
-        | _setup_cfg_deps(_setup_cfg(root / "setup.cfg"))
-        | _setup_py_deps(root / "setup.py")
-        | _requirements(root)
-    )
+    """Every requirement the project at `root` declares, as labels (``x>=1 [build]``).
+
+    Read by :func:`forkman.sources.dependencies.read_tree`, the one dependency reader.
+    """
+    return {d.label for d in read_tree(root)}
 
 
 def _entry_points(root: Path) -> Any:
@@ -199,15 +123,13 @@ def _build_system(root: Path) -> Any:
     return (build.get("build-backend"), build.get("backend-path"))
 
 
-METADATA_FILES = ("pyproject.toml", "setup.cfg", "setup.py")
+METADATA_FILES = DEPENDENCY_FILES
 """Top-level files the dependency and hook analysis reads (plus ``requirements*.txt``)."""
 
 
 def is_metadata(path: str) -> bool:
     """Whether the analysis reads `path` (relative to the project root)."""
-    return path in METADATA_FILES or (
-        "/" not in path and path.startswith("requirements") and path.endswith(".txt")
-    )
+    return "/" not in path and is_dependency_file(path)
 
 
 def summarize_delta(old_tree: Path, new_tree: Path) -> DeltaSummary:

@@ -17,8 +17,8 @@ from forkman.actors.interface import Actor
 from forkman.actors.progress import LiveProgress, PlainProgress, progress_for
 from forkman.actors.watch import parse_duration, watch_policy
 from forkman.cli import cli
+from forkman.core.errors import ConfigError
 from forkman.core.observer import RecordingObserver
-from forkman.model.config import ConfigError
 from forkman.model.lock import IndexSource, Lock, LockEntry, write_lock
 from forkman.model.project import Project
 

@@ -13,7 +13,7 @@ TREE = "sha256:" + "0" * 64
 def entry(name: str, version: str, *, fixes: tuple[str, ...] = (), sha256: str = "") -> LockEntry:
     """A lock entry for an index fork `name==version` (optionally with a patch fixing ids)."""
     filename = f"{name}-{version}.tar.gz"
-    patches = ()
+    patches: tuple[PatchRecord, ...] = ()
     if fixes:
         patches = (
             PatchRecord(f"patches/{name}/0001-fix.patch", hashlib.sha256(b"p").hexdigest(), fixes),

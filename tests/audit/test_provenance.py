@@ -25,7 +25,7 @@ from forkman.audit.provenance import (
 )
 from forkman.cli import cli
 from forkman.core.errors import NetworkError, SecurityError
-from forkman.model.lock import load_lock
+from forkman.model.lock import IndexSource, load_lock
 from forkman.sources.interface import DistKind, ReleaseFile
 from tests.audit.helpers import entry, write_forks
 from tests.conftest import shared_fixture
@@ -264,7 +264,8 @@ def _fork_from_index(
     e = entry(name, "0.0.19", sha256=sha)
     from dataclasses import replace
 
-    e = replace(e, source=replace(e.source, index_url=local_index.url, filename=path.name))  # type: ignore[type-var]
+    assert isinstance(e.source, IndexSource)
+    e = replace(e, source=replace(e.source, index_url=local_index.url, filename=path.name))
     write_forks(project, e)
     return name
 

@@ -10,6 +10,7 @@ import json
 import subprocess
 import tarfile
 import zlib
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,7 +40,7 @@ PAYLOAD = base64.b64encode(
     zlib.compress(b"".join(hashlib.sha256(str(i).encode()).digest() for i in range(24)))
 ).decode()
 
-MALICIOUS = {
+MALICIOUS: dict[str, str | bytes] = {
     **BENIGN,
     "pyproject.toml": (
         '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "backend"\n'
@@ -74,7 +75,7 @@ MALICIOUS = {
 }
 
 
-def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
+def write_tree(root: Path, files: Mapping[str, str | bytes]) -> Path:
     for rel, data in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -241,7 +242,9 @@ def _git(git_dir: Path, work: Path, *args: str) -> None:
     )
 
 
-def make_history(project: Path, name: str, releases: dict[str, dict[str, str | bytes]]) -> Path:
+def make_history(
+    project: Path, name: str, releases: Mapping[str, Mapping[str, str | bytes]]
+) -> Path:
     """A bare fork repository with each release imported and tagged upstream/<v>."""
     git_dir = project / ".forkman" / "forks" / f"{name}.git"
     subprocess.run(["git", "init", "-q", "--bare", str(git_dir)], check=True)

@@ -332,8 +332,8 @@ def test_a_pull_request_that_claims_a_fix_or_drops_a_publisher_is_reported(base:
     # dropping the publisher altogether is reported too
     lock_path.write_text(lock_path.read_text().split("\n[forks.demo.provenance]")[0] + "\n")
     res = run("ci", "--base", "main", "--format", "json", "--output", "-")
-    rules = {f["rule"] for f in _stage(json.loads(res.stdout), "policy")["findings"]}
-    assert "provenance-dropped" in rules
+    names = {f["rule"] for f in _stage(json.loads(res.stdout), "policy")["findings"]}
+    assert "provenance-dropped" in names
 
 
 @pytest.mark.sandbox

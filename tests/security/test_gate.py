@@ -46,7 +46,7 @@ def upstream(tmp_path: Path, cwd: Path, local_index: LocalIndex) -> Path:
 
 
 def pull_request(
-    upstream: Path, tmp_path: Path, change: Callable[[Path], None], *, name: str = "pr"
+    upstream: Path, tmp_path: Path, change: Callable[[Path], object], *, name: str = "pr"
 ) -> Path:
     """Make `change` as a commit in a clone of `upstream`; a fresh clone of it, as CI has."""
     pr = tmp_path / name

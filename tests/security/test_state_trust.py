@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT, git
-from tests.support.cli import run
+from tests.support.cli import Result, run
 from tests.support.index import LocalIndex
 
 
@@ -145,12 +145,10 @@ def _edit_and_poison_caches(clone: Path) -> None:
     (state / "gittrees").write_bytes(marshal.dumps({vendored: tree_id}))
 
 
-def _refused(res: subprocess.CompletedProcess[str] | object) -> None:
-    code = getattr(res, "returncode", None)
-    if code is None:
-        code = res.exit_code  # type: ignore[attr-defined]
+def _refused(res: subprocess.CompletedProcess[str] | Result) -> None:
+    code = res.returncode if isinstance(res, subprocess.CompletedProcess) else res.exit_code
     assert code == 2, res
-    stderr = res.stderr  # type: ignore[attr-defined]
+    stderr = res.stderr
     assert "git tracks" in stderr and ".forkman" in stderr, res
     assert "git rm -r --cached .forkman" in stderr, res
 

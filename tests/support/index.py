@@ -176,123 +176,7 @@ class LocalIndex:
 
     # -- serving ------------------------------------------------------------------
     def start(self) -> LocalIndex:
-        index = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:  # quiet
-                pass
-
-            def do_HEAD(self) -> None:  # uv probes for range requests; a GET follows
-                index.requests.append(f"HEAD {self.path}")
-                self.send_error(405)
-
-            def do_GET(self) -> None:
-                index.requests.append(self.path)
-                parts = [p for p in self.path.split("?")[0].split("/") if p]
-                if parts[:1] == ["simple"]:
-                    accept = self.headers.get("Accept", "")
-                    want_json = index.serve_json and "application/vnd.pypi.simple.v1+json" in accept
-                    if len(parts) == 1:
-                        return self._project_list(want_json)
-                    return self._project(parts[1], want_json)
-                if parts[:1] == ["files"] and len(parts) == 2:
-                    return self._file(parts[1])
-                if parts[:1] == ["provenance"] and len(parts) == 2:
-                    return self._provenance(parts[1])
-                self.send_error(404)
-
-            def _send(self, body: bytes, ctype: str) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _project_list(self, want_json: bool) -> None:
-                names = sorted(index.projects)
-                if want_json:
-                    body = json.dumps(
-                        {"meta": {"api-version": "1.1"}, "projects": [{"name": n} for n in names]}
-                    ).encode()
-                    return self._send(body, "application/vnd.pypi.simple.v1+json")
-                links = "".join(f'<a href="{n}/">{n}</a>\n' for n in names)
-                self._send(f"<html><body>{links}</body></html>".encode(), "text/html")
-
-            def _project(self, raw_name: str, want_json: bool) -> None:
-                name = canonicalize_name(raw_name)
-                if name != raw_name:
-                    self.send_response(301)
-                    self.send_header("Location", f"/simple/{name}/")
-                    self.end_headers()
-                    return
-                files = index.projects.get(name)
-                if files is None:
-                    return self.send_error(404)
-                if want_json:
-                    out = []
-                    for f in files:
-                        d: dict[str, object] = {
-                            "filename": f.path.name,
-                            "url": f"../../files/{f.path.name}",
-                            "hashes": (
-                                {"sha256": f.announced_sha256 or f.sha256}
-                                if index.serve_hashes
-                                else {}
-                            ),
-                        }
-                        if f.yanked:
-                            d["yanked"] = f.yanked
-                        if f.requires_python:
-                            d["requires-python"] = f.requires_python
-                        if f.provenance is not None:
-                            d["provenance"] = f"{index.base}/provenance/{f.path.name}"
-                        out.append(d)
-                    body = json.dumps(
-                        {"meta": {"api-version": "1.1"}, "name": name, "files": out}
-                    ).encode()
-                    return self._send(body, "application/vnd.pypi.simple.v1+json")
-                links = []
-                for f in files:
-                    frag = f"#sha256={f.announced_sha256 or f.sha256}" if index.serve_hashes else ""
-                    attrs = f' href="../../files/{f.path.name}{frag}"'
-                    if f.yanked:
-                        reason = f.yanked if isinstance(f.yanked, str) else ""
-                        attrs += f' data-yanked="{html.escape(reason)}"'
-                    if f.requires_python:
-                        attrs += f' data-requires-python="{html.escape(f.requires_python)}"'
-                    if f.provenance is not None:
-                        attrs += f' data-provenance="{index.base}/provenance/{f.path.name}"'
-                    links.append(f"<a{attrs}>{f.path.name}</a><br/>")
-                body = (
-                    "<!DOCTYPE html><html><body><h1>Links for "
-                    + name
-                    + "</h1>\n"
-                    + "\n".join(links)
-                    + "\n</body></html>"
-                ).encode()
-                self._send(body, "text/html")
-
-            def _find(self, filename: str) -> IndexedFile | None:
-                for files in index.projects.values():
-                    for f in files:
-                        if f.path.name == filename:
-                            return f
-                return None
-
-            def _file(self, filename: str) -> None:
-                f = self._find(filename)
-                if f is None:
-                    return self.send_error(404)
-                self._send(f.path.read_bytes(), "application/octet-stream")
-
-            def _provenance(self, filename: str) -> None:
-                f = self._find(filename)
-                if f is None or f.provenance is None:
-                    return self.send_error(404)
-                self._send(f.provenance, "application/json")
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _IndexServer(self)
         port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{port}/simple/"
         threading.Thread(
@@ -305,6 +189,146 @@ class LocalIndex:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+
+
+def _project_list_json(names: list[str]) -> bytes:
+    projects = [{"name": n} for n in names]
+    return json.dumps({"meta": {"api-version": "1.1"}, "projects": projects}).encode()
+
+
+def _project_list_html(names: list[str]) -> bytes:
+    links = "".join(f'<a href="{n}/">{n}</a>\n' for n in names)
+    return f"<html><body>{links}</body></html>".encode()
+
+
+def _file_json(index: LocalIndex, f: IndexedFile) -> dict[str, object]:
+    d: dict[str, object] = {
+        "filename": f.path.name,
+        "url": f"../../files/{f.path.name}",
+        "hashes": {"sha256": f.announced_sha256 or f.sha256} if index.serve_hashes else {},
+    }
+    if f.yanked:
+        d["yanked"] = f.yanked
+    if f.requires_python:
+        d["requires-python"] = f.requires_python
+    if f.provenance is not None:
+        d["provenance"] = f"{index.base}/provenance/{f.path.name}"
+    return d
+
+
+def _project_json(index: LocalIndex, name: str, files: list[IndexedFile]) -> bytes:
+    out = [_file_json(index, f) for f in files]
+    return json.dumps({"meta": {"api-version": "1.1"}, "name": name, "files": out}).encode()
+
+
+def _file_link(index: LocalIndex, f: IndexedFile) -> str:
+    frag = f"#sha256={f.announced_sha256 or f.sha256}" if index.serve_hashes else ""
+    attrs = f' href="../../files/{f.path.name}{frag}"'
+    if f.yanked:
+        reason = f.yanked if isinstance(f.yanked, str) else ""
+        attrs += f' data-yanked="{html.escape(reason)}"'
+    if f.requires_python:
+        attrs += f' data-requires-python="{html.escape(f.requires_python)}"'
+    if f.provenance is not None:
+        attrs += f' data-provenance="{index.base}/provenance/{f.path.name}"'
+    return f"<a{attrs}>{f.path.name}</a><br/>"
+
+
+def _project_html(index: LocalIndex, name: str, files: list[IndexedFile]) -> bytes:
+    links = [_file_link(index, f) for f in files]
+    return (
+        "<!DOCTYPE html><html><body><h1>Links for "
+        + name
+        + "</h1>\n"
+        + "\n".join(links)
+        + "\n</body></html>"
+    ).encode()
+
+
+class _IndexServer(ThreadingHTTPServer):
+    """The HTTP server of one `LocalIndex`, on a free port of 127.0.0.1."""
+
+    daemon_threads = True
+
+    def __init__(self, index: LocalIndex) -> None:
+        super().__init__(("127.0.0.1", 0), _IndexHandler)
+        self.index = index
+
+
+class _IndexHandler(BaseHTTPRequestHandler):
+    server: _IndexServer
+
+    def log_message(self, *args: object) -> None:  # quiet
+        pass
+
+    def do_HEAD(self) -> None:  # uv probes for range requests; a GET follows
+        self.server.index.requests.append(f"HEAD {self.path}")
+        self.send_error(405)
+
+    def do_GET(self) -> None:
+        index = self.server.index
+        index.requests.append(self.path)
+        parts = [p for p in self.path.split("?")[0].split("/") if p]
+        if parts[:1] == ["simple"]:
+            want_json = index.serve_json and JSON_TYPE in self.headers.get("Accept", "")
+            if len(parts) == 1:
+                return self._project_list(want_json)
+            return self._project(parts[1], want_json)
+        if parts[:1] == ["files"] and len(parts) == 2:
+            return self._file(parts[1])
+        if parts[:1] == ["provenance"] and len(parts) == 2:
+            return self._provenance(parts[1])
+        self.send_error(404)
+
+    def _send(self, body: bytes, ctype: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _project_list(self, want_json: bool) -> None:
+        names = sorted(self.server.index.projects)
+        if want_json:
+            return self._send(_project_list_json(names), JSON_TYPE)
+        self._send(_project_list_html(names), "text/html")
+
+    def _project(self, raw_name: str, want_json: bool) -> None:
+        index = self.server.index
+        name = canonicalize_name(raw_name)
+        if name != raw_name:
+            self.send_response(301)
+            self.send_header("Location", f"/simple/{name}/")
+            self.end_headers()
+            return
+        files = index.projects.get(name)
+        if files is None:
+            return self.send_error(404)
+        if want_json:
+            return self._send(_project_json(index, name, files), JSON_TYPE)
+        self._send(_project_html(index, name, files), "text/html")
+
+    def _find(self, filename: str) -> IndexedFile | None:
+        for files in self.server.index.projects.values():
+            for f in files:
+                if f.path.name == filename:
+                    return f
+        return None
+
+    def _file(self, filename: str) -> None:
+        f = self._find(filename)
+        if f is None:
+            return self.send_error(404)
+        self._send(f.path.read_bytes(), "application/octet-stream")
+
+    def _provenance(self, filename: str) -> None:
+        f = self._find(filename)
+        if f is None or f.provenance is None:
+            return self.send_error(404)
+        self._send(f.provenance, "application/json")
 
 
 def wait_for(predicate: object, timeout: float = 5.0) -> None:

@@ -17,7 +17,7 @@ and proves them with it:
    exactly (adding only the ``.pyi`` stubs pip's sdist leaves out): the
    project, committed.
 
-Used by the migration proof (``tests/vendoring/test_migrate_pip.py``) and by
+Used by the migration proof (``tests/operations/test_migrate_pip.py``) and by
 ``benchmarks/vendor.py``. Needs the package registry.
 """
 

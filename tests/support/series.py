@@ -64,7 +64,7 @@ def make_series(root: Path, local_index: LocalIndex) -> None:
     assert res.exit_code == 0, res
     # widen the constraint so sync may move to 1.1; release 1.1 adds a .pth hook on
     # purpose (the delta summary must show it), so these tests block only on critical
-    # risks: the default risk policy is tested in tests/test_sync_risk.py
+    # risks: the default risk policy is tested in tests/operations/test_sync_risk.py
     pyproject = root / "pyproject.toml"
     pyproject.write_text(
         pyproject.read_text().replace('"<1.1,>=1"', '"<2,>=1"')

@@ -18,7 +18,6 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -82,7 +81,6 @@ def _wheel_dir() -> Path:
 
 def serve_installed(index: LocalIndex, *names: str) -> None:
     """Put the wheels of `names` and of everything they require (here) on `index`."""
-    env = default_environment()
     todo = list(names)
     done: set[str] = set()
     while todo:
@@ -93,7 +91,7 @@ def serve_installed(index: LocalIndex, *names: str) -> None:
         index.add_file(name, wheel_of_installed(name, _wheel_dir()))
         for raw in md.requires(name) or ():
             req = Requirement(raw)
-            if req.marker is None or req.marker.evaluate({**env, "extra": ""}):
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
                 todo.append(req.name)
 
 

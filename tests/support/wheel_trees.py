@@ -1,4 +1,4 @@
-"""Helpers for vendoring tests: real wheels unpacked into pristine trees."""
+"""Real wheels unpacked into pristine trees, for the namespace layout and report tests."""
 
 from __future__ import annotations
 

@@ -184,8 +184,9 @@ def test_compat_mode_reproduces_vendoring_regexes() -> None:
 
 def _tool_rewrite(tmp: Path, text: str, modules: list[str]) -> str | None:
     """The vendoring tool's own rewrite of `text` (None when it refuses the file)."""
-    from vendoring.errors import VendoringError
-    from vendoring.tasks.vendor import rewrite_file_imports
+    # the vendoring tool ships neither type hints nor a py.typed marker
+    from vendoring.errors import VendoringError  # type: ignore[import-untyped]
+    from vendoring.tasks.vendor import rewrite_file_imports  # type: ignore[import-untyped]
 
     path = tmp / "x.py"
     path.write_text(text, encoding="utf-8")

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import tomlkit
 
 from forkman.core.errors import ConfigError
 from forkman.model.config import (
@@ -91,7 +92,11 @@ def test_invalid(table: dict[str, object], message: str | None) -> None:
 def test_init_preserves_comments_and_formatting(tmp_path: Path) -> None:
     path = tmp_path / "pyproject.toml"
     path.write_text(COMMENTED)
-    edit_pyproject(path, lambda doc: init_table(doc, index_url="http://127.0.0.1:9/simple/"))
+
+    def init(doc: tomlkit.TOMLDocument, index_url: str | None = None) -> None:
+        init_table(doc, index_url=index_url)
+
+    edit_pyproject(path, lambda doc: init(doc, index_url="http://127.0.0.1:9/simple/"))
     text = path.read_text()
     assert text.startswith(COMMENTED)  # every byte the user wrote is still there
     assert "[tool.forkman]" in text
@@ -109,7 +114,7 @@ def test_init_preserves_comments_and_formatting(tmp_path: Path) -> None:
     assert after.startswith(COMMENTED)
     assert "attrs]" not in after
     # init is idempotent
-    edit_pyproject(path, lambda doc: init_table(doc))
+    edit_pyproject(path, init)
     assert path.read_text() == after
 
 

@@ -636,7 +636,8 @@ def test_explain_shows_what_was_found_and_runs_nothing(cwd: Path, local_index: L
 def test_real_releases(tmp_path: Path, spec: str, needs: str) -> None:
     from packaging.utils import canonicalize_name
 
-    from forkman.sources.index import DistKind, fetch_release
+    from forkman.sources.index import fetch_release
+    from forkman.sources.interface import DistKind
     from forkman.sources.unpack import unpack_archive
 
     release = fetch_release(

@@ -20,7 +20,7 @@ from tests.conftest import git
 from tests.support.cli import run
 from tests.support.index import LocalIndex
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def forkman(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ from forkman.layouts.transform import (
 )
 from forkman.model.vendoring import StubPolicy, parse_vendoring_config
 from forkman.store.treehash import tree_hash
-from tests.vendoring.support import ns_config, sdist_file, wheel_tree
+from tests.support.wheel_trees import ns_config, sdist_file, wheel_tree
 
 REQUESTS_LIKE = {
     "req/__init__.py": "import urllib3\nimport req.sub\nfrom req.sub import X\nfrom . import sub\n",
@@ -33,7 +34,7 @@ REQUESTS_LIKE = {
 }
 
 
-def run(pristine: Path, out: Path, **kw: object) -> dict:
+def run(pristine: Path, out: Path, **kw: object) -> dict[str, Any]:
     obs = RecordingObserver()
     record = transform_tree(
         pristine,
@@ -289,7 +290,7 @@ def test_not_a_wheel_and_namespace_collisions(tmp_path: Path) -> None:
         ({"namespace": "a._v", "destination": "a/_v", "rewrite-mode": "regex"}, "rewrite-mode"),
     ],
 )
-def test_bad_config(table: dict, message: str) -> None:
+def test_bad_config(table: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_vendoring_config(table)
 
@@ -347,7 +348,7 @@ def test_transformed_tree_runs_against_vendored_copies(tmp_path: Path) -> None:
     decoy = tmp_path / "site"
     (decoy / "lib").mkdir(parents=True)
     (decoy / "lib" / "__init__.py").write_text("NAME = 'site lib'\n")
-    out = subprocess.run(
+    printed = subprocess.run(
         [
             sys.executable,
             "-c",
@@ -360,7 +361,7 @@ def test_transformed_tree_runs_against_vendored_copies(tmp_path: Path) -> None:
         text=True,
         check=True,
     ).stdout
-    assert out.strip() == "vendored lib vendored lib False"
+    assert printed.strip() == "vendored lib vendored lib False"
 
 
 def test_rewrite_consumer_package(tmp_path: Path) -> None:

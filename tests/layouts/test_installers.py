@@ -22,9 +22,9 @@ import pytest
 from uv import find_uv_bin
 
 from tests.conftest import git
+from tests.layouts.test_wiring import BACKEND, project_files
 from tests.support.cli import run
 from tests.support.index import LocalIndex
-from tests.vendoring.test_wiring import BACKEND, project_files
 
 pytestmark = pytest.mark.slow
 

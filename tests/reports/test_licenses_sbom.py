@@ -22,7 +22,7 @@ from forkman.reports.licenses import (
 from forkman.reports.sbom import build_sbom, purl
 from forkman.store.treehash import bytes_digest, tree_hash
 from tests.support.index import default_project_files
-from tests.vendoring.support import wheel_tree
+from tests.support.wheel_trees import wheel_tree
 
 MIT = "Permission is hereby granted, free of charge, to any person obtaining a copy\n"
 APACHE = "        Apache License\n        Version 2.0, January 2004\n"

@@ -10,6 +10,7 @@ import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -47,7 +48,7 @@ def make_tar(
     fmt: int = tarfile.PAX_FORMAT,
     encoding: str = "utf-8",
 ) -> Path:
-    mode = "w:gz" if path.name.endswith(".gz") else "w"
+    mode: Literal["w:gz", "w"] = "w:gz" if path.name.endswith(".gz") else "w"
     with tarfile.open(path, mode, format=fmt, encoding=encoding) as tar:
         for info, data in entries:
             tar.addfile(info, io.BytesIO(data) if data is not None else None)
@@ -627,7 +628,12 @@ def test_format_is_sniffed_when_the_name_does_not_say(tmp_path: Path) -> None:
 
 
 def test_compressed_formats(tmp_path: Path) -> None:
-    for suffix, mode in ((".tar.bz2", "w:bz2"), (".tar.xz", "w:xz"), (".tgz", "w:gz")):
+    formats: tuple[tuple[str, Literal["w:bz2", "w:xz", "w:gz"]], ...] = (
+        (".tar.bz2", "w:bz2"),
+        (".tar.xz", "w:xz"),
+        (".tgz", "w:gz"),
+    )
+    for suffix, mode in formats:
         path = tmp_path / f"a{suffix}"
         with tarfile.open(path, mode) as tar:
             info, data = tinfo("proj/mod.py", data=b"print(1)\n")
