@@ -51,8 +51,8 @@ def ci_cmd(obj: Any, fmt: str | None, output: Path | None, base: str | None, off
     Forks whose check or verify failed are not tested.
 
     Prints the findings and a summary table; exit 0 when every stage passes,
-    1 when a stage found something, 2 when a stage could not run (a missing
-    command, an unreachable index: CI fails closed). With $GITHUB_STEP_SUMMARY
+    1 when a stage found something, 2 when a stage could not run (a fork not
+    audited, an unreachable index: CI fails closed). With $GITHUB_STEP_SUMMARY
     set, a Markdown summary is appended to it.
 
     \b
