@@ -64,7 +64,8 @@ def expected_modules(
     from ..layouts.transform import wheel_modules
     from ..sources.index import fetch_release
     from ..sources.interface import DistKind
-    from .forks import is_git_spec, layout_for
+    from .upstream import is_git_spec
+    from .vendor import layout_for
 
     wanted = [
         d

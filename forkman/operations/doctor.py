@@ -319,7 +319,7 @@ def doctor(project: Project, *, python: str | None = None) -> DoctorReport:
     problems: list[Problem] = []
     notes: list[str] = []
     data = tomllib.loads(project.pyproject.read_text(encoding="utf-8"))
-    from .forks import wiring_enabled
+    from .consumer import wiring_enabled
 
     if wiring_enabled(project):
         for entry in entries:

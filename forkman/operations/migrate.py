@@ -212,8 +212,13 @@ def _with_header(text: str, rel: str) -> str:
     first ``forkman sync`` carries them over to the transformed tree when it
     imports them (:func:`forkman.operations.patches.import_patches`).
     """
-    from ..series.patchfile import PatchHeader, parse_patch, render_patch
-    from .patches import BEFORE_REWRITE, STAGE_FIELD
+    from ..series.patchfile import (
+        BEFORE_REWRITE,
+        STAGE_FIELD,
+        PatchHeader,
+        parse_patch,
+        render_patch,
+    )
 
     header, body = parse_patch(text)
     if not header.description:

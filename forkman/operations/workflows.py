@@ -158,13 +158,13 @@ class Adoption:
 def _records_no_constraint(spec: str) -> bool:
     """Whether forking `spec` leaves pyproject.toml alone (an exact pin, or a bare name)."""
     from ..sources.index import parse_requirement
-    from .forks import _is_exact_pin
+    from .forks import is_exact_pin
 
     try:
         specifier = parse_requirement(spec)[1]
     except Exception:  # a git spec or a bad one: forked alone, its error reported there
         return False
-    return not specifier or _is_exact_pin(specifier)
+    return not specifier or is_exact_pin(specifier)
 
 
 def adopt_declared(runner: Runner, only: Sequence[str] | None = None) -> Adoption:
@@ -180,7 +180,7 @@ def adopt_declared(runner: Runner, only: Sequence[str] | None = None) -> Adoptio
     failed import leaves the fork made and its files waiting.
     """
     from .declared import declared_forks, expected_modules
-    from .forks import layout_for
+    from .vendor import layout_for
 
     project = runner.project
     wanted = None if only is None else {canonicalize_name(n) for n in only}

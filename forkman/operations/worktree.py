@@ -86,7 +86,7 @@ def place_tree(
         return None
     from ..layouts.transform import member_moves
     from ..model.vendoring import vendoring_config
-    from .forks import namespace_owners
+    from .vendor import namespace_owners
 
     members = staged_members(staged)
     owners, _ = namespace_owners(project, entry.name)
