@@ -117,4 +117,3 @@ def default_author(project: Project) -> str:
     if proc.returncode != 0 or "<" not in ident:
         return "forkman <forkman@localhost>"
     return ident[: ident.rindex(">") + 1]
-

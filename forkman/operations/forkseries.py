@@ -218,4 +218,3 @@ def items_of(
     base, commits = series_commits(history, entry)
     headers = load_headers(project, entry)
     return base, [SeriesItem(h, c) for h, c in zip(headers, commits, strict=True)]
-

@@ -173,4 +173,3 @@ def import_patches(
         return new
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-

@@ -230,4 +230,3 @@ def vendor_release(
     tree = history.snapshot(vendored.tree)
     base = history.commit(tree, [upstream_commit], f"Vendor {fetched.version}\n")
     return base, dict(vendored.sections)
-

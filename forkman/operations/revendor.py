@@ -137,4 +137,3 @@ def revendor_fork(
         )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-

@@ -278,5 +278,3 @@ def sync_fork(
         return replace(result, delta=delta)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-

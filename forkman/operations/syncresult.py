@@ -76,4 +76,3 @@ class SyncResult:
 
 Confirm = Callable[[SyncTarget, DeltaSummary], bool]
 """Asked before a release is taken: True takes it."""
-

@@ -174,4 +174,3 @@ def describe_source(source: Source) -> str:
     if isinstance(source, IndexSource):
         return f"From {source.url}\nsha256: {source.sha256}"
     return f"From {source.url} at {source.commit}"
-

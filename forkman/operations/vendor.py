@@ -143,4 +143,3 @@ def namespace_owners(
         owners.update({str(m): entry.name for m in ns.get("members", [])})
         modules += [str(m) for m in ns.get("modules", [])]
     return owners, sorted(set(modules))
-

@@ -253,8 +253,7 @@ def _check_members(entry: LockEntry, vendored: Path) -> VerifyResult | None:
         entry.name,
         False,
         VerifyStage.REBUILD,
-        f"the rebuilt fork has {', '.join(strays)}, which its lock entry does not "
-        "list as members",
+        f"the rebuilt fork has {', '.join(strays)}, which its lock entry does not list as members",
     )
 
 

@@ -33,4 +33,3 @@ def has_markers(path: Path) -> bool:
     return any(
         line.startswith(_MARKERS) or line == b"=======" for line in path.read_bytes().splitlines()
     )
-

@@ -271,4 +271,3 @@ def rebase_series(
             rebase.take(final_to)
     progress.conflicts = []
     return progress
-

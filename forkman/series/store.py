@@ -113,4 +113,3 @@ def stage_series(
         history.checkout(tip, vendored)
     manifest, _ = scan_tree(vendored)
     return BuiltSeries(tip, patches_dir, tuple(records), vendored, hash_manifest(manifest.values()))
-
