@@ -38,6 +38,7 @@ from ..layouts.dist import pack, read_record
 from ..layouts.wiring import REQUIREMENTS_FILE, _read_lines, archive_for
 from ..model.lock import LockEntry
 from ..model.project import Project
+from .consumer import wiring_enabled
 
 
 @dataclass(frozen=True)
@@ -316,7 +317,6 @@ def doctor(project: Project, *, python: str | None = None) -> DoctorReport:
     problems: list[Problem] = []
     notes: list[str] = []
     data = tomllib.loads(project.pyproject.read_text(encoding="utf-8"))
-    from .consumer import wiring_enabled
 
     if wiring_enabled(project):
         for entry in entries:
