@@ -78,7 +78,7 @@ def build_vendored(
     private namespace (also the imports of `other_modules`, the project's other
     namespace forks), licenses and typing stubs added (see docs/wiring.md).
     `before_rewrite` (namespace layout) changes the tree after the drops and
-    before the imports are rewritten (see :func:`transform_tree`).
+    before the imports are rewritten (see :func:`forkman.layouts.transform.transform_tree`).
     """
     if layout == "project":
         return VendoredTree(fetched.tree)
