@@ -22,8 +22,11 @@ from ..actors.interface import JSON, Reply
 from ..core.errors import BadInput, ForkmanError
 from ..core.observer import BatchObserver, NullObserver, Observer
 from ..model.project import Project
+from .declared import declared_forks, expected_modules
+from .forks import is_exact_pin, require_fork
 from .results import ErrorInfo, ForkResult, InitResult, PatchResult, SyncReport, SyncRun
-from .sync import SyncOutcome
+from .sync import SyncOutcome, stale_namespace_forks
+from .vendor import layout_for
 
 Confirm = Callable[[SyncReport], bool]
 """Asked with the dry run of one fork's sync: True takes that release."""
@@ -132,8 +135,6 @@ def revendor_stale(runner: Runner) -> list[SyncReport]:
     removes namespace forks. The results are sync reports (synced, conflict,
     failed); nothing when no fork is stale.
     """
-    from .sync import stale_namespace_forks
-
     stale = stale_namespace_forks(runner.project)
     if not stale:
         return []
@@ -158,13 +159,12 @@ class Adoption:
 def _records_no_constraint(spec: str) -> bool:
     """Whether forking `spec` leaves pyproject.toml alone (an exact pin, or a bare name)."""
     from ..sources.index import parse_requirement
-    from .forks import _is_exact_pin
 
     try:
         specifier = parse_requirement(spec)[1]
     except Exception:  # a git spec or a bad one: forked alone, its error reported there
         return False
-    return not specifier or _is_exact_pin(specifier)
+    return not specifier or is_exact_pin(specifier)
 
 
 def adopt_declared(runner: Runner, only: Sequence[str] | None = None) -> Adoption:
@@ -179,9 +179,6 @@ def adopt_declared(runner: Runner, only: Sequence[str] | None = None) -> Adoptio
     series folder (written by the migration) are imported as its series. A
     failed import leaves the fork made and its files waiting.
     """
-    from .declared import declared_forks, expected_modules
-    from .forks import layout_for
-
     project = runner.project
     wanted = None if only is None else {canonicalize_name(n) for n in only}
     declared = [d for d in declared_forks(project) if wanted is None or d.name in wanted]
@@ -284,8 +281,6 @@ def sync_forks(
     accept_risk: bool = False,
 ) -> SyncRun:
     """Sync forks `names` (None: every fork), declared forks first; see :meth:`Project.sync`."""
-    from .forks import require_fork
-
     project = runner.project
     project.require_git()
     if to is not None and (names is None or len(names) != 1):
