@@ -42,12 +42,22 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, NotFound
+from ..model.project import Project
+from .config import load_test_config
 from .pytestplugins import INI_PLUGINS, plugin_options
 from .reqfiles import Found, RequirementSet
 from .treeread import MAX_FILE_BYTES, safe, strip_comment
 
-__all__ = ["MAX_FILE_BYTES", "Found", "TestDependencies", "discover", "resolve"]
+__all__ = [
+    "MAX_FILE_BYTES",
+    "ForkTestDependencies",
+    "Found",
+    "TestDependencies",
+    "discover",
+    "fork_test_dependencies",
+    "resolve",
+]
 
 TEST_NAMES = ("test", "tests", "testing")
 """Names of dependency groups and extras that hold test dependencies."""
@@ -338,3 +348,61 @@ def resolve(
 def discover(tree: Path, name: str) -> TestDependencies:
     """The test dependencies fork `name` declares in its vendored `tree` (no configuration)."""
     return resolve(tree, name)
+
+
+@dataclass(frozen=True)
+class ForkTestDependencies:
+    """A fork's test dependencies as ``forkman test`` would install them, with their
+    configuration (``[tool.forkman.forks.NAME.test]``): what ``--explain`` shows."""
+
+    name: str
+    """The fork."""
+    path: str
+    """Its vendored tree, relative to the project."""
+    discover: bool
+    """Whether the fork's tree is searched (``discover``), or only the configuration used."""
+    requirements: tuple[str, ...]
+    """The configured ``requirements``."""
+    extras: tuple[str, ...]
+    """The configured ``extras``."""
+    dependencies: TestDependencies
+    """What was found (configuration first), the constraints and the notes."""
+
+    __test__ = False
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able form (``forkman test --explain --format json``)."""
+        deps = self.dependencies
+        return {
+            "name": self.name,
+            "path": self.path,
+            "discover": self.discover,
+            "configured": {"requirements": list(self.requirements), "extras": list(self.extras)},
+            "found": [{"requirement": f.requirement, "source": f.source} for f in deps.found],
+            "constraints": [
+                {"requirement": f.requirement, "source": f.source} for f in deps.constraints
+            ],
+            "notes": list(deps.notes),
+        }
+
+
+def fork_test_dependencies(project: Project, name: str) -> ForkTestDependencies:
+    """The test dependencies of fork `name` of `project` (read statically; runs nothing)."""
+    entry = project.load_lock().require(name)
+    tree = project.root / entry.path
+    if not tree.is_dir():
+        raise NotFound(
+            f"the vendored tree of {entry.name} is missing: {tree}", hint="run `forkman verify`"
+        )
+    cfg = load_test_config(project.config, entry.name)
+    deps = resolve(
+        tree,
+        entry.name,
+        requirements=cfg.requirements,
+        extras=cfg.extras,
+        command=cfg.command,
+        discover=cfg.discover,
+    )
+    return ForkTestDependencies(
+        entry.name, entry.path, cfg.discover, cfg.requirements, cfg.extras, deps
+    )
