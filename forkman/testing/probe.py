@@ -99,6 +99,7 @@ def import_proof(path: Path, env: TestEnv) -> tuple[tuple[str, ...], str | None]
 
 
 def has_tests(tree: Path) -> bool:
+    """`tree` holds a test file pytest would collect (``test_*.py``, ``*_test.py``)."""
     for _dirpath, _dirs, files in os.walk(tree):
         if any(
             (f.startswith("test_") or f.endswith("_test.py")) and f.endswith(".py") for f in files

@@ -28,6 +28,7 @@ def safe(text: str, limit: int = 120) -> str:
 
 
 def strip_comment(line: str) -> str:
+    """`line` without its ``#`` comment and surrounding blanks."""
     return re.sub(r"(?:^|\s+)#.*$", "", line).strip()
 
 
