@@ -705,3 +705,62 @@ class Project:
         from .operations.migrate import migrate_vendoring
 
         return migrate_vendoring(self.core, dry_run=dry_run)
+
+    def test_dependencies(
+        self, names: str | Sequence[str] | None = None
+    ) -> tuple[ForkTestDependencies, ...]:
+        """The test dependencies of forks (all, or `names`) that :meth:`test` would install,
+        where each was found, and what was seen but not used; runs nothing.
+
+        Example::
+
+            [f.requirement for f in fm.test_dependencies("attrs")[0].dependencies.found]
+        """
+        from .testing.deps import fork_test_dependencies
+
+        wanted = self._names(names)
+        if not wanted:
+            raise NotFound(
+                "the project has no forks", hint="fork something first: forkman fork NAME"
+            )
+        return tuple(fork_test_dependencies(self.core, name) for name in wanted)
+
+
+def sandbox_run(
+    argv: Sequence[str],
+    *,
+    project: Project | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    timeout: float | None = None,
+    memory: int | None = None,
+    writable: Sequence[str | os.PathLike[str]] = (),
+    no_sandbox: bool = False,
+) -> CommandRun:
+    """Run `argv` in the no-network sandbox (what ``forkman sandbox run`` does), under
+    `project`'s ``[tool.forkman.sandbox]`` policy (the defaults without one).
+
+    `timeout` (seconds) and `memory` (bytes) override the policy; `writable` are the
+    directories the command may write (default: `cwd`, itself the current directory
+    by default). A run that breaks a limit is killed; its result says which.
+
+    Example::
+
+        run = forkman.api.sandbox_run(["python", "-c", "print(1)"], timeout=10)
+        run.result.returncode, run.result.stdout
+    """
+    from .testing.command import run_command
+
+    return run_command(
+        argv,
+        project.core.config if project is not None else None,
+        Path(cwd) if cwd is not None else Path.cwd(),
+        timeout=timeout,
+        memory=memory,
+        writable=tuple(Path(w) for w in writable),
+        no_sandbox=no_sandbox,
+    )
+
+
+if TYPE_CHECKING:
+    from .testing.command import CommandRun
+    from .testing.deps import ForkTestDependencies
