@@ -21,16 +21,25 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .core.errors import BadInput, NotFound
 from .core.observer import NullObserver, Observer
+from .model.config import DistPreference
 from .model.project import Project as _CoreProject
 from .model.project import find_project
 from .operations.forkops import audit_forks, fork_file, test_forks, unfork_forks, verify_forks
+from .operations.handlers import (
+    ForkArgs,
+    PatchArgs,
+    PatchMode,
+    RestoreArgs,
+    SyncArgs,
+    SyncMode,
+)
 from .operations.results import (
     AuditRun,
     CheckResult,
@@ -46,6 +55,7 @@ from .operations.results import (
 from .operations.workflows import Confirm, Runner, init_project, revendor_stale, sync_forks
 
 if TYPE_CHECKING:
+    from .actors.watch import WatchRound, WatchSummary
     from .audit.provenance import ProvenanceCheck
     from .audit.review import ReviewReport
     from .operations.doctor import DoctorReport
@@ -372,14 +382,14 @@ class Project:
         require_initialized(self.core)
         fork_name = fork_name_for(spec, name)
         chosen, why = layout_and_reason(self.core, fork_name, layout)
-        args = {
-            "spec": spec,
-            "index_url": index_url,
-            "prefer": "wheel" if wheel else None,
-            "prereleases": prereleases,
-            "layout": layout,
-        }
-        result = self._runner.one(fork_name, "fork", args)
+        args = ForkArgs(
+            spec,
+            index_url=index_url,
+            prefer=DistPreference.WHEEL if wheel else None,
+            prereleases=prereleases,
+            layout=layout,
+        )
+        result = self._runner.one(fork_name, args)
         made = ForkResult(
             name=fork_name,
             version=str(result["version"]),
@@ -406,14 +416,14 @@ class Project:
         """
         return unfork_forks(self._runner, names)
 
-    def _patch(self, name: str, args: dict[str, Any]) -> PatchResult:
+    def _patch(self, name: str, args: PatchArgs) -> PatchResult:
         from .operations.forks import require_fork
 
         self.core.require_git()
         fork = require_fork(self.core, name).name
-        result = self._runner.one(fork, "patch", args)
+        result = self._runner.one(fork, args)
         files = result.get("patches") or ([result["file"]] if result.get("file") else [])
-        return PatchResult(fork, str(args["mode"]), tuple(str(f) for f in files))
+        return PatchResult(fork, args.mode.value, tuple(str(f) for f in files))
 
     def patch(
         self,
@@ -437,8 +447,16 @@ class Project:
         """
         if not message:
             raise BadInput("the patch needs a description", hint=f'fm.patch("{name}", "...")')
-        header = {"fixes": list(fixes), "origin": origin, "forwarded": forwarded}
-        return self._patch(name, {"mode": "record", "message": message, "author": author, **header})
+        return self._patch(
+            name,
+            PatchArgs(
+                message=message,
+                fixes=tuple(fixes),
+                origin=origin,
+                forwarded=forwarded,
+                author=author,
+            ),
+        )
 
     def drop_patch(self, name: str, number: int) -> PatchResult:
         """Drop patch `number` (1-based) from fork `name`'s series; the tree follows.
@@ -447,7 +465,7 @@ class Project:
 
             fm.drop_patch("attrs", 2)
         """
-        return self._patch(name, {"mode": "drop", "number": number})
+        return self._patch(name, PatchArgs(PatchMode.DROP, number))
 
     def move_patch(self, name: str, number: int, to: int) -> PatchResult:
         """Move patch `number` of fork `name`'s series to position `to` (patches re-merged).
@@ -456,7 +474,7 @@ class Project:
 
             fm.move_patch("attrs", 3, to=1)
         """
-        return self._patch(name, {"mode": "move", "number": number, "to": to})
+        return self._patch(name, PatchArgs(PatchMode.MOVE, number, to))
 
     def edit_patch(
         self,
@@ -477,15 +495,15 @@ class Project:
         """
         return self._patch(
             name,
-            {
-                "mode": "edit",
-                "number": number,
-                "message": message,
-                "fixes": list(fixes or []),
-                "origin": origin,
-                "forwarded": forwarded,
-                "author": author,
-            },
+            PatchArgs(
+                PatchMode.EDIT,
+                number,
+                message=message,
+                fixes=tuple(fixes or ()),
+                origin=origin,
+                forwarded=forwarded,
+                author=author,
+            ),
         )
 
     def import_patches(
@@ -509,7 +527,7 @@ class Project:
         # absolute: the fork's actor may not share this process's working directory
         paths = [os.path.abspath(f) for f in files]
         return self._patch(
-            name, {"mode": "import", "files": paths, "before_rewrite": before_rewrite}
+            name, PatchArgs(PatchMode.IMPORT, files=tuple(paths), before_rewrite=before_rewrite)
         )
 
     def restore(self, name: str) -> tuple[str, ...]:
@@ -523,7 +541,7 @@ class Project:
 
         self.core.require_git()
         fork = require_fork(self.core, name).name
-        return tuple(str(p) for p in self._runner.one(fork, "restore")["restored"])
+        return tuple(str(p) for p in self._runner.one(fork, RestoreArgs())["restored"])
 
     def sync(
         self,
@@ -581,7 +599,7 @@ class Project:
 
         self.core.require_git()
         fork = require_fork(self.core, name).name
-        report = SyncReport.from_reply(self._runner.one(fork, "sync", {"mode": "continue"}))
+        report = SyncReport.from_reply(self._runner.one(fork, SyncArgs(SyncMode.CONTINUE)))
 
         if report.outcome is SyncOutcome.CONFLICT:
             return SyncRun((report,), considered=(fork,))
@@ -598,7 +616,7 @@ class Project:
 
         self.core.require_git()
         fork = require_fork(self.core, name).name
-        return SyncReport.from_reply(self._runner.one(fork, "sync", {"mode": "abort"}))
+        return SyncReport.from_reply(self._runner.one(fork, SyncArgs(SyncMode.ABORT)))
 
     # -- checking forks ------------------------------------------------------------------
 
@@ -702,3 +720,35 @@ class Project:
         from .operations.migrate import migrate_vendoring
 
         return migrate_vendoring(self.core, dry_run=dry_run)
+
+    # -- scheduled checks ------------------------------------------------------------------
+
+    def watch(
+        self,
+        *,
+        once: bool = False,
+        interval: float = 60.0,
+        on_round: Callable[[WatchRound], None] | None = None,
+        observer: Observer | None = None,
+    ) -> WatchSummary:
+        """Run every fork's scheduled checks (``[tool.forkman.watch]``) until interrupted.
+
+        Each pass delivers the due checks and goes to `on_round`; `once`: one
+        pass. `observer` (default: this project's) sees the fork actors at work.
+
+        Example::
+
+            fm.watch(once=True, on_round=lambda r: print(r.events())).exit_code()
+        """
+        from .actors.watch import watch_forks
+
+        return watch_forks(
+            self.core,
+            engine=self.engine,
+            jobs=self.jobs,
+            wait=self.wait,
+            observer=observer or self.observer,
+            once=once,
+            interval=interval,
+            on_round=on_round,
+        )

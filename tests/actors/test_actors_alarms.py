@@ -5,13 +5,22 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 from click.testing import CliRunner
 
-from forkman.actors import ActorContext, ActorState, Message, actor_states, register_operation
+from forkman.actors import (
+    ActorContext,
+    ActorState,
+    Message,
+    OperationArgs,
+    OperationResult,
+    actor_states,
+    register_operation,
+)
 from forkman.actors.embedded import BACKOFF_BASE, BACKOFF_CAP, EmbeddedEngine, alarm_backoff
 from forkman.actors.interface import Actor
 from forkman.actors.progress import LiveProgress, PlainProgress, progress_for
@@ -130,20 +139,30 @@ def _entry(name: str) -> LockEntry:
 CHECKS: list[str] = []
 
 
-def _check_upstream(
-    project: Project, name: str, args: Mapping[str, Any], ctx: ActorContext
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Checked(OperationResult):
+    latest: str
+
+
+@dataclass(frozen=True)
+class _CheckArgs(OperationArgs[_Checked]):
+    KIND: ClassVar[str] = "check-upstream"
+
+
+def _check_upstream(project: Project, name: str, args: _CheckArgs, ctx: ActorContext) -> _Checked:
     CHECKS.append(name)
     if name == "broken":
         raise RuntimeError("no index")
-    return {"latest": "1.0"}
+    return _Checked("1.0")
 
 
 def test_watch_once_runs_due_checks_and_shows_what_is_next(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("forkman.actors.fork_actor._registry", {})
-    register_operation("check-upstream", _check_upstream)
+    import forkman.operations.handlers  # noqa: F401 (registers the real operations first)
+
+    monkeypatch.setattr("forkman.actors.registry._registry", {})
+    register_operation(_CheckArgs, _Checked, _check_upstream)
     CHECKS.clear()
     write_lock(project / "forkman.lock", Lock({n: _entry(n) for n in ("attrs", "broken")}))
     with (project / "pyproject.toml").open("a") as fh:
