@@ -174,9 +174,10 @@ def _is_scalar(hint: Any, value: JSON) -> bool:
 def _decode_union(options: tuple[Any, ...], value: JSON, where: str) -> Any:
     if value is None and type(None) in options:
         return None
-    for option in options:
-        if option is type(None):
-            continue
+    kinds = [option for option in options if option is not type(None)]
+    if len(kinds) == 1:  # X | None: X's own error
+        return _decode(kinds[0], value, where)
+    for option in kinds:
         try:
             return _decode(option, value, where)
         except BadInput:
