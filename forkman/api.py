@@ -56,6 +56,7 @@ from .operations.workflows import Confirm, Runner, init_project, revendor_stale,
 
 if TYPE_CHECKING:
     from .actors.watch import WatchRound, WatchSummary
+    from .audit.osvdb import DatabaseInfo
     from .audit.provenance import ProvenanceCheck
     from .audit.review import ReviewReport
     from .operations.doctor import DoctorReport
@@ -752,3 +753,34 @@ class Project:
             interval=interval,
             on_round=on_round,
         )
+
+    # -- the advisory database -------------------------------------------------------------
+
+    def db_update(self, source: str, *, database: Path | None = None) -> DatabaseInfo:
+        """Import an OSV advisory database (a folder, an ``all.zip`` or its URL) into the
+        project's advisory database (or `database`), replacing it atomically.
+
+        Example::
+
+            fm.db_update("https://osv-vulnerabilities.storage.googleapis.com/PyPI/all.zip")
+        """
+        from .audit._settings import load_settings
+        from .audit.osvdb import import_database
+
+        target = load_settings(self.core, database=database).database
+        return import_database(
+            source, target, observer=self.observer, limits=self.core.config.network
+        )
+
+    def db_info(self, *, database: Path | None = None) -> DatabaseInfo:
+        """Where the project's advisory database (or `database`) came from, what it holds.
+
+        Example::
+
+            fm.db_info().advisories
+        """
+        from .audit._settings import load_settings
+        from .audit.osvdb import OsvDatabase
+
+        with OsvDatabase(load_settings(self.core, database=database).database) as db:
+            return db.info

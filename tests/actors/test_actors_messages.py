@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from forkman.actors import Message, OperationArgs, OperationResult, fork_key, open_engine
+from forkman.actors import Codec, Message, fork_key, open_engine
 from forkman.actors.registry import registered_operations
 from forkman.core.errors import BadInput, NotFound
 from forkman.model.config import DistPreference
@@ -14,7 +14,7 @@ from forkman.model.project import Project
 from forkman.operations import handlers as h
 from forkman.operations.sync import SyncOutcome
 
-SAMPLES: list[OperationArgs[OperationResult] | OperationResult] = [
+SAMPLES: list[Codec] = [
     h.ForkArgs(
         "attrs>=23",
         index_url="http://i/simple",
@@ -59,10 +59,9 @@ SAMPLES: list[OperationArgs[OperationResult] | OperationResult] = [
 
 
 @pytest.mark.parametrize("value", SAMPLES, ids=lambda v: type(v).__name__)
-def test_every_message_and_result_round_trips_through_json(value: object) -> None:
+def test_every_message_and_result_round_trips_through_json(value: Codec) -> None:
     import json
 
-    assert isinstance(value, OperationArgs | OperationResult)
     data = json.loads(json.dumps(value.to_json()))
     assert type(value).from_json(data) == value
 
