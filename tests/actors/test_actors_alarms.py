@@ -26,6 +26,7 @@ from forkman.actors.interface import Actor
 from forkman.actors.progress import LiveProgress, PlainProgress, progress_for
 from forkman.actors.watch import parse_duration, watch_policy
 from forkman.cli import cli
+from forkman.core.errors import BadInput
 from forkman.core.observer import RecordingObserver
 from forkman.model.config import ConfigError
 from forkman.model.lock import IndexSource, Lock, LockEntry, write_lock
@@ -186,6 +187,33 @@ def test_watch_once_runs_due_checks_and_shows_what_is_next(
     assert states["attrs"].state is ActorState.IDLE and states["broken"].state is ActorState.FAILED
     assert states["broken"].last_result is not None
     assert states["broken"].last_result["error"] == "RuntimeError: no index"
+
+
+def test_watch_through_the_api_reports_typed_events(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import forkman.operations.handlers  # noqa: F401 (registers the real operations first)
+    from forkman.api import Project as Api
+
+    monkeypatch.setattr("forkman.actors.registry._registry", {})
+    register_operation(_CheckArgs, _Checked, _check_upstream)
+    write_lock(project / "forkman.lock", Lock({n: _entry(n) for n in ("attrs", "broken")}))
+    with (project / "pyproject.toml").open("a") as fh:
+        fh.write('\n[tool.forkman.watch]\ncheck-upstream = "6h"\naudit = "off"\n')
+    rounds: list[Any] = []
+    done = Api.open(project).watch(once=True, on_round=rounds.append)
+    assert (done.forks, done.kinds, done.rounds, done.failures) == (
+        ("attrs", "broken"),
+        ("check-upstream",),
+        1,
+        1,
+    )
+    assert done.exit_code() == 1
+    events = {e.fork: e for e in rounds[0].events()}
+    assert events["attrs"].ok and not events["attrs"].failed
+    assert not events["broken"].ok and events["broken"].error == "RuntimeError: no index"
+    with pytest.raises(BadInput, match="--interval must be a positive"):
+        Api.open(project).watch(interval=0)
 
 
 def test_watch_rejects_bad_config(project: Path) -> None:
