@@ -26,7 +26,6 @@ from forkman.actors.interface import Actor
 from forkman.actors.progress import LiveProgress, PlainProgress, progress_for
 from forkman.actors.watch import parse_duration, watch_policy
 from forkman.cli import cli
-from forkman.core.errors import BadInput
 from forkman.core.observer import RecordingObserver
 from forkman.model.config import ConfigError
 from forkman.model.lock import IndexSource, Lock, LockEntry, write_lock
@@ -194,6 +193,7 @@ def test_watch_through_the_api_reports_typed_events(
 ) -> None:
     import forkman.operations.handlers  # noqa: F401 (registers the real operations first)
     from forkman.api import Project as Api
+    from forkman.core.errors import BadInput
 
     monkeypatch.setattr("forkman.actors.registry._registry", {})
     register_operation(_CheckArgs, _Checked, _check_upstream)
