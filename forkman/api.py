@@ -21,16 +21,25 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .core.errors import BadInput, NotFound
 from .core.observer import NullObserver, Observer
+from .model.config import DistPreference
 from .model.project import Project as _CoreProject
 from .model.project import find_project
 from .operations.forkops import audit_forks, fork_file, test_forks, unfork_forks, verify_forks
+from .operations.handlers import (
+    ForkArgs,
+    PatchArgs,
+    PatchMode,
+    RestoreArgs,
+    SyncArgs,
+    SyncMode,
+)
 from .operations.results import (
     AuditRun,
     CheckResult,
@@ -46,6 +55,8 @@ from .operations.results import (
 from .operations.workflows import Confirm, Runner, init_project, revendor_stale, sync_forks
 
 if TYPE_CHECKING:
+    from .actors.watch import WatchRound, WatchSummary
+    from .audit.osvdb import DatabaseInfo
     from .audit.provenance import ProvenanceCheck
     from .audit.review import ReviewReport
     from .operations.doctor import DoctorReport
@@ -375,14 +386,14 @@ class Project:
         require_initialized(self.core)
         fork_name = fork_name_for(spec, name)
         chosen, why = layout_and_reason(self.core, fork_name, layout)
-        args = {
-            "spec": spec,
-            "index_url": index_url,
-            "prefer": "wheel" if wheel else None,
-            "prereleases": prereleases,
-            "layout": layout,
-        }
-        result = self._runner.one(fork_name, "fork", args)
+        args = ForkArgs(
+            spec,
+            index_url=index_url,
+            prefer=DistPreference.WHEEL if wheel else None,
+            prereleases=prereleases,
+            layout=layout,
+        )
+        result = self._runner.one(fork_name, args)
         made = ForkResult(
             name=fork_name,
             version=str(result["version"]),
@@ -409,14 +420,14 @@ class Project:
         """
         return unfork_forks(self._runner, names)
 
-    def _patch(self, name: str, args: dict[str, Any]) -> PatchResult:
+    def _patch(self, name: str, args: PatchArgs) -> PatchResult:
         from .operations.forks import require_fork
 
         self.core.require_git()
         fork = require_fork(self.core, name).name
-        result = self._runner.one(fork, "patch", args)
+        result = self._runner.one(fork, args)
         files = result.get("patches") or ([result["file"]] if result.get("file") else [])
-        return PatchResult(fork, str(args["mode"]), tuple(str(f) for f in files))
+        return PatchResult(fork, args.mode.value, tuple(str(f) for f in files))
 
     def patch(
         self,
@@ -440,8 +451,16 @@ class Project:
         """
         if not message:
             raise BadInput("the patch needs a description", hint=f'fm.patch("{name}", "...")')
-        header = {"fixes": list(fixes), "origin": origin, "forwarded": forwarded}
-        return self._patch(name, {"mode": "record", "message": message, "author": author, **header})
+        return self._patch(
+            name,
+            PatchArgs(
+                message=message,
+                fixes=tuple(fixes),
+                origin=origin,
+                forwarded=forwarded,
+                author=author,
+            ),
+        )
 
     def drop_patch(self, name: str, number: int) -> PatchResult:
         """Drop patch `number` (1-based) from fork `name`'s series; the tree follows.
@@ -450,7 +469,7 @@ class Project:
 
             fm.drop_patch("attrs", 2)
         """
-        return self._patch(name, {"mode": "drop", "number": number})
+        return self._patch(name, PatchArgs(PatchMode.DROP, number))
 
     def move_patch(self, name: str, number: int, to: int) -> PatchResult:
         """Move patch `number` of fork `name`'s series to position `to` (patches re-merged).
@@ -459,7 +478,7 @@ class Project:
 
             fm.move_patch("attrs", 3, to=1)
         """
-        return self._patch(name, {"mode": "move", "number": number, "to": to})
+        return self._patch(name, PatchArgs(PatchMode.MOVE, number, to))
 
     def edit_patch(
         self,
@@ -480,15 +499,15 @@ class Project:
         """
         return self._patch(
             name,
-            {
-                "mode": "edit",
-                "number": number,
-                "message": message,
-                "fixes": list(fixes or []),
-                "origin": origin,
-                "forwarded": forwarded,
-                "author": author,
-            },
+            PatchArgs(
+                PatchMode.EDIT,
+                number,
+                message=message,
+                fixes=tuple(fixes or ()),
+                origin=origin,
+                forwarded=forwarded,
+                author=author,
+            ),
         )
 
     def import_patches(
@@ -512,7 +531,7 @@ class Project:
         # absolute: the fork's actor may not share this process's working directory
         paths = [os.path.abspath(f) for f in files]
         return self._patch(
-            name, {"mode": "import", "files": paths, "before_rewrite": before_rewrite}
+            name, PatchArgs(PatchMode.IMPORT, files=tuple(paths), before_rewrite=before_rewrite)
         )
 
     def restore(self, name: str) -> tuple[str, ...]:
@@ -526,7 +545,7 @@ class Project:
 
         self.core.require_git()
         fork = require_fork(self.core, name).name
-        return tuple(str(p) for p in self._runner.one(fork, "restore")["restored"])
+        return tuple(str(p) for p in self._runner.one(fork, RestoreArgs())["restored"])
 
     def sync(
         self,
@@ -584,7 +603,7 @@ class Project:
 
         self.core.require_git()
         fork = require_fork(self.core, name).name
-        report = SyncReport.from_reply(self._runner.one(fork, "sync", {"mode": "continue"}))
+        report = SyncReport.from_reply(self._runner.one(fork, SyncArgs(SyncMode.CONTINUE)))
 
         if report.outcome is SyncOutcome.CONFLICT:
             return SyncRun((report,), considered=(fork,))
@@ -601,7 +620,7 @@ class Project:
 
         self.core.require_git()
         fork = require_fork(self.core, name).name
-        return SyncReport.from_reply(self._runner.one(fork, "sync", {"mode": "abort"}))
+        return SyncReport.from_reply(self._runner.one(fork, SyncArgs(SyncMode.ABORT)))
 
     # -- checking forks ------------------------------------------------------------------
 
@@ -705,6 +724,69 @@ class Project:
         from .operations.migrate import migrate_vendoring
 
         return migrate_vendoring(self.core, dry_run=dry_run)
+
+    # -- scheduled checks ------------------------------------------------------------------
+
+    def watch(
+        self,
+        *,
+        once: bool = False,
+        interval: float = 60.0,
+        on_round: Callable[[WatchRound], None] | None = None,
+        observer: Observer | None = None,
+    ) -> WatchSummary:
+        """Run every fork's scheduled checks (``[tool.forkman.watch]``) until interrupted.
+
+        Each pass delivers the due checks and goes to `on_round`; `once`: one
+        pass. `observer` (default: this project's) sees the fork actors at work.
+
+        Example::
+
+            fm.watch(once=True, on_round=lambda r: print(r.events())).exit_code()
+        """
+        from .actors.watch import watch_forks
+
+        return watch_forks(
+            self.core,
+            engine=self.engine,
+            jobs=self.jobs,
+            wait=self.wait,
+            observer=observer or self.observer,
+            once=once,
+            interval=interval,
+            on_round=on_round,
+        )
+
+    # -- the advisory database -------------------------------------------------------------
+
+    def db_update(self, source: str, *, database: Path | None = None) -> DatabaseInfo:
+        """Import an OSV advisory database (a folder, an ``all.zip`` or its URL) into the
+        project's advisory database (or `database`), replacing it atomically.
+
+        Example::
+
+            fm.db_update("https://osv-vulnerabilities.storage.googleapis.com/PyPI/all.zip")
+        """
+        from .audit._settings import load_settings
+        from .audit.osvdb import import_database
+
+        target = load_settings(self.core, database=database).database
+        return import_database(
+            source, target, observer=self.observer, limits=self.core.config.network
+        )
+
+    def db_info(self, *, database: Path | None = None) -> DatabaseInfo:
+        """Where the project's advisory database (or `database`) came from, what it holds.
+
+        Example::
+
+            fm.db_info().advisories
+        """
+        from .audit._settings import load_settings
+        from .audit.osvdb import OsvDatabase
+
+        with OsvDatabase(load_settings(self.core, database=database).database) as db:
+            return db.info
 
     def test_dependencies(
         self, names: str | Sequence[str] | None = None
