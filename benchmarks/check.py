@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from forkman.gate.check import save_manifest  # noqa: E402
+from forkman.gate.manifest import save_manifest  # noqa: E402
 from forkman.model.lock import IndexSource, Lock, LockEntry, write_lock  # noqa: E402
 from forkman.store.treehash import hash_manifest, scan_tree  # noqa: E402
 

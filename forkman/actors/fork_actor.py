@@ -1,127 +1,45 @@
 """The per-fork actor: every operation on a fork is a message to it.
 
-Operations are registered by name. A command routes work through the fork
+Operations are registered by their message types
+(:mod:`forkman.actors.registry`). A caller routes work through the fork
 actors with::
 
-    from forkman.actors import Message, run_for_forks
-    replies = run_for_forks(project, names, "sync", {"to": None}, jobs=jobs,
-                            engine=ctx.obj.engine, observer=observer)
+    from forkman.operations.handlers import SyncArgs
+    replies = run_for_forks(project, names, SyncArgs(to=None), jobs=jobs,
+                            engine="embedded", observer=observer)
+    replies["attrs"].value   # the SyncOutput, or None when the fork failed
 
-which runs ``operation.run(project, name, args, actx)`` once per fork, forks
-in parallel (at most `jobs`), one operation at a time per fork, journaled and
-recoverable. An operation is a module-level function (so it can be shipped to
-Ray workers) registered with :func:`register_operation` or listed in
-:data:`OPERATIONS` (imported on first use).
+which runs the operation once per fork, forks in parallel (at most `jobs`),
+one operation at a time per fork, journaled and recoverable.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from ..core.errors import BadInput, ConfigError, NotFound
 from ..core.observer import Observer
 from . import _keylock
 from .embedded import DB_NAME, LOCKS_DIR, EmbeddedEngine
 from .interface import JSON, Actor, ActorContext, ActorState, Engine, Intent, Message, Reply
+from .messages import OperationArgs, OperationResult
+from .registry import (
+    ForkReply,
+    Operation,
+    operation_for,
+    operation_for_kind,
+    registered_operations,
+    result_json,
+)
 
 if TYPE_CHECKING:
     from ..model.project import Project
 
 FORK_PREFIX = "fork:"
-
-OperationFn = Callable[["Project", str, Mapping[str, JSON], ActorContext], Mapping[str, JSON]]
-"""``fn(project, name, args, ctx) -> result``: one operation on one fork."""
-RecoverFn = Callable[["Project", str, Intent, ActorContext], Mapping[str, JSON]]
-"""``recover(project, name, intent, ctx) -> result``: finish or undo an interrupted run."""
-
-
-@dataclass(frozen=True)
-class Operation:
-    """An operation fork actors can perform."""
-
-    name: str
-    """The message kind, e.g. ``"sync"``."""
-    run: OperationFn
-    """Does the work; idempotent; raises ForkmanError on failure."""
-    recover: RecoverFn | None = None
-    """Resumes or rolls back an interrupted run; None: run again (resume)."""
-    state: ActorState = ActorState.WORKING
-    """The state shown while it runs."""
-
-
-# Operations shipped with forkman, imported on first use: name -> "module:attribute"
-# (an :class:`Operation`). Add one line per operation.
-OPERATIONS: dict[str, str] = {
-    "fork": "forkman.operations.handlers:FORK",
-    "unfork": "forkman.operations.handlers:UNFORK",
-    "verify": "forkman.operations.handlers:VERIFY",
-    "test": "forkman.operations.handlers:TEST",
-    "sync": "forkman.operations.handlers:SYNC",
-    "patch": "forkman.operations.handlers:PATCH",
-    "restore": "forkman.operations.handlers:RESTORE",
-    "check-upstream": "forkman.operations.handlers:CHECK_UPSTREAM",
-    "audit": "forkman.operations.handlers:AUDIT",
-}
-
-_DEFAULT_STATES = {
-    "fork": ActorState.FETCHING,
-    "check-upstream": ActorState.FETCHING,
-    "patch": ActorState.PATCHING,
-    "sync": ActorState.SYNCING,
-    "test": ActorState.TESTING,
-    "audit": ActorState.AUDITING,
-    "verify": ActorState.VERIFYING,
-}
-_registry: dict[str, Operation] = {}
-_registry_guard = threading.Lock()
-
-
-def register_operation(
-    name: str,
-    run: OperationFn,
-    *,
-    recover: RecoverFn | None = None,
-    state: ActorState | None = None,
-) -> Operation:
-    """Make `name` an operation of fork actors (replacing an earlier registration)."""
-    operation = Operation(
-        name, run, recover, state or _DEFAULT_STATES.get(name, ActorState.WORKING)
-    )
-    with _registry_guard:
-        _registry[name] = operation
-    return operation
-
-
-def operation(name: str) -> Operation:
-    """The operation registered as `name` (importing it from :data:`OPERATIONS` if needed)."""
-    with _registry_guard:
-        found = _registry.get(name)
-    if found is not None:
-        return found
-    target = OPERATIONS.get(name)
-    if target is None:
-        raise NotFound(
-            f"fork actors have no operation {name!r}",
-            hint="known operations: " + (", ".join(sorted({*_registry, *OPERATIONS})) or "none"),
-        )
-    module_name, attr = target.split(":")
-    loaded = getattr(importlib.import_module(module_name), attr)
-    if not isinstance(loaded, Operation):
-        raise TypeError(f"{target} is not an Operation")
-    with _registry_guard:
-        _registry.setdefault(name, loaded)
-    return loaded
-
-
-def registered_operations() -> dict[str, Operation]:
-    """A snapshot of the operations registered in this process."""
-    with _registry_guard:
-        return dict(_registry)
+R = TypeVar("R", bound=OperationResult)
 
 
 def fork_key(name: str) -> str:
@@ -130,9 +48,11 @@ def fork_key(name: str) -> str:
 
 
 class ForkActor(Actor):
-    """One fork's actor: dispatches messages to registered operations."""
+    """One fork's actor: dispatches messages to the operations registered for their kinds."""
 
-    def __init__(self, key: str, project: Project, operations: Mapping[str, Operation]) -> None:
+    def __init__(
+        self, key: str, project: Project, operations: Mapping[str, Operation[Any, Any]]
+    ) -> None:
         super().__init__(key)
         if not key.startswith(FORK_PREFIX):
             raise BadInput(f"{key!r} is not a fork actor key")
@@ -140,8 +60,8 @@ class ForkActor(Actor):
         self.project = project
         self._operations = operations
 
-    def _operation(self, kind: str) -> Operation:
-        return self._operations.get(kind) or operation(kind)
+    def _operation(self, kind: str) -> Operation[Any, Any]:
+        return self._operations.get(kind) or operation_for_kind(kind)
 
     def state_for(self, message: Message) -> ActorState:
         try:
@@ -150,13 +70,15 @@ class ForkActor(Actor):
             return ActorState.WORKING
 
     def handle(self, ctx: ActorContext, message: Message) -> Mapping[str, JSON]:
-        return self._operation(message.kind).run(self.project, self.name, message.args, ctx)
+        op = self._operation(message.kind)
+        result = op.run(self.project, self.name, op.args.from_json(message.args), ctx)
+        return result_json(result)
 
     def recover(self, ctx: ActorContext, intent: Intent) -> Mapping[str, JSON]:
         op = self._operation(intent.message.kind)
         if op.recover is not None:
-            return op.recover(self.project, self.name, intent, ctx)
-        return op.run(self.project, self.name, intent.message.args, ctx)
+            return result_json(op.recover(self.project, self.name, intent, ctx))
+        return self.handle(ctx, intent.message)
 
 
 @dataclass(frozen=True)
@@ -165,8 +87,9 @@ class ForkActorFactory:
 
     project: Project
     """The consumer project."""
-    operations: Mapping[str, Operation] = field(default_factory=dict)
-    """Operations registered in the process that built the factory."""
+    operations: Mapping[str, Operation[Any, Any]] = field(default_factory=dict)
+    """Operations registered in the process that built the factory, by kind (unpickling
+    them in a Ray worker imports the modules that define them)."""
 
     def __call__(self, key: str) -> Actor:
         return ForkActor(key, self.project, self.operations)
@@ -230,36 +153,48 @@ def open_engine(
 def run_for_forks(
     project: Project,
     names: Iterable[str],
-    kind: str,
-    args: Mapping[str, JSON] | None = None,
+    args: OperationArgs[R] | None = None,
     *,
     jobs: int | None = None,
     engine: Engine | str = "embedded",
     observer: Observer | None = None,
     wait: float = 0.0,
-    per_fork: Mapping[str, Mapping[str, JSON]] | None = None,
-) -> dict[str, Reply]:
-    """Run operation `kind` on every fork in `names` through their actors; replies by name.
+    per_fork: Mapping[str, OperationArgs[R]] | None = None,
+) -> dict[str, ForkReply[R]]:
+    """Run the operation of `args` on every fork in `names` through their actors.
 
-    Each fork's message carries `args`, updated with its own `per_fork` entry.
-    A reply with ``ok=False`` is a failed fork (its ``error`` says why). A
-    fork that could not run at all because another process holds it
-    (:class:`~forkman.core.errors.Busy`) gets a failed reply too, with
-    ``result["error_kind"] == "Busy"``: the other forks' work is done and
-    reported, never lost to one busy fork.
+    Each fork gets `args`, or its own `per_fork` entry when it has one (every
+    fork needs one of the two). The replies come by name, each with its typed
+    result in ``value``. A reply with ``ok=False`` is a failed fork (its
+    ``error`` says why). A fork that could not run at all because another
+    process holds it (:class:`~forkman.core.errors.Busy`) gets a failed reply
+    too, with ``result["error_kind"] == "Busy"``: the other forks' work is
+    done and reported, never lost to one busy fork.
     """
-    operation(kind)  # unknown operation: fail before anything starts
     names = list(dict.fromkeys(names))
     own = per_fork or {}
+    chosen: dict[str, OperationArgs[R]] = {}
+    for name in names:
+        message = own.get(name, args)
+        if message is None:
+            raise BadInput(f"no message for fork {name}: pass args or a per_fork entry")
+        chosen[name] = message
+    # an unregistered message type: fail before anything starts
+    results = {name: operation_for(message).result for name, message in chosen.items()}
     messages = {
-        fork_key(name): Message(kind, {**(args or {}), **own.get(name, {})}) for name in names
+        fork_key(name): Message(type(message).KIND, message.to_json())
+        for name, message in chosen.items()
     }
     if isinstance(engine, Engine):
         replies = _gather(engine, messages)
     else:
         with open_engine(project, engine=engine, jobs=jobs, wait=wait, observer=observer) as eng:
             replies = _gather(eng, messages)
-    return {key[len(FORK_PREFIX) :]: reply for key, reply in replies.items()}
+    out: dict[str, ForkReply[R]] = {}
+    for key, reply in replies.items():
+        name = key[len(FORK_PREFIX) :]
+        out[name] = ForkReply.of(reply, results[name])
+    return out
 
 
 def _gather(engine: Engine, messages: Mapping[str, Message]) -> dict[str, Reply]:

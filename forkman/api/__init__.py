@@ -23,9 +23,9 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ..core.errors import BadInput
+from ..core.errors import BadInput, NotFound
 from ..core.observer import NullObserver, Observer
 from ..model.project import find_project
 from ..operations.changes import (
@@ -37,6 +37,7 @@ from ..operations.changes import (
     wire_project,
 )
 from ..operations.forkops import audit_forks, test_forks, unfork_forks, verify_forks
+from ..operations.handlers import PatchArgs, PatchMode
 from ..operations.results import (
     AuditRun,
     ForkResult,
@@ -50,17 +51,20 @@ from ..operations.results import (
 from ..operations.workflows import Confirm, Runner, init_project, sync_forks
 from ._reading import Reading
 from ._reports import Reports
+from ._sandbox import sandbox_run
+from ._watch import Watching
 
 if TYPE_CHECKING:  # absolute: forkman.agent reads these names to describe the results
     from forkman.operations.doctor import DoctorReport
     from forkman.operations.migrate import Migration
     from forkman.operations.verify import VerifyResult
+    from forkman.testing.deps import ForkTestDependencies
 
-__all__ = ["Project"]
+__all__ = ["Project", "sandbox_run"]
 
 
 @dataclass(frozen=True)
-class Project(Reading, Reports):
+class Project(Reading, Reports, Watching):
     """A consumer project, and every forkman operation on it.
 
     Open one with :meth:`open`. The object holds no state of its own beyond
@@ -173,7 +177,7 @@ class Project(Reading, Reports):
         """
         return unfork_forks(self._runner, names)
 
-    def _patch(self, name: str, args: dict[str, Any]) -> PatchResult:
+    def _patch(self, name: str, args: PatchArgs) -> PatchResult:
         return patch_fork(self._runner, name, args)
 
     def patch(
@@ -198,8 +202,16 @@ class Project(Reading, Reports):
         """
         if not message:
             raise BadInput("the patch needs a description", hint=f'fm.patch("{name}", "...")')
-        header = {"fixes": list(fixes), "origin": origin, "forwarded": forwarded}
-        return self._patch(name, {"mode": "record", "message": message, "author": author, **header})
+        return self._patch(
+            name,
+            PatchArgs(
+                message=message,
+                fixes=tuple(fixes),
+                origin=origin,
+                forwarded=forwarded,
+                author=author,
+            ),
+        )
 
     def drop_patch(self, name: str, number: int) -> PatchResult:
         """Drop patch `number` (1-based) from fork `name`'s series; the tree follows.
@@ -208,7 +220,7 @@ class Project(Reading, Reports):
 
             fm.drop_patch("attrs", 2)
         """
-        return self._patch(name, {"mode": "drop", "number": number})
+        return self._patch(name, PatchArgs(PatchMode.DROP, number))
 
     def move_patch(self, name: str, number: int, to: int) -> PatchResult:
         """Move patch `number` of fork `name`'s series to position `to` (patches re-merged).
@@ -217,7 +229,7 @@ class Project(Reading, Reports):
 
             fm.move_patch("attrs", 3, to=1)
         """
-        return self._patch(name, {"mode": "move", "number": number, "to": to})
+        return self._patch(name, PatchArgs(PatchMode.MOVE, number, to))
 
     def edit_patch(
         self,
@@ -238,15 +250,15 @@ class Project(Reading, Reports):
         """
         return self._patch(
             name,
-            {
-                "mode": "edit",
-                "number": number,
-                "message": message,
-                "fixes": list(fixes or []),
-                "origin": origin,
-                "forwarded": forwarded,
-                "author": author,
-            },
+            PatchArgs(
+                PatchMode.EDIT,
+                number,
+                message=message,
+                fixes=tuple(fixes or ()),
+                origin=origin,
+                forwarded=forwarded,
+                author=author,
+            ),
         )
 
     def import_patches(
@@ -270,7 +282,7 @@ class Project(Reading, Reports):
         # absolute: the fork's actor may not share this process's working directory
         paths = [os.path.abspath(f) for f in files]
         return self._patch(
-            name, {"mode": "import", "files": paths, "before_rewrite": before_rewrite}
+            name, PatchArgs(PatchMode.IMPORT, files=tuple(paths), before_rewrite=before_rewrite)
         )
 
     def restore(self, name: str) -> tuple[str, ...]:
@@ -435,3 +447,22 @@ class Project(Reading, Reports):
         from ..operations.migrate import migrate_vendoring
 
         return migrate_vendoring(self.core, dry_run=dry_run)
+
+    def test_dependencies(
+        self, names: str | Sequence[str] | None = None
+    ) -> tuple[ForkTestDependencies, ...]:
+        """The test dependencies of forks (all, or `names`) that :meth:`test` would install,
+        where each was found, and what was seen but not used; runs nothing.
+
+        Example::
+
+            [f.requirement for f in fm.test_dependencies("attrs")[0].dependencies.found]
+        """
+        from ..testing.deps import fork_test_dependencies
+
+        wanted = self._names(names)
+        if not wanted:
+            raise NotFound(
+                "the project has no forks", hint="fork something first: forkman fork NAME"
+            )
+        return tuple(fork_test_dependencies(self.core, name) for name in wanted)

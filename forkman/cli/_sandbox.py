@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..core.errors import BadInput, NotFound, ProjectError
+from ..core.errors import BadInput, ProjectError
 from ._actors import actor_options
 
 if TYPE_CHECKING:
-    from ..model.project import Project
+    from collections.abc import Sequence
+
+    from ..operations.results import TestResult
 
 
 @click.group("sandbox")
@@ -44,9 +46,10 @@ def doctor_cmd() -> int:
     return 0
 
 
-def _config_or_none(ctx: click.Context) -> object:
+def _api_or_none(ctx: click.Context) -> Any:
+    """The project's API, or None outside a project (the sandbox's defaults apply)."""
     try:
-        return ctx.obj.project().config if ctx.obj is not None else None
+        return ctx.obj.api() if ctx.obj is not None else None
     except ProjectError:
         return None
 
@@ -78,25 +81,21 @@ def run_cmd(
     Example:
       forkman sandbox run --timeout 60 --memory 1G --writable out -- python script.py
     """
+    from ..api import sandbox_run
     from ..model.config import parse_size
-    from ..sandbox import ForkServer
-    from ..testing.run import sandbox_policy
 
     if not argv:
         raise BadInput("give a command to run after --")
-    config = _config_or_none(ctx)
-    policy = sandbox_policy(
-        config,  # type: ignore[arg-type]
-        timeout=timeout,
-        memory=parse_size(memory) if memory else None,
-        writable=tuple(p.resolve() for p in writable) or (Path.cwd().resolve(),),
-    )
+    fm = _api_or_none(ctx)
+    size = parse_size(memory) if memory else None
     if no_sandbox:
         click.echo(
             "warning: --no-sandbox: the command runs with your network, files and secrets", err=True
         )
-    with ForkServer(preload=()) as server:
-        result = server.run(list(argv), policy, cwd=Path.cwd(), disabled=no_sandbox)
+    run = sandbox_run(
+        argv, project=fm, timeout=timeout, memory=size, writable=writable, no_sandbox=no_sandbox
+    )
+    result, policy = run.result, run.policy
     sys.stdout.buffer.write(result.stdout)
     sys.stdout.flush()
     sys.stderr.buffer.write(result.stderr)
@@ -166,8 +165,7 @@ def test_cmd(
     """
     import json
 
-    from ..operations.forks import require_fork
-    from ..testing.run import clean_line, clean_output
+    from ..testing.junit import clean_line
 
     if names and all_forks:
         raise BadInput("name forks or pass --all, not both")
@@ -175,113 +173,89 @@ def test_cmd(
         raise BadInput("name at least one fork, or pass --all")
     fm = ctx.obj.api(jobs=jobs, wait=wait)
     if explain:
-        wanted = [require_fork(fm.core, n).name for n in names] or sorted(fm.core.load_lock().forks)
-        if not wanted:
-            raise NotFound(
-                "the project has no forks", hint="fork something first: forkman fork NAME"
-            )
-        return _explain(fm.core, wanted, fmt)
-    worst = 0
-    rows: list[dict[str, Any]] = []
-    for result in fm.test(names, no_sandbox=no_sandbox):
-        if result.error is not None:
-            row = {"name": result.name, "status": "error", "message": result.message, "tier": "-"}
-        else:
-            row = {
-                "name": result.name,
-                "status": result.status,
-                "ok": result.ok,
-                "message": result.message,
-                "tier": result.tier,
-                **result.counts,
-                "failures": [dict(f) for f in result.failures],
-                "failures_not_listed": result.failures_not_listed,
-                "output_log": result.output_log,
-                **result.details,
-            }
-        rows.append(row)
-        if result.could_not_run:  # could not run: not a finding
-            worst = 2
-        elif result.status == "no-tests":
-            pass  # nothing to run is not a failure of the fork: its message says where we looked
-        elif not result.ok:
-            worst = max(worst, 1)
+        return _explain([r.to_json() for r in fm.test_dependencies(names)], fmt)
+    results = fm.test(names, no_sandbox=no_sandbox)
+    rows = [_row(result) for result in results]
     if show_output:
-        for row in rows:
-            log = row.get("output_log")
-            if not log:
-                continue
-            try:
-                data = Path(log).read_bytes()
-            except OSError as exc:
-                click.echo(f"warning: cannot read {log}: {exc.strerror}", err=True)
-                continue
-            click.echo(f"---- output of {row['name']} ({log}) ----", err=fmt == "json")
-            click.echo(clean_output(data).rstrip("\n"), err=fmt == "json")
+        _show_output(rows, err=fmt == "json")
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
     else:
-        verbose = ctx.obj is not None and ctx.obj.verbose
-        for row in rows:
-            click.echo(
-                f"{row['name']}: {row['status']}: {clean_line(str(row['message']), 2000)} "
-                f"[sandbox: {row['tier']}]"
-            )
-            failures = row.get("failures") or []
-            shown = failures if verbose else failures[:FAILURES_SHOWN]
-            for f in shown:
-                label = "FAILED" if f["kind"] == "failed" else "ERROR"
-                click.echo(f"  {label} {clean_line(f['id'], 1000)}: {clean_line(f['message'])}")
-            more = len(failures) - len(shown) + int(row.get("failures_not_listed") or 0)
-            if more:
-                click.echo(f"  ... and {more} more (-v or --format json lists them)")
-            if row.get("output_log"):
-                click.echo(f"  log: {row['output_log']}")
+        _print_rows(rows, verbose=ctx.obj is not None and ctx.obj.verbose)
     for row in rows:
         if row["status"] in ("error", "timeout"):
             click.echo(f"error: {row['name']}: {clean_line(str(row['message']), 2000)}", err=True)
-    return worst
+    return _exit_code(results)
 
 
-def _explain(project: Project, names: list[str], fmt: str) -> int:
+def _row(result: TestResult) -> dict[str, Any]:
+    """One fork's test result as ``forkman test --format json`` prints it."""
+    if result.error is not None:
+        return {"name": result.name, "status": "error", "message": result.message, "tier": "-"}
+    return {
+        "name": result.name,
+        "status": result.status,
+        "ok": result.ok,
+        "message": result.message,
+        "tier": result.tier,
+        **result.counts,
+        "failures": [dict(f) for f in result.failures],
+        "failures_not_listed": result.failures_not_listed,
+        "output_log": result.output_log,
+        **result.details,
+    }
+
+
+def _exit_code(results: Sequence[TestResult]) -> int:
+    """2 when a suite could not run, else 1 when one failed; a fork with no tests to run
+    is not a failure of the fork (its message says where forkman looked)."""
+    if any(r.could_not_run for r in results):
+        return 2
+    return int(any(not r.ok and r.status != "no-tests" for r in results))
+
+
+def _show_output(rows: Sequence[dict[str, Any]], *, err: bool) -> None:
+    from ..testing.junit import clean_output
+
+    for row in rows:
+        log = row.get("output_log")
+        if not log:
+            continue
+        try:
+            data = Path(log).read_bytes()
+        except OSError as exc:
+            click.echo(f"warning: cannot read {log}: {exc.strerror}", err=True)
+            continue
+        click.echo(f"---- output of {row['name']} ({log}) ----", err=err)
+        click.echo(clean_output(data).rstrip("\n"), err=err)
+
+
+def _print_rows(rows: Sequence[dict[str, Any]], *, verbose: bool) -> None:
+    from ..testing.junit import clean_line
+
+    for row in rows:
+        click.echo(
+            f"{row['name']}: {row['status']}: {clean_line(str(row['message']), 2000)} "
+            f"[sandbox: {row['tier']}]"
+        )
+        failures = row.get("failures") or []
+        shown = failures if verbose else failures[:FAILURES_SHOWN]
+        for f in shown:
+            label = "FAILED" if f["kind"] == "failed" else "ERROR"
+            click.echo(f"  {label} {clean_line(f['id'], 1000)}: {clean_line(f['message'])}")
+        more = len(failures) - len(shown) + int(row.get("failures_not_listed") or 0)
+        if more:
+            click.echo(f"  ... and {more} more (-v or --format json lists them)")
+        if row.get("output_log"):
+            click.echo(f"  log: {row['output_log']}")
+
+
+def _explain(reports: list[dict[str, Any]], fmt: str) -> int:
     """`forkman test --explain`: the test dependencies of each fork; runs nothing."""
     import json
 
-    from ..testing.deps import resolve
-    from ..testing.run import load_test_config
     from ._output import table
 
-    lock = project.load_lock()
-    reports: list[dict[str, Any]] = []
-    for name in names:
-        entry = lock.forks[name]
-        tree = project.root / entry.path
-        if not tree.is_dir():
-            raise NotFound(
-                f"the vendored tree of {name} is missing: {tree}", hint="run `forkman verify`"
-            )
-        cfg = load_test_config(project.config, name)
-        deps = resolve(
-            tree,
-            name,
-            requirements=cfg.requirements,
-            extras=cfg.extras,
-            command=cfg.command,
-            discover=cfg.discover,
-        )
-        reports.append(
-            {
-                "name": name,
-                "path": entry.path,
-                "discover": cfg.discover,
-                "configured": {"requirements": list(cfg.requirements), "extras": list(cfg.extras)},
-                "found": [{"requirement": f.requirement, "source": f.source} for f in deps.found],
-                "constraints": [
-                    {"requirement": f.requirement, "source": f.source} for f in deps.constraints
-                ],
-                "notes": list(deps.notes),
-            }
-        )
     if fmt == "json":
         click.echo(json.dumps(reports, indent=2))
         return 0

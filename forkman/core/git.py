@@ -8,10 +8,13 @@ There are two kinds of repository, and each gets its own environment
   ``GIT_DIR``, ``GIT_WORK_TREE`` and ``GIT_INDEX_FILE`` inherited from a
   calling hook are dropped, so git finds the repository from ``cwd``;
 - **repositories forkman keeps** (``owned=True``: fork histories under
-  ``.forkman/forks/``, remote mirrors in the cache): no system or global
-  configuration, a fixed identity, the C locale, no prompts.
+  ``.forkman/forks/``, scratch trees): no system or global configuration, a
+  fixed identity, the C locale, no prompts;
+- **mirrors of remotes** (``remote=True``: the clones of git upstreams in the
+  per-user cache): the user's git configuration is honoured for reaching the
+  remote (credential helpers, proxies, ``url.*.insteadOf``), no prompts.
 
-In the repositories forkman keeps, no hook and no fsmonitor command runs,
+In the repositories forkman keeps and in mirrors, no hook and no fsmonitor command runs,
 whatever the repository's own configuration says (configuration from the
 environment outranks it): they are data to forkman, never code. The
 consumer's repository is the user's, configured by the user. :func:`run` is the general runner;
@@ -62,8 +65,11 @@ def no_git_commands(env: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def environment(*, owned: bool, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment git runs with: see the module's documentation for `owned`."""
+def environment(
+    *, owned: bool, remote: bool = False, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment git runs with: see the module's documentation for `owned`
+    and `remote`."""
     if owned:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
         env.update(
@@ -80,13 +86,14 @@ def environment(*, owned: bool, extra: Mapping[str, str] | None = None) -> dict[
     env["GIT_TERMINAL_PROMPT"] = "0"
     if extra:
         env.update(extra)
-    return no_git_commands(env) if owned else env
+    return no_git_commands(env) if owned or remote else env
 
 
 def run(
     *args: str,
     cwd: str | os.PathLike[str] | None = None,
     owned: bool = False,
+    remote: bool = False,
     env: Mapping[str, str] | None = None,
     input: bytes | None = None,
     check: bool = True,
@@ -105,7 +112,7 @@ def run(
         proc = subprocess.run(
             ["git", *args],
             cwd=cwd,
-            env=environment(owned=owned, extra=env),
+            env=environment(owned=owned, remote=remote, extra=env),
             input=input,
             stdin=None if input is not None else subprocess.DEVNULL,
             capture_output=True,

@@ -46,7 +46,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 
 from ..core.errors import BadInput
-from ..core.fs import atomic_write_bytes
+from ..core.fs import atomic_write_bytes, file_sha256
 from ..model.lock import IndexSource, LockEntry
 from ..store.treehash import TreeEntry, hash_manifest, scan_tree
 
@@ -227,11 +227,15 @@ def build_archive(root: Path, entry: LockEntry) -> ForkArchive:
     )
     target = root / rel
     folder = target.parent
-    if read_record(root, entry.name) != made or _sha256(target) != made.sha256:
+    try:
+        current: str | None = file_sha256(target)
+    except OSError:
+        current = None
+    if read_record(root, entry.name) != made or current != made.sha256:
         for old in folder.glob("*") if folder.is_dir() else []:
             if old.name != target.name and old.name != "record.json" and old.is_file():
                 old.unlink()  # the archive of another release of this fork
-        if _sha256(target) != made.sha256:
+        if current != made.sha256:
             atomic_write_bytes(target, data)
         record = {k: getattr(made, k) for k in ("name", "path", "kind", "tree", "sha256")}
         atomic_write_bytes(
@@ -249,10 +253,3 @@ def remove_archive(root: Path, name: str) -> None:
                 path.unlink()
         with contextlib.suppress(OSError):
             folder.rmdir()
-
-
-def _sha256(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None

@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
+from ..actors import OperationArgs, OperationResult
 from ..core.errors import BadInput
+from ..model.config import DistPreference
 from ..model.project import Project
 from .forkops import fork_file
+from .handlers import ForkArgs, PatchArgs, RestoreArgs, SyncArgs, SyncMode
 from .results import ForkResult, PatchResult, SyncReport, SyncRun
 from .workflows import Runner, revendor_stale
+
+R = TypeVar("R", bound=OperationResult)
 
 
 def fork_one(
@@ -38,14 +43,14 @@ def fork_one(
     require_initialized(project)
     fork_name = fork_name_for(spec, name)
     chosen, why = layout_and_reason(project, fork_name, layout)
-    args = {
-        "spec": spec,
-        "index_url": index_url,
-        "prefer": "wheel" if wheel else None,
-        "prereleases": prereleases,
-        "layout": layout,
-    }
-    result = runner.one(fork_name, "fork", args)
+    args = ForkArgs(
+        spec,
+        index_url=index_url,
+        prefer=DistPreference.WHEEL if wheel else None,
+        prereleases=prereleases,
+        layout=layout,
+    )
+    result = runner.one(fork_name, args)
     made = ForkResult(
         name=fork_name,
         version=str(result["version"]),
@@ -59,25 +64,25 @@ def fork_one(
     return dataclasses.replace(made, revendored=tuple(revendor_stale(runner)))
 
 
-def _one(runner: Runner, name: str, kind: str, args: Mapping[str, Any] | None = None) -> Any:
-    """(canonical name, reply) of operation `kind` sent to fork `name`'s actor."""
+def _one(runner: Runner, name: str, args: OperationArgs[R]) -> tuple[str, Mapping[str, Any]]:
+    """(canonical name, result) of the message `args` sent to fork `name`'s actor."""
     from .forks import require_fork
 
     runner.project.require_git()
     fork = require_fork(runner.project, name).name
-    return fork, runner.one(fork, kind, args)
+    return fork, runner.one(fork, args)
 
 
-def patch_fork(runner: Runner, name: str, args: Mapping[str, Any]) -> PatchResult:
-    """Change fork `name`'s patch series (``args["mode"]``: record, drop, move, edit, import)."""
-    fork, result = _one(runner, name, "patch", args)
+def patch_fork(runner: Runner, name: str, args: PatchArgs) -> PatchResult:
+    """Change fork `name`'s patch series (``args.mode``: record, drop, move, edit, import)."""
+    fork, result = _one(runner, name, args)
     files = result.get("patches") or ([result["file"]] if result.get("file") else [])
-    return PatchResult(fork, str(args["mode"]), tuple(str(f) for f in files))
+    return PatchResult(fork, args.mode.value, tuple(str(f) for f in files))
 
 
 def restore_fork(runner: Runner, name: str) -> tuple[str, ...]:
     """Discard unrecorded edits in fork `name`'s tree; the paths restored."""
-    _, result = _one(runner, name, "restore")
+    _, result = _one(runner, name, RestoreArgs())
     return tuple(str(p) for p in result["restored"])
 
 
@@ -85,7 +90,7 @@ def continue_sync(runner: Runner, name: str) -> SyncRun:
     """Go on with fork `name`'s sync stopped at a conflict (the namespace forks follow)."""
     from .sync import SyncOutcome
 
-    fork, result = _one(runner, name, "sync", {"mode": "continue"})
+    fork, result = _one(runner, name, SyncArgs(SyncMode.CONTINUE))
     report = SyncReport.from_reply(result)
     if report.outcome is SyncOutcome.CONFLICT:
         return SyncRun((report,), considered=(fork,))
@@ -94,7 +99,7 @@ def continue_sync(runner: Runner, name: str) -> SyncRun:
 
 def abort_sync(runner: Runner, name: str) -> SyncReport:
     """Undo fork `name`'s sync stopped at a conflict."""
-    _, result = _one(runner, name, "sync", {"mode": "abort"})
+    _, result = _one(runner, name, SyncArgs(SyncMode.ABORT))
     return SyncReport.from_reply(result)
 
 

@@ -19,6 +19,8 @@ from packaging.utils import canonicalize_name
 
 from ..core.observer import NullObserver, Observer
 from ..model.project import Project
+from .upstream import is_git_spec
+from .vendor import layout_for
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,6 @@ def expected_modules(
     from ..layouts.transform import wheel_modules
     from ..sources.index import fetch_release
     from ..sources.interface import DistKind
-    from .forks import is_git_spec, layout_for
 
     wanted = [
         d

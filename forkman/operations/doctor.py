@@ -33,10 +33,12 @@ from urllib.parse import unquote, urlsplit
 from packaging.utils import canonicalize_name
 
 from ..core.errors import BadInput
+from ..core.fs import file_sha256
 from ..layouts.dist import pack, read_record
 from ..layouts.wiring import REQUIREMENTS_FILE, _read_lines, archive_for
 from ..model.lock import LockEntry
 from ..model.project import Project
+from .consumer import wiring_enabled
 
 
 @dataclass(frozen=True)
@@ -87,17 +89,13 @@ json.dump(out, sys.stdout)
 """
 
 
-def _sha256(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
 def _check_archive(project: Project, entry: LockEntry) -> list[Problem]:
     rel = archive_for(entry)
     record = read_record(project.root, entry.name)
-    actual = _sha256(project.root / rel)
+    try:
+        actual: str | None = file_sha256(project.root / rel)
+    except OSError:
+        actual = None
     if actual is None or record is None or record.path != rel:
         return [Problem(entry.name, "archive", f"{rel} is missing", _WIRE)]
     # Packing is deterministic: the archive must be, byte for byte, what the
@@ -319,7 +317,6 @@ def doctor(project: Project, *, python: str | None = None) -> DoctorReport:
     problems: list[Problem] = []
     notes: list[str] = []
     data = tomllib.loads(project.pyproject.read_text(encoding="utf-8"))
-    from .forks import wiring_enabled
 
     if wiring_enabled(project):
         for entry in entries:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..core.errors import BadInput, NotFound, SecurityError
 from ..model.project import Project
+from .handlers import AuditReportArgs, TestArgs, UnforkArgs, VerifyArgs
 from .results import AuditRun, ErrorInfo, TestResult, UnforkResult, UnforkRun
 from .workflows import Runner, error_of, revendor_stale
 
@@ -70,7 +71,7 @@ def unfork_forks(runner: Runner, names: Sequence[str]) -> UnforkRun:
     results = []
     # one after the other: each removal edits the lock and pyproject.toml the next one reads
     for name in wanted:
-        reply = runner.run([name], "unfork")[name]
+        reply = runner.run([name], UnforkArgs())[name]
         error = reply.exception()
         if error is None:
             results.append(
@@ -86,7 +87,7 @@ def verify_forks(runner: Runner, wanted: Sequence[str]) -> tuple[VerifyResult, .
     """Rebuild each fork in `wanted` through its actor; a fork that could not run raises."""
     from . import verify as _verify
 
-    replies = runner.run(wanted, "verify")
+    replies = runner.run(wanted, VerifyArgs())
     results = []
     for name in wanted:
         reply = replies[name]
@@ -119,7 +120,7 @@ def test_forks(
             "the sandbox is disabled: the tests run with your network, files and secrets"
         )
     try:
-        replies = runner.run(wanted, "test", {"no_sandbox": no_sandbox})
+        replies = runner.run(wanted, TestArgs(no_sandbox))
     finally:
         stop_test_server()
     results = []
@@ -154,8 +155,8 @@ def audit_forks(
     if not wanted:
         return AuditRun(audit_project(project, (), online=online, database=database))
     # each fork's audit is a message to its actor (recorded in the lock there)
-    args = {"online": online, "database": str(database) if database else None, "report": True}
-    replies = runner.run(wanted, "audit", args)
+    args = AuditReportArgs(online, str(database) if database else None)
+    replies = runner.run(wanted, args)
     lock = project.load_lock()
     forks = []
     errors: list[tuple[str, ErrorInfo]] = []

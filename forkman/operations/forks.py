@@ -1,8 +1,7 @@
 """Fork and unfork: the core operations, as small steps an actor can call one at a time.
 
-fetch_upstream   spec -> FetchedUpstream (verified download or pinned git commit,
-                 unpacked safely into a pristine tree in a staging folder)
-build_vendored   pristine tree -> vendored tree (the namespace layout transforms it)
+fetch_upstream   spec -> FetchedUpstream (:mod:`forkman.operations.upstream`)
+build_vendored   pristine tree -> vendored tree (:mod:`forkman.operations.vendor`)
 fork             the whole thing, committed with the lock in one transaction
 unfork           the reverse, in one transaction
 """
@@ -10,17 +9,14 @@ unfork           the reverse, in one transaction
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import os
 import shutil
-import subprocess
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from packaging.specifiers import SpecifierSet
-from packaging.utils import canonicalize_name
 
 from ..core.errors import BadInput, ProjectError
 from ..core.observer import NullObserver, Observer
@@ -32,32 +28,18 @@ from ..model.config import (
     remove_fork_table,
     render_pyproject_edit,
 )
-from ..model.lock import GitSource, IndexSource, Lock, LockEntry, Source
-from ..model.project import Project, cache_root
+from ..model.lock import LockEntry
+from ..model.project import Project
 from ..store.history import ForkHistory
 from ..store.treehash import hash_manifest, scan_tree
 from ..store.txn import ForkTransaction, fault_point, recover
-
-
-@dataclass(frozen=True)
-class FetchedUpstream:
-    """An upstream release unpacked into a pristine tree (in a staging folder)."""
-
-    name: str
-    """The fork's name."""
-    version: str
-    """The upstream version."""
-    source: Source
-    """Where it came from, pinned (sha256 or full commit)."""
-    tree: Path
-    """The pristine tree."""
-    sections: Mapping[str, Any] = field(default_factory=dict)
-    """Lock sections gathered while fetching (e.g. ``provenance``)."""
-
-
-def now_utc() -> str:
-    """The current time as RFC 3339 UTC with second precision."""
-    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+from .consumer import keep_ignored, write_wiring
+from .consumer import wiring_enabled as wiring_enabled
+from .upstream import describe_source, fetch_upstream, is_git_spec, now_utc
+from .upstream import fork_name_for as fork_name_for
+from .vendor import build_vendored, namespace_owners
+from .vendor import layout_and_reason as layout_and_reason
+from .vendor import layout_for as layout_for
 
 
 def require_initialized(project: Project) -> None:
@@ -67,261 +49,6 @@ def require_initialized(project: Project) -> None:
             f"{project.pyproject} has no [tool.forkman] table",
             hint="run `forkman init` first",
         )
-
-
-def is_git_spec(spec: str) -> bool:
-    """Whether `spec` names a git upstream (``git+...``)."""
-    return spec.startswith("git+")
-
-
-def fork_name_for(spec: str, name: str | None) -> str:
-    """The fork's name: --name, else the package name, else the repository name."""
-    if name:
-        canonical = canonicalize_name(name)
-        if not canonical or "/" in canonical:
-            raise BadInput(f"invalid fork name {name!r}")
-        return canonical
-    if is_git_spec(spec):
-        from ..sources.git import parse_git_spec
-
-        url = parse_git_spec(spec).url.rstrip("/")
-        base = url.rsplit("/", 1)[-1].removesuffix(".git")
-        return canonicalize_name(base)
-    from ..sources.index import parse_requirement
-
-    return parse_requirement(spec)[0]
-
-
-def fetch_upstream(
-    project: Project,
-    spec: str,
-    name: str,
-    staging: Path,
-    *,
-    index_url: str | None = None,
-    prefer: DistPreference | None = None,
-    prereleases: bool | None = None,
-    previous_provenance: Mapping[str, Any] | None = None,
-    accept_publisher_change: bool = False,
-    observer: Observer = NullObserver(),
-) -> FetchedUpstream:
-    """Download (or clone) and unpack the upstream release `spec` into ``staging/upstream``.
-
-    For index releases the PEP 740 provenance the index announces is fetched and
-    verified offline before anything is unpacked, and the publisher policy is
-    applied against `previous_provenance` (the fork's recorded publisher, on sync).
-    """
-    config = project.config
-    tree = staging / "upstream"
-    if is_git_spec(spec):
-        from ..sources import git as gitsrc
-
-        gspec = gitsrc.parse_git_spec(spec)
-        observer.step(name, f"resolving {gspec.url} @ {gspec.ref or 'HEAD'}")
-        commit = gitsrc.resolve(gspec.url, gspec.ref, observer=observer)
-        observer.step(name, f"exporting {commit[:12]}")
-        gitsrc.export(gspec.url, commit, tree, subdirectory=gspec.subdirectory, observer=observer)
-        version = gitsrc.guess_version(tree, gspec.ref or commit[:12])
-        source: Source = GitSource(
-            url=gspec.url, ref=gspec.ref or "HEAD", commit=commit, subdirectory=gspec.subdirectory
-        )
-        return FetchedUpstream(name, version, source, tree)
-
-    from ..sources.index import fetch_release
-    from ..sources.interface import DistKind
-    from ..sources.unpack import unpack_archive
-
-    policy = config.policy(name)
-    urls = (index_url,) if index_url else config.index_urls
-    kind = DistKind((prefer or config.prefer).value)
-    observer.step(name, f"looking up {spec}")
-    release = fetch_release(
-        spec,
-        index_urls=urls,
-        prefer=kind,
-        prereleases=policy.prereleases if prereleases is None else prereleases,
-        observer=observer,
-        limits=config.network,
-    )
-    sections: dict[str, Any] = {}
-    publisher = _verify_publisher(
-        project, name, release, previous_provenance, accept_publisher_change, observer
-    )
-    if publisher is not None:
-        sections["provenance"] = publisher
-    observer.step(name, f"unpacking {release.file.filename}")
-    unpack_archive(release.path, tree)
-    from ..sources.http import without_credentials
-
-    source = IndexSource(  # credentials stay in the configuration, out of the lock
-        index_url=without_credentials(release.index_url),
-        url=without_credentials(release.file.url),
-        filename=release.file.filename,
-        sha256=release.sha256,
-        requirement=spec,
-    )
-    return FetchedUpstream(name, str(release.version), source, tree, sections)
-
-
-def _verify_publisher(
-    project: Project,
-    name: str,
-    release: Any,
-    previous: Mapping[str, Any] | None,
-    accept: bool,
-    observer: Observer,
-) -> dict[str, Any] | None:
-    """Verify the release's provenance and publisher policy; the lock table, if attested."""
-    from ..audit._settings import load_settings
-    from ..audit.provenance import check_release
-
-    require = load_settings(project).requires_provenance(name)
-    if release.file.provenance_url:
-        observer.step(name, "verifying provenance (PEP 740, offline)")
-    publisher = check_release(
-        release.file,
-        release.path,
-        previous,
-        accept=accept,
-        require=require,
-        limits=project.config.network,
-    )
-    if publisher is None:
-        return None
-    observer.step(name, f"published by {publisher.describe()}")
-    return {
-        **publisher.to_lock(),
-        "file": release.file.filename,
-        "source": release.file.provenance_url or "",
-    }
-
-
-@dataclass(frozen=True)
-class VendoredTree:
-    """The tree a fork puts into the project, built from its pristine upstream tree."""
-
-    tree: Path
-    """The vendored tree (for the project layout, the pristine tree itself)."""
-    members: tuple[str, ...] | None = None
-    """For the namespace layout: the top-level names the fork owns in the shared folder."""
-    sections: Mapping[str, Any] = field(default_factory=dict)
-    """Lock sections describing the transformation (``namespace``)."""
-
-
-def layout_for(project: Project, name: str, requested: str | None = None) -> str:
-    """The layout of fork `name`: asked for, configured per fork, or the project's default.
-
-    A project with ``[tool.forkman.vendoring] namespace`` vendors privately
-    (namespace layout) by default; otherwise forks are whole projects.
-    """
-    return layout_and_reason(project, name, requested)[0]
-
-
-def layout_and_reason(project: Project, name: str, requested: str | None = None) -> tuple[str, str]:
-    """The layout of fork `name` (see :func:`layout_for`) and why it is that one."""
-    layout = requested
-    why = "asked for with --layout"
-    if layout is None:
-        layout = project.config.policy(name).raw.get("layout")
-        why = f"[tool.forkman.forks.{name}] layout"
-    if layout is None:
-        namespace = project.config.section("vendoring").get("namespace")
-        if namespace is not None:
-            layout = "namespace"
-            why = (
-                f"the default while [tool.forkman.vendoring] namespace = {namespace!r} is set; "
-                "--layout project forks the whole project instead"
-            )
-        else:
-            layout = "project"
-            why = "the default"
-    if layout not in ("project", "namespace"):
-        raise BadInput(f"unknown layout {layout!r} for {name}", hint="use project or namespace")
-    return str(layout), why
-
-
-def build_vendored(
-    project: Project,
-    fetched: FetchedUpstream,
-    staging: Path,
-    *,
-    layout: str = "project",
-    other_modules: Sequence[str] = (),
-    observer: Observer = NullObserver(),
-    before_rewrite: Callable[[Path], None] | None = None,
-) -> VendoredTree:
-    """The vendored tree for `fetched`.
-
-    The project layout vendors the pristine tree as it is. The namespace layout
-    transforms a wheel tree: importable packages only, imports rewritten into the
-    private namespace (also the imports of `other_modules`, the project's other
-    namespace forks), licenses and typing stubs added (see docs/wiring.md).
-    `before_rewrite` (namespace layout) changes the tree after the drops and
-    before the imports are rewritten (see :func:`transform_tree`).
-    """
-    if layout == "project":
-        return VendoredTree(fetched.tree)
-    from ..layouts.transform import TransformCache, transform_tree
-    from ..sources.index import fetch_release
-    from ..sources.interface import DistKind
-
-    def fetch_sdist(distribution: str, version: str) -> Path:
-        return fetch_release(
-            f"{distribution}=={version}",
-            index_urls=project.config.index_urls,
-            prefer=DistKind.SDIST,
-            prereleases=True,
-            observer=observer,
-            limits=project.config.network,
-        ).path
-
-    def release_archive() -> Path:
-        """The release file itself: from the verified download cache, else downloaded again."""
-        if not isinstance(fetched.source, IndexSource):
-            raise BadInput(
-                f'{fetched.name}: license-source = "archive" needs a release file from an index'
-            )
-        from ..sources.index import fetch_exact
-
-        return fetch_exact(
-            fetched.source,
-            index_urls=project.config.index_urls,
-            observer=observer,
-            limits=project.config.network,
-        )
-
-    out = staging / "namespace"
-    record = transform_tree(
-        fetched.tree,
-        out,
-        fork_name=fetched.name,
-        config=project.config,
-        observer=observer,
-        other_modules=other_modules,
-        project_root=project.root,
-        fetch_sdist=fetch_sdist,
-        cache=TransformCache(cache_root() / "transform"),
-        before_rewrite=before_rewrite,
-        release_archive=release_archive,
-    )
-    record["transform"]["other-modules"] = sorted(set(other_modules) - set(record["modules"]))
-    return VendoredTree(out, tuple(record["members"]), {"namespace": record})
-
-
-def namespace_owners(
-    project: Project, but: str, lock: Lock | None = None
-) -> tuple[dict[str, str], list[str]]:
-    """Members of the shared namespace folder owned by other forks, and their modules
-    (from `lock` when given, else the lock as it is now)."""
-    owners: dict[str, str] = {}
-    modules: list[str] = []
-    for entry in lock if lock is not None else project.load_lock():
-        ns = entry.sections.get("namespace")
-        if entry.name == but or not isinstance(ns, Mapping):
-            continue
-        owners.update({str(m): entry.name for m in ns.get("members", [])})
-        modules += [str(m) for m in ns.get("modules", [])]
-    return owners, sorted(set(modules))
 
 
 def fork(
@@ -375,8 +102,6 @@ def fork(
     project.ensure_state_dir()
     tmp_parent = project.state_dir / "tmp"
     tmp_parent.mkdir(exist_ok=True)
-    import tempfile
-
     staging = Path(tempfile.mkdtemp(prefix=f"fork-{fork_name}-", dir=tmp_parent))
     try:
         fetched = fetch_upstream(
@@ -396,7 +121,7 @@ def fork(
         upstream_tree = hash_manifest(upstream_manifest.values())
         history_dir = staging / "history.git"
         history = ForkHistory.create(history_dir)
-        description = _describe_source(fetched.source)
+        description = describe_source(fetched.source)
         upstream_commit = history.import_upstream(fetched.tree, fetched.version, description)
         owners, other_modules = namespace_owners(project, fork_name)
         other_modules = sorted({*other_modules, *expect_modules})
@@ -464,7 +189,7 @@ def fork(
             if layout == "project" and wiring_enabled(project):
                 from ..layouts.wiring import archive_for, plan_wire
 
-                _write_wiring(
+                write_wiring(
                     txn,
                     project,
                     plan_wire(project, fork_name, entry.path, archive=archive_for(entry)),
@@ -486,101 +211,6 @@ def fork(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def wiring_enabled(project: Project) -> bool:
-    """Whether project-layout forks are wired into pyproject.toml (``[tool.forkman] wire``)."""
-    return project.config.raw.get("wire", True) is not False
-
-
-def _write_wiring(txn: ForkTransaction, project: Project, edit: Any) -> None:
-    """Write a wiring edit (pyproject.toml, forkman-requirements.txt) inside `txn`."""
-    if not edit.changed:
-        return
-    from ..layouts.wiring import REQUIREMENTS_FILE
-
-    if edit.pyproject_text != project.pyproject.read_text(encoding="utf-8"):
-        txn.write_file(project.pyproject, edit.pyproject_text.encode())
-    requirements = project.root / REQUIREMENTS_FILE
-    if edit.requirements_text is None:
-        if requirements.exists():
-            txn.replace_path(requirements, None)
-    else:
-        txn.write_file(requirements, edit.requirements_text.encode())
-
-
-def ignored_by_git(project: Project, paths: list[str], *, tracked: bool = True) -> list[str]:
-    """Which of `paths` (relative to the project root) the consumer's git ignores.
-
-    Without `tracked`, files git tracks are left out (their ignore rules no longer apply).
-    """
-    if not paths:
-        return []
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    proc = subprocess.run(
-        ["git", "check-ignore", *(["--no-index"] if tracked else []), "-z", "--stdin"],
-        cwd=project.root,
-        env=env,
-        input=b"\0".join(p.encode("utf-8", "surrogateescape") for p in paths) + b"\0",
-        capture_output=True,
-        check=False,
-    )
-    if proc.returncode not in (0, 1):
-        return []
-    return sorted(p.decode("utf-8", "surrogateescape") for p in proc.stdout.split(b"\0") if p)
-
-
-def keep_ignored(
-    project: Project,
-    entry: LockEntry,
-    manifest: Mapping[str, object],
-    observer: Observer = NullObserver(),
-) -> list[str]:
-    """Stage (``git add -f``) the files of fork `entry` that the consumer's git ignores.
-
-    A release may ship files the consumer's ignore rules name (packaging's
-    ``tests/.pytest_cache/``, a package folder called ``lib``): ``git add``
-    would leave them out, and a fresh clone would not match the lock. forkman
-    never drops a file of a release (a dropped module could change what runs),
-    so it stages the ones git does not track yet, and says so. `manifest`: the
-    fork's files relative to its path. The paths staged; when git cannot
-    stage them the warning gives the command, and `forkman check` names them
-    until they are tracked.
-    """
-    from ..store.txn import lock_file_mutex
-
-    paths = [f"{entry.path}/{p}" for p in manifest]
-    with lock_file_mutex(project):  # one `git add` of forkman's at a time on the index
-        ignored = ignored_by_git(project, paths, tracked=False)
-        if not ignored:
-            return []
-        env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE")}
-        env["GIT_LITERAL_PATHSPECS"] = "1"
-        proc = subprocess.run(
-            ["git", "add", "-f", "--pathspec-from-file=-", "--pathspec-file-nul"],
-            cwd=project.root,
-            env=env,
-            input=b"\0".join(p.encode("utf-8", "surrogateescape") for p in ignored) + b"\0",
-            capture_output=True,
-            check=False,
-        )
-    shown = ", ".join(ignored[:3]) + (f" and {len(ignored) - 3} more" if len(ignored) > 3 else "")
-    if proc.returncode == 0:
-        observer.warning(
-            f"{len(ignored)} file(s) of {entry.path} are ignored by this repository's git "
-            f"({shown}): forkman staged them with `git add -f` so that a commit, and every "
-            "fresh clone, has them"
-        )
-        return ignored
-    from ..gate.check import ignored_hint
-
-    error = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-    observer.warning(
-        f"{len(ignored)} file(s) of {entry.path} are ignored by this repository's git "
-        f"({shown}) and could not be staged ({error[-1] if error else 'git add failed'}); "
-        + ignored_hint(ignored)
-    )
-    return []
-
-
 def _constraint_edit(project: Project, name: str, spec: str) -> str | None:
     """New pyproject text recording a version range as the fork's sync constraint."""
     if is_git_spec(spec):
@@ -588,7 +218,7 @@ def _constraint_edit(project: Project, name: str, spec: str) -> str | None:
     from ..sources.index import parse_requirement
 
     specifier = parse_requirement(spec)[1]
-    if not specifier or _is_exact_pin(specifier):
+    if not specifier or is_exact_pin(specifier):
         return None
 
     def change(doc: Any) -> None:
@@ -599,15 +229,10 @@ def _constraint_edit(project: Project, name: str, spec: str) -> str | None:
     return render_pyproject_edit(project.pyproject, change)
 
 
-def _is_exact_pin(specifier: SpecifierSet) -> bool:
+def is_exact_pin(specifier: SpecifierSet) -> bool:
+    """Whether `specifier` pins one exact version (``==1.2``, not a range or a wildcard)."""
     specs = list(specifier)
     return len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version
-
-
-def _describe_source(source: Source) -> str:
-    if isinstance(source, IndexSource):
-        return f"From {source.url}\nsha256: {source.sha256}"
-    return f"From {source.url} at {source.commit}"
 
 
 def unfork(project: Project, name: str, *, observer: Observer = NullObserver()) -> LockEntry:
@@ -627,7 +252,7 @@ def unfork(project: Project, name: str, *, observer: Observer = NullObserver()) 
             txn.replace_path(project.root / entry.path, None)
             from ..layouts.wiring import plan_unwire
 
-            _write_wiring(txn, project, plan_unwire(project, name))
+            write_wiring(txn, project, plan_unwire(project, name))
         patches = project.patches_path(name)
         if patches.exists():
             txn.replace_path(patches, None)

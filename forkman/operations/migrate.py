@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 import shutil
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -46,6 +46,7 @@ from ..layouts.rewrite import RewriteError, check_namespace
 from ..model.config import edit_pyproject, fork_table, forkman_table
 from ..model.project import Project
 from ..model.vendoring import parse_vendoring_config
+from ..series.patchfile import BEFORE_REWRITE, STAGE_FIELD, PatchHeader, parse_patch, render_patch
 
 _DIFF_GIT = re.compile(r"^diff --git a/(\S+) b/(\S+)$", re.MULTILINE)
 
@@ -210,11 +211,8 @@ def _with_header(text: str, rel: str) -> str:
     tool's file) becomes DEP-3, with ``Forkman-Stage: before-rewrite``: the
     vendoring tool applies its patches before it rewrites imports, so the
     first ``forkman sync`` carries them over to the transformed tree when it
-    imports them (:func:`forkman.operations.patches.import_patches`).
+    imports them (:func:`forkman.operations.patchimport.import_patches`).
     """
-    from ..series.patchfile import PatchHeader, parse_patch, render_patch
-    from .patches import BEFORE_REWRITE, STAGE_FIELD
-
     header, body = parse_patch(text)
     if not header.description:
         header = PatchHeader(
@@ -262,9 +260,8 @@ def _forkman_vendoring_table(table: Mapping[str, Any], destination: str) -> dict
     return out
 
 
-def migrate_vendoring(project: Project, *, dry_run: bool = False) -> Migration:
-    """Turn ``[tool.vendoring]`` into forkman configuration and patch series."""
-    table = _table(project)
+def _checked_table(project: Project, table: Mapping[str, Any]) -> tuple[str, str, Path]:
+    """(destination, namespace, requirements file) of ``[tool.vendoring]``, checked."""
     root = project.root
     destination = PurePosixPath(str(table["destination"]).rstrip("/")).as_posix()
     namespace = str(table["namespace"])
@@ -289,7 +286,79 @@ def migrate_vendoring(project: Project, *, dry_run: bool = False) -> Migration:
             f"{dest_path.with_suffix('.py').relative_to(root)}",
             hint="pick a namespace no module of the project uses",
         )
-    pins = parse_pins(req_path, req_rel)
+    return destination, namespace, req_path
+
+
+def _sbom_notes(table: Mapping[str, Any], destination: str) -> list[str]:
+    """What becomes of the tool's SBOM file."""
+    if not table.get("sbom-file"):
+        return []
+    sbom = _sbom_member(table, destination)
+    return [
+        f"sbom-file {table['sbom-file']}: "
+        + (
+            "kept as the project's file (protected)"
+            if sbom is not None
+            else "not migrated (outside the destination)"
+        )
+        + "; `forkman sbom` writes an SBOM of the forks with their provenance"
+    ]
+
+
+def _split_patches(
+    root: Path,
+    patches_rel: str | None,
+    destination: str,
+    owners: Mapping[str, str],
+    protected: set[str],
+) -> tuple[dict[str, list[tuple[str, str]]], list[str]]:
+    """The tool's patches split per fork ({fork: [(tool's file, text)]}), and what was skipped."""
+    split: dict[str, list[tuple[str, str]]] = {}
+    skipped: list[str] = []
+    if patches_rel is None:
+        return split, skipped
+    for patch in sorted((root / patches_rel).glob("*.patch")):
+        rel = patch.relative_to(root).as_posix()
+        try:
+            parts, skip = split_patch(
+                _with_header(patch.read_text(encoding="utf-8"), rel),
+                destination,
+                owners,
+                protected,
+            )
+        except BadInput as exc:
+            raise BadInput(f"{rel}: {exc.message}", hint=exc.hint) from None
+        skipped += [f"{rel}: {s}" for s in skip]
+        for fork, text in sorted(parts.items()):
+            split.setdefault(fork, []).append((rel, text))
+    return split, skipped
+
+
+def _numbered(project: Project, split: Mapping[str, list[tuple[str, str]]]) -> list[MigratedPatch]:
+    """Where each split patch goes in its fork's series (no series folder may exist yet)."""
+    patches_root = project.root / project.config.patches_dir
+    for fork in split:
+        if (patches_root / fork).exists():
+            raise BadInput(
+                f"{project.relpath(patches_root / fork)} exists already",
+                hint="move it away, or remove it if it is left from an earlier attempt",
+            )
+    migrated: list[MigratedPatch] = []
+    for fork, items in sorted(split.items()):
+        for number, (source, _) in enumerate(items, 1):
+            stem = PurePosixPath(source).stem
+            name = f"{number:04d}-{re.sub(r'[^A-Za-z0-9._-]+', '-', stem)}.patch"
+            migrated.append(
+                MigratedPatch(source, fork, f"{project.config.patches_dir}/{fork}/{name}")
+            )
+    return migrated
+
+
+def migrate_vendoring(project: Project, *, dry_run: bool = False) -> Migration:
+    """Turn ``[tool.vendoring]`` into forkman configuration and patch series."""
+    table = _table(project)
+    destination, namespace, req_path = _checked_table(project, table)
+    pins = parse_pins(req_path, str(table["requirements"]))
     if namespace.split(".", 1)[0] in {p.replace("-", "_") for p in pins}:
         raise BadInput(f"namespace {namespace} collides with the vendored package {namespace}")
     vtable = _forkman_vendoring_table(table, destination)
@@ -303,51 +372,15 @@ def migrate_vendoring(project: Project, *, dry_run: bool = False) -> Migration:
         raise BadInput(f"[tool.forkman.forks] already has {', '.join(clash)}")
     owners = _owner_names(pins, table.get("license", {}).get("directories", {}))
     protected = set(vtable.get("protected-files", []))
-    notes: list[str] = []
-    if table.get("sbom-file"):
-        sbom = _sbom_member(table, destination)
-        notes.append(
-            f"sbom-file {table['sbom-file']}: "
-            + (
-                "kept as the project's file (protected)"
-                if sbom is not None
-                else "not migrated (outside the destination)"
-            )
-            + "; `forkman sbom` writes an SBOM of the forks with their provenance"
-        )
-
-    split: dict[str, list[tuple[str, str]]] = {}
-    migrated: list[MigratedPatch] = []
-    skipped: list[str] = []
-    if patches_rel is not None:
-        for patch in sorted((root / str(patches_rel)).glob("*.patch")):
-            rel = patch.relative_to(root).as_posix()
-            try:
-                parts, skip = split_patch(
-                    _with_header(patch.read_text(encoding="utf-8"), rel),
-                    destination,
-                    owners,
-                    protected,
-                )
-            except BadInput as exc:
-                raise BadInput(f"{rel}: {exc.message}", hint=exc.hint) from None
-            skipped += [f"{rel}: {s}" for s in skip]
-            for fork, text in sorted(parts.items()):
-                split.setdefault(fork, []).append((rel, text))
-    patches_root = root / project.config.patches_dir
-    for fork in split:
-        if (patches_root / fork).exists():
-            raise BadInput(
-                f"{project.relpath(patches_root / fork)} exists already",
-                hint="move it away, or remove it if it is left from an earlier attempt",
-            )
-    for fork, items in sorted(split.items()):
-        for number, (source, _) in enumerate(items, 1):
-            stem = PurePosixPath(source).stem
-            name = f"{number:04d}-{re.sub(r'[^A-Za-z0-9._-]+', '-', stem)}.patch"
-            migrated.append(
-                MigratedPatch(source, fork, f"{project.config.patches_dir}/{fork}/{name}")
-            )
+    patches_rel = table.get("patches-dir")
+    split, skipped = _split_patches(
+        project.root,
+        None if patches_rel is None else str(patches_rel),
+        destination,
+        owners,
+        protected,
+    )
+    migrated = _numbered(project, split)
     result = Migration(
         namespace=namespace,
         destination=destination,
@@ -355,11 +388,23 @@ def migrate_vendoring(project: Project, *, dry_run: bool = False) -> Migration:
         modules={k: v for k, v in sorted(owners.items()) if k.isidentifier()},
         patches=tuple(migrated),
         skipped=tuple(skipped),
-        notes=tuple(notes),
+        notes=tuple(_sbom_notes(table, destination)),
         vendoring_table=vtable,
     )
-    if dry_run:
-        return result
+    if not dry_run:
+        _write(project, pins, vtable, split, migrated)
+    return result
+
+
+def _write(
+    project: Project,
+    pins: Mapping[str, str],
+    vtable: Mapping[str, Any],
+    split: Mapping[str, list[tuple[str, str]]],
+    migrated: Sequence[MigratedPatch],
+) -> None:
+    """Put the split patch series in place and write the configuration (all or nothing)."""
+    patches_root = project.root / project.config.patches_dir
 
     def change(doc: tomlkit.TOMLDocument) -> None:
         ftable = forkman_table(doc)
@@ -396,4 +441,3 @@ def migrate_vendoring(project: Project, *, dry_run: bool = False) -> Migration:
             for path in moved:
                 shutil.rmtree(path, ignore_errors=True)
             raise
-    return result

@@ -20,21 +20,22 @@ from pathlib import Path
 
 from ..core.errors import IntegrityError
 from ..core.observer import NullObserver, Observer
+from ..gate.check import other_modules_of, save_manifest
 from ..model.lock import LockEntry
 from ..model.project import Project
+from ..series.apply import apply_patch_file
+from ..series.store import load_headers
 from ..store.history import ForkHistory
 from ..store.treehash import hash_manifest, scan_tree
+from .upstream import FetchedUpstream, describe_source
+from .vendor import build_vendored
+from .verify import fetch_pristine, manifest_like
 
 
 def rebuild_history(
     project: Project, entry: LockEntry, observer: Observer = NullObserver()
 ) -> ForkHistory:
     """Recreate the missing history of fork `entry` from the lock and the patch files."""
-    from ..gate.check import other_modules_of, save_manifest
-    from .forks import FetchedUpstream, _describe_source, build_vendored
-    from .patches import load_headers
-    from .verify import _manifest_like, apply_patch_file, fetch_pristine
-
     target = project.fork_git_dir(entry.name)
     observer.step(entry.name, "rebuilding the fork's history from the lock")
     tmp_parent = project.ensure_state_dir() / "tmp"
@@ -50,7 +51,7 @@ def rebuild_history(
                 hint=f"run `forkman verify {entry.name}` for details",
             )
         history = ForkHistory.create(work / "history.git")
-        upstream = history.import_upstream(pristine, entry.version, _describe_source(entry.source))
+        upstream = history.import_upstream(pristine, entry.version, describe_source(entry.source))
         others = other_modules_of(entry) or []
         fetched = FetchedUpstream(entry.name, entry.version, entry.source, pristine)
         vendored = build_vendored(
@@ -66,7 +67,7 @@ def rebuild_history(
             tip = history.commit(
                 history.snapshot(vendored), [tip], header.commit_message(), author=header.author
             )
-        vendored_manifest = _manifest_like(vendored, entry)
+        vendored_manifest = manifest_like(vendored, entry)
         if hash_manifest(vendored_manifest.values()) != entry.vendored_tree:
             raise IntegrityError(
                 f"upstream + recorded patches of {entry.name} do not hash to the lock's "

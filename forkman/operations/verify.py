@@ -18,7 +18,6 @@ import contextlib
 import enum
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -49,7 +48,11 @@ from ..gate.check import (
 )
 from ..model.lock import GitSource, IndexSource, LockEntry
 from ..model.project import Project
+from ..series.apply import apply_patch_file
 from ..store.treehash import TreeEntry, file_digest, hash_manifest, scan_tree
+from .forks import require_fork
+from .upstream import FetchedUpstream
+from .vendor import build_vendored
 
 
 class VerifyStage(enum.Enum):
@@ -81,24 +84,6 @@ class VerifyResult:
     """What failed, for humans."""
     hint: str = ""
     """What to do about it (empty when there is nothing to add)."""
-
-
-def apply_patch_file(tree: Path, patch: Path) -> None:
-    """Apply a patch file (DEP-3 header + git diff) to `tree`; IntegrityError if it fails."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env["GIT_CEILING_DIRECTORIES"] = str(tree.parent)
-    env["GIT_CONFIG_NOSYSTEM"] = "1"
-    env["GIT_CONFIG_GLOBAL"] = os.devnull
-    proc = subprocess.run(
-        ["git", "apply", "--binary", "--whitespace=nowarn", str(patch.resolve())],
-        cwd=tree,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise IntegrityError(f"{patch.name} does not apply: {proc.stderr.strip()}")
 
 
 def fetch_pristine(
@@ -156,15 +141,9 @@ def rebuild(
     """
     name = entry.name
     pristine = workdir / "upstream"
-    if isinstance(entry.source, IndexSource):
-        recorded = _filename_version(entry.source.filename)
-        if recorded is not None and recorded != Version(entry.version):
-            return VerifyResult(
-                name,
-                False,
-                VerifyStage.SOURCE,
-                f"the lock says version {entry.version} but the file is {entry.source.filename}",
-            )
+    failed = _check_filename(entry)
+    if failed is not None:
+        return failed
     try:
         fetch_pristine(project, entry, pristine, observer, recheck=not offline)
     except ForkmanError as exc:
@@ -178,8 +157,47 @@ def rebuild(
             VerifyStage.UPSTREAM,
             f"upstream tree is {got}, the lock records {entry.upstream_tree}",
         )
-    from .forks import FetchedUpstream, build_vendored
+    vendored = _build(project, entry, pristine, workdir, observer)
+    if isinstance(vendored, VerifyResult):
+        return vendored
+    failed = _apply_patches(project, entry, vendored) or _check_members(entry, vendored)
+    if failed is not None:
+        return failed
+    rebuilt_manifest = manifest_like(vendored, entry)
+    rebuilt = hash_manifest(rebuilt_manifest.values())
+    if rebuilt != entry.vendored_tree:
+        return VerifyResult(
+            name,
+            False,
+            VerifyStage.REBUILD,
+            f"upstream + patches gives {rebuilt}, the lock records {entry.vendored_tree}",
+        )
+    if project.state_dir.is_dir():  # the proven recorded tree: check can name files now
+        with contextlib.suppress(OSError):
+            save_manifest(project.state_dir, name, rebuilt_manifest)
+    return _check_worktree(project, entry, rebuilt_manifest) or VerifyResult(name, True)
 
+
+def _check_filename(entry: LockEntry) -> VerifyResult | None:
+    """A failure when the recorded release file's name declares another version."""
+    if not isinstance(entry.source, IndexSource):
+        return None
+    recorded = _filename_version(entry.source.filename)
+    if recorded is not None and recorded != Version(entry.version):
+        return VerifyResult(
+            entry.name,
+            False,
+            VerifyStage.SOURCE,
+            f"the lock says version {entry.version} but the file is {entry.source.filename}",
+        )
+    return None
+
+
+def _build(
+    project: Project, entry: LockEntry, pristine: Path, workdir: Path, observer: Observer
+) -> Path | VerifyResult:
+    """The vendored tree rebuilt from `pristine` (before patches), or why it failed."""
+    name = entry.name
     fetched = FetchedUpstream(name, entry.version, entry.source, pristine)
     others = other_modules_of(entry) or []
     try:
@@ -193,7 +211,6 @@ def rebuild(
         )
     except ForkmanError as exc:
         return VerifyResult(name, False, VerifyStage.REBUILD, exc.message)
-    vendored = built.tree
     hidden = _protected_code(pristine, built.sections)
     if hidden:
         return VerifyResult(
@@ -203,6 +220,12 @@ def rebuild(
             f"protected-files lists {', '.join(hidden)}, which the release of {name} provides: "
             "protected files never overlap a fork (they would hide its code from check)",
         )
+    return built.tree
+
+
+def _apply_patches(project: Project, entry: LockEntry, vendored: Path) -> VerifyResult | None:
+    """Apply the recorded patches to `vendored` in order; a failure if one is off."""
+    name = entry.name
     for patch in entry.patches:
         path = project.root / patch.file
         if not path.is_file():
@@ -215,30 +238,31 @@ def rebuild(
             apply_patch_file(vendored, path)
         except IntegrityError as exc:
             return VerifyResult(name, False, VerifyStage.PATCHES, exc.message)
+    return None
+
+
+def _check_members(entry: LockEntry, vendored: Path) -> VerifyResult | None:
+    """A failure when the rebuilt namespace fork has names its lock entry does not list."""
     members = members_of(entry)
-    if members is not None:
-        strays = sorted(set(os.listdir(vendored)) - set(members))
-        if strays:
-            return VerifyResult(
-                name,
-                False,
-                VerifyStage.REBUILD,
-                f"the rebuilt fork has {', '.join(strays)}, which its lock entry does not "
-                "list as members",
-            )
-    rebuilt_manifest = _manifest_like(vendored, entry)
-    rebuilt = hash_manifest(rebuilt_manifest.values())
-    if rebuilt != entry.vendored_tree:
-        return VerifyResult(
-            name,
-            False,
-            VerifyStage.REBUILD,
-            f"upstream + patches gives {rebuilt}, the lock records {entry.vendored_tree}",
-        )
+    if members is None:
+        return None
+    strays = sorted(set(os.listdir(vendored)) - set(members))
+    if not strays:
+        return None
+    return VerifyResult(
+        entry.name,
+        False,
+        VerifyStage.REBUILD,
+        f"the rebuilt fork has {', '.join(strays)}, which its lock entry does not list as members",
+    )
+
+
+def _check_worktree(
+    project: Project, entry: LockEntry, rebuilt_manifest: Mapping[str, TreeEntry]
+) -> VerifyResult | None:
+    """A failure when the tree in the project differs from the proven rebuilt one."""
+    name = entry.name
     expected = {p: (e.kind, e.digest) for p, e in rebuilt_manifest.items()}
-    if project.state_dir.is_dir():  # the proven recorded tree: check can name files now
-        with contextlib.suppress(OSError):
-            save_manifest(project.state_dir, name, rebuilt_manifest)
     actual = project.root / entry.path
     if not actual.is_dir():
         return VerifyResult(name, False, VerifyStage.WORKTREE, f"{entry.path} is missing")
@@ -268,7 +292,7 @@ def rebuild(
             f"bytecode {', '.join(f.path for f in bytecode)}: git tracks it or does not ignore "
             "it, and Python may run it instead of the source (see `forkman check`)",
         )
-    return VerifyResult(name, True)
+    return None
 
 
 _CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyi", ".pth", ".so", ".pyd")
@@ -306,7 +330,7 @@ _SHOWN = 10
 """How many differing files a failed verify names in its message."""
 
 
-def _manifest_like(tree: Path, entry: LockEntry) -> dict[str, TreeEntry]:
+def manifest_like(tree: Path, entry: LockEntry) -> dict[str, TreeEntry]:
     """The manifest of a rebuilt tree, taken the way the lock hashes `entry`'s tree."""
     from dataclasses import replace
 
@@ -317,7 +341,7 @@ def _manifest_like(tree: Path, entry: LockEntry) -> dict[str, TreeEntry]:
 
 def _tree_hash_like(tree: Path, entry: LockEntry) -> str:
     """Hash a rebuilt tree the way the lock hashes `entry`'s tree."""
-    return hash_manifest(_manifest_like(tree, entry).values())
+    return hash_manifest(manifest_like(tree, entry).values())
 
 
 def verify(
@@ -328,8 +352,6 @@ def verify(
     offline: bool = False,
 ) -> list[VerifyResult]:
     """Rebuild and compare every fork (or `names`); a result per fork (see :func:`rebuild`)."""
-    from .forks import require_fork
-
     lock = project.load_lock()
     config = project.config
     vendoring = config.section("vendoring")

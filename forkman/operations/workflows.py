@@ -14,17 +14,23 @@ import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from packaging.utils import canonicalize_name
 
-from ..actors.interface import JSON, Reply
+from ..actors import ForkReply, OperationArgs, OperationResult
+from ..actors.interface import Reply
 from ..core.errors import BadInput, ForkmanError
 from ..core.observer import BatchObserver, NullObserver, Observer
 from ..model.project import Project
+from .declared import declared_forks, expected_modules
+from .forks import is_exact_pin, require_fork
+from .handlers import ForkArgs, PatchArgs, PatchMode, SyncArgs, SyncMode
 from .results import ErrorInfo, ForkResult, InitResult, PatchResult, SyncReport, SyncRun
-from .sync import SyncOutcome
+from .sync import SyncOutcome, stale_namespace_forks
+from .vendor import layout_for
 
+R = TypeVar("R", bound=OperationResult)
 Confirm = Callable[[SyncReport], bool]
 """Asked with the dry run of one fork's sync: True takes that release."""
 
@@ -56,21 +62,19 @@ class Runner:
     def run(
         self,
         names: Sequence[str],
-        kind: str,
-        args: Mapping[str, JSON] | None = None,
+        args: OperationArgs[R] | None = None,
         *,
         jobs: int | None = None,
-        per_fork: Mapping[str, Mapping[str, JSON]] | None = None,
-    ) -> dict[str, Reply]:
-        """Send `kind` to each fork's actor (forks in parallel); the replies by name."""
+        per_fork: Mapping[str, OperationArgs[R]] | None = None,
+    ) -> dict[str, ForkReply[R]]:
+        """Send `args` (or a fork's `per_fork` message) to each fork's actor; replies by name."""
         from ..actors import run_for_forks
 
         with self._view() as view:
             return run_for_forks(
                 self.project,
                 names,
-                kind,
-                args or {},
+                args,
                 jobs=jobs if jobs is not None else self.jobs,
                 engine=self.engine,
                 observer=view,
@@ -78,11 +82,9 @@ class Runner:
                 per_fork=per_fork,
             )
 
-    def one(
-        self, name: str, kind: str, args: Mapping[str, JSON] | None = None
-    ) -> Mapping[str, Any]:
-        """Send `kind` to one fork's actor; its result, or its error raised as it was raised."""
-        reply = self.run([name], kind, args)[name]
+    def one(self, name: str, args: OperationArgs[R]) -> Mapping[str, Any]:
+        """Send `args` to one fork's actor; its result, or its error raised as it was raised."""
+        reply = self.run([name], args)[name]
         error = reply.exception()
         if error is not None:
             raise error
@@ -132,12 +134,10 @@ def revendor_stale(runner: Runner) -> list[SyncReport]:
     removes namespace forks. The results are sync reports (synced, conflict,
     failed); nothing when no fork is stale.
     """
-    from .sync import stale_namespace_forks
-
     stale = stale_namespace_forks(runner.project)
     if not stale:
         return []
-    return runner.sync_reports(runner.run(stale, "sync", {"mode": "revendor"}))
+    return runner.sync_reports(runner.run(stale, SyncArgs(SyncMode.REVENDOR)))
 
 
 @dataclass(frozen=True)
@@ -158,13 +158,12 @@ class Adoption:
 def _records_no_constraint(spec: str) -> bool:
     """Whether forking `spec` leaves pyproject.toml alone (an exact pin, or a bare name)."""
     from ..sources.index import parse_requirement
-    from .forks import _is_exact_pin
 
     try:
         specifier = parse_requirement(spec)[1]
     except Exception:  # a git spec or a bad one: forked alone, its error reported there
         return False
-    return not specifier or _is_exact_pin(specifier)
+    return not specifier or is_exact_pin(specifier)
 
 
 def adopt_declared(runner: Runner, only: Sequence[str] | None = None) -> Adoption:
@@ -179,35 +178,27 @@ def adopt_declared(runner: Runner, only: Sequence[str] | None = None) -> Adoptio
     series folder (written by the migration) are imported as its series. A
     failed import leaves the fork made and its files waiting.
     """
-    from .declared import declared_forks, expected_modules
-    from .forks import layout_for
-
     project = runner.project
     wanted = None if only is None else {canonicalize_name(n) for n in only}
     declared = [d for d in declared_forks(project) if wanted is None or d.name in wanted]
     if not declared:
         return Adoption()
     expect = expected_modules(project, declared)
-    per_fork: dict[str, dict[str, JSON]] = {
-        d.name: {
-            "spec": d.spec,
-            "layout": d.layout,
+    per_fork = {
+        d.name: ForkArgs(
+            spec=d.spec,
+            layout=d.layout,
             # a migrated namespace's tree was written by the tool forkman takes over from
-            "adopt": layout_for(project, d.name, d.layout) == "namespace",
-        }
+            adopt=layout_for(project, d.name, d.layout) == "namespace",
+            expect_modules=tuple(expect),
+        )
         for d in declared
     }
     # forks that edit pyproject.toml (a range recorded as the constraint, project-layout
     # wiring) are made one after the other: each edit reads what the one before wrote
-    together = all(
-        args["adopt"] and _records_no_constraint(str(args["spec"])) for args in per_fork.values()
-    )
+    together = all(a.adopt and _records_no_constraint(a.spec) for a in per_fork.values())
     replies = runner.run(
-        [d.name for d in declared],
-        "fork",
-        {"expect_modules": expect},
-        jobs=None if together else 1,
-        per_fork=per_fork,
+        [d.name for d in declared], jobs=None if together else 1, per_fork=per_fork
     )
     failed: list[SyncReport] = []
     forked: list[ForkResult] = []
@@ -251,9 +242,9 @@ def _import_waiting(
         return [], []
     replies = runner.run(
         sorted(waiting),
-        "patch",
-        {"mode": "import"},
-        per_fork={fork: {"files": files} for fork, files in waiting.items()},
+        per_fork={
+            fork: PatchArgs(PatchMode.IMPORT, files=tuple(files)) for fork, files in waiting.items()
+        },
     )
     imported, failed = [], []
     for series in sorted(waiting):
@@ -284,8 +275,6 @@ def sync_forks(
     accept_risk: bool = False,
 ) -> SyncRun:
     """Sync forks `names` (None: every fork), declared forks first; see :meth:`Project.sync`."""
-    from .forks import require_fork
-
     project = runner.project
     project.require_git()
     if to is not None and (names is None or len(names) != 1):
@@ -335,13 +324,19 @@ def _sync_chosen(
     dry_run: bool,
     yes: bool,
     confirm: Confirm | None,
-    accept: dict[str, JSON],
+    accept: dict[str, bool],
 ) -> list[SyncReport]:
-    args: dict[str, JSON] = {"to": to, "yes": yes, "dry_run": dry_run, **accept}
+    args = SyncArgs(
+        to=to,
+        yes=yes,
+        dry_run=dry_run,
+        accept_publisher_change=accept["accept_publisher_change"],
+        accept_risk=accept["accept_risk"],
+    )
     if confirm is None or yes or dry_run:
-        return runner.sync_reports(runner.run(names, "sync", args))
+        return runner.sync_reports(runner.run(names, args))
     # Review first (a dry run through the actors), ask, then take exactly what was confirmed.
-    reviews = runner.sync_reports(runner.run(names, "sync", {**args, "dry_run": True}))
+    reviews = runner.sync_reports(runner.run(names, dataclasses.replace(args, dry_run=True)))
     confirmed: dict[str, str] = {}
     for review in reviews:
         if review.outcome is SyncOutcome.DRY_RUN and confirm(review):
@@ -355,8 +350,8 @@ def _sync_chosen(
         if r.outcome is SyncOutcome.DRY_RUN and r.name not in confirmed
     ]
     if confirmed:
-        taken: dict[str, JSON] = {"to": to, "yes": True, "expect_versions": confirmed, **accept}
-        results += runner.sync_reports(runner.run(sorted(confirmed), "sync", taken))
+        taken = dataclasses.replace(args, yes=True, expect_versions=confirmed)
+        results += runner.sync_reports(runner.run(sorted(confirmed), taken))
     return results
 
 

@@ -19,8 +19,10 @@ from typing import Any
 from ..gate.check import members_of
 from ..model.lock import LockEntry
 from ..model.project import Project
+from ..model.vendoring import vendoring_config
 from ..store.history import ForkHistory
 from ..store.txn import ForkTransaction
+from .vendor import namespace_owners
 
 
 def fork_root(project: Project, entry: LockEntry) -> Path:
@@ -85,8 +87,6 @@ def place_tree(
         txn.replace_path(root, staged)
         return None
     from ..layouts.transform import member_moves
-    from ..model.vendoring import vendoring_config
-    from .forks import namespace_owners
 
     members = staged_members(staged)
     owners, _ = namespace_owners(project, entry.name)

@@ -32,7 +32,7 @@ import sys
 import time
 from typing import Any, NoReturn
 
-from . import _linux
+from . import _linux, _procs
 
 HIDDEN_DIRS = ("/tmp", "/var/tmp", "/run", "/dev/shm", "/home", "/root", "/mnt", "/media", "/srv")
 """Covered with an empty private tmpfs inside the namespaces tier."""
@@ -317,103 +317,112 @@ def run_init(
             _exit_with(status_w, {"status": status})
 
 
-# ---- pids cgroup -------------------------------------------------------------
-
-
-def _own_cgroup_base() -> str | None:
-    """A pids-controlled cgroup directory this process may create children in."""
-    try:
-        with open("/proc/self/cgroup") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        _hier, controllers, path = line.split(":", 2)
-        if "pids" in controllers.split(","):
-            base = "/sys/fs/cgroup/pids" + path.rstrip("/")
-            if os.access(base, os.W_OK):
-                return base
-        if controllers == "":
-            base = "/sys/fs/cgroup" + path.rstrip("/")
-            try:
-                with open(base + "/cgroup.subtree_control") as f:
-                    if "pids" in f.read().split() and os.access(base, os.W_OK):
-                        return base
-            except OSError:
-                pass
-    return None
-
-
-def enter_pids_cgroup(limit: int) -> tuple[str, str] | None:
-    """Move this process into a fresh cgroup with pids.max = `limit`, when allowed."""
-    base = _own_cgroup_base()
-    if base is None:
-        return None
-    path = f"{base}/forkman-sandbox-{os.getpid()}"
-    try:
-        os.mkdir(path)
-        with open(path + "/pids.max", "w") as f:
-            f.write(str(limit))
-        with open(path + "/cgroup.procs", "w") as f:
-            f.write(str(os.getpid()))
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.rmdir(path)
-        return None
-    return base, path
-
-
-def leave_cgroup(cg: tuple[str, str]) -> None:
-    """Move back to the parent cgroup and remove ours once its processes are gone."""
-    base, path = cg
-    with contextlib.suppress(OSError), open(base + "/cgroup.procs", "w") as f:
-        f.write(str(os.getpid()))
-    for _ in range(200):
-        try:
-            os.rmdir(path)
-            return
-        except OSError:
-            time.sleep(0.005)
-
-
 # ---- supervisor -------------------------------------------------------------
 
 
-def _proc_table() -> dict[int, tuple[int, int, str]]:
-    """pid -> (ppid, rss bytes, pid-namespace link) for every visible process."""
-    table: dict[int, tuple[int, int, str]] = {}
-    page = os.sysconf("SC_PAGE_SIZE")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-            fields = stat[stat.rindex(b")") + 2 :].split()
-            ppid, rss = int(fields[1]), int(fields[21]) * page
-            ns = os.readlink(f"/proc/{entry}/ns/pid")
-        except (OSError, ValueError, IndexError):
-            continue
-        table[int(entry)] = (ppid, rss, ns)
-    return table
+_NAMESPACES_ENFORCED = (
+    "user-namespace",
+    "net-namespace",
+    "mount-namespace:read-only-root",
+    "tmpfs:home,tmp,run,dev-shm",
+    "pid-namespace",
+    "ipc-namespace",
+    "uts-namespace",
+    "no-new-privs",
+    "capabilities-dropped",
+    "seccomp",
+)
 
 
-def _descendants(table: dict[int, tuple[int, int, str]], root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    out, todo = [], [root]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
+def _start_in_namespaces(
+    req: dict[str, Any], fds: list[int], abi: int, in_fd: int | None
+) -> tuple[int, str, int]:
+    """Enter new namespaces and fork init; its pid, the pid namespace, init's status pipe."""
+    out_fd, err_fd, result_fd = fds[:3]
+    uid, gid = os.getuid(), os.getgid()
+    _linux.unshare(_linux.ALL_SANDBOX_NS)
+    inner = uid or 1000
+    with open("/proc/self/setgroups", "w") as f:
+        f.write("deny")
+    with open("/proc/self/uid_map", "w") as f:
+        f.write(f"{inner} {uid} 1")
+    with open("/proc/self/gid_map", "w") as f:
+        f.write(f"{gid or 1000} {gid} 1")
+    status_r, status_w = os.pipe()
+    main = os.fork()
+    if main == 0:
+        os.close(status_r)
+        os.close(result_fd)
+        run_init(req, status_w, out_fd, err_fd, abi, in_fd)
+    os.close(status_w)
+    try:
+        ns_link = os.readlink("/proc/self/ns/pid_for_children")
+    except OSError:  # the run already ended and its pid namespace is gone
+        ns_link = "gone"
+    return main, ns_link, status_r
 
 
-def _sandbox_pids(table: dict[int, tuple[int, int, str]], root: int, ns: str | None) -> list[int]:
-    if ns is not None:
-        return [pid for pid, (_, _, n) in table.items() if n == ns]
-    return [root, *_descendants(table, root)]
+def _start(
+    req: dict[str, Any], fds: list[int], abi: int, in_fd: int | None, enforced: list[str]
+) -> tuple[int, str | None, int]:
+    """Start the run's first process (init, or the payload under a subreaper), adding what
+    is enforced to `enforced`; its pid, its pid namespace (None: none) and init's pipe."""
+    tier = req["tier"]
+    ns_link: str | None = None
+    status_r = -1
+    if tier == "namespaces":
+        main, ns_link, status_r = _start_in_namespaces(req, fds, abi, in_fd)
+        enforced += _NAMESPACES_ENFORCED
+        if req["policy"].get("loopback"):
+            enforced.insert(enforced.index("net-namespace") + 1, "private-loopback")
+    else:
+        _linux.prctl(_linux.PR_SET_CHILD_SUBREAPER, 1)
+        main = os.fork()
+        if main == 0:
+            os.close(fds[2])
+            run_payload(req, tier, fds[0], fds[1], abi, in_fd)
+        if tier == "landlock":
+            enforced += ["no-new-privs", "seccomp", "subreaper-kill"]
+        else:
+            enforced += ["subreaper-kill"]
+    if abi and tier != "none":
+        enforced.append(f"landlock-abi-{abi}")
+    enforced += ["memory-watchdog", "process-count-watchdog"]
+    return main, ns_link, status_r
+
+
+def _watch(main: int, ns_link: str | None, policy: dict[str, Any], start: float) -> str | None:
+    """Wait for the run to end; the limit it broke first (``timed_out``,
+    ``memory_exceeded``, ``processes_exceeded``), when it did."""
+    pidfd = os.pidfd_open(main)
+    deadline = start + float(policy["timeout"])
+    limit = int(policy["memory"])
+    max_procs = int(policy["max_processes"])
+    first_check = start + FIRST_WATCH
+    while True:
+        now = time.monotonic()
+        wait = max(0.0, min(deadline, max(first_check, now + WATCH_INTERVAL)) - now)
+        ready, _, _ = select.select([pidfd], [], [], wait)
+        if ready:
+            return None
+        now = time.monotonic()
+        if now >= deadline:
+            return "timed_out"
+        table = _procs.proc_table()
+        pids = [p for p in _procs.sandbox_pids(table, main, ns_link) if p in table]
+        if sum(table[p][1] for p in pids) > limit:
+            return "memory_exceeded"
+        if len(pids) > max_procs + 1:  # + init
+            return "processes_exceeded"
+
+
+def _read_all(fd: int) -> bytes:
+    raw = b""
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return raw
+        raw += chunk
 
 
 def supervise(req: dict[str, Any], fds: list[int], abi: int) -> NoReturn:
@@ -424,63 +433,14 @@ def supervise(req: dict[str, Any], fds: list[int], abi: int) -> NoReturn:
     in_fd = fds[3] if len(fds) > 3 else None
     for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
-    tier = req["tier"]
     policy = req["policy"]
     enforced: list[str] = ["rlimits", "timeout"]
     start = time.monotonic()
-    ns_link: str | None = None
-    status_r = -1
-    cgroup = enter_pids_cgroup(int(policy["max_processes"]) + 2)  # + supervisor and init
+    cgroup = _procs.enter_pids_cgroup(int(policy["max_processes"]) + 2)  # + supervisor, init
     if cgroup is not None:
         enforced.append("pids-cgroup")
     try:
-        if tier == "namespaces":
-            uid, gid = os.getuid(), os.getgid()
-            _linux.unshare(_linux.ALL_SANDBOX_NS)
-            inner = uid or 1000
-            with open("/proc/self/setgroups", "w") as f:
-                f.write("deny")
-            with open("/proc/self/uid_map", "w") as f:
-                f.write(f"{inner} {uid} 1")
-            with open("/proc/self/gid_map", "w") as f:
-                f.write(f"{gid or 1000} {gid} 1")
-            status_r, status_w = os.pipe()
-            main = os.fork()
-            if main == 0:
-                os.close(status_r)
-                os.close(result_fd)
-                run_init(req, status_w, out_fd, err_fd, abi, in_fd)
-            os.close(status_w)
-            try:
-                ns_link = os.readlink("/proc/self/ns/pid_for_children")
-            except OSError:  # the run already ended and its pid namespace is gone
-                ns_link = "gone"
-            enforced += [
-                "user-namespace",
-                "net-namespace",
-                *(["private-loopback"] if policy.get("loopback") else []),
-                "mount-namespace:read-only-root",
-                "tmpfs:home,tmp,run,dev-shm",
-                "pid-namespace",
-                "ipc-namespace",
-                "uts-namespace",
-                "no-new-privs",
-                "capabilities-dropped",
-                "seccomp",
-            ]
-        else:
-            _linux.prctl(_linux.PR_SET_CHILD_SUBREAPER, 1)
-            main = os.fork()
-            if main == 0:
-                os.close(result_fd)
-                run_payload(req, tier, out_fd, err_fd, abi, in_fd)
-            if tier == "landlock":
-                enforced += ["no-new-privs", "seccomp", "subreaper-kill"]
-            else:
-                enforced += ["subreaper-kill"]
-        if abi and tier != "none":
-            enforced.append(f"landlock-abi-{abi}")
-        enforced += ["memory-watchdog", "process-count-watchdog"]
+        main, ns_link, status_r = _start(req, fds, abi, in_fd, enforced)
     except BaseException as exc:
         _exit_with(result_fd, {"error": f"sandbox setup failed: {exc}"})
     os.close(out_fd)
@@ -488,77 +448,37 @@ def supervise(req: dict[str, Any], fds: list[int], abi: int) -> NoReturn:
     if in_fd is not None:
         os.close(in_fd)  # only the payload holds the run's end of its channel
 
-    pidfd = os.pidfd_open(main)
-    deadline = start + float(policy["timeout"])
-    limit = int(policy["memory"])
-    max_procs = int(policy["max_processes"])
-    timed_out = memory_exceeded = processes_exceeded = False
-    first_check = start + FIRST_WATCH
-    while True:
-        now = time.monotonic()
-        wait = max(0.0, min(deadline, max(first_check, now + WATCH_INTERVAL)) - now)
-        ready, _, _ = select.select([pidfd], [], [], wait)
-        if ready:
-            break
-        now = time.monotonic()
-        if now >= deadline:
-            timed_out = True
-            break
-        table = _proc_table()
-        pids = [p for p in _sandbox_pids(table, main, ns_link) if p in table]
-        if sum(table[p][1] for p in pids) > limit:
-            memory_exceeded = True
-            break
-        if len(pids) > max_procs + 1:  # + init
-            processes_exceeded = True
-            break
-    if timed_out or memory_exceeded or processes_exceeded:
+    broken = _watch(main, ns_link, policy, start)
+    if broken is not None:
         with contextlib.suppress(OSError):
             os.kill(main, signal.SIGKILL)
     _, status = os.waitpid(main, 0)
     duration = time.monotonic() - start
     if ns_link is None:
         # no pid namespace: hunt down every descendant (re-parented to us, the subreaper)
-        for _ in range(50):
-            table = _proc_table()
-            rest = _descendants(table, os.getpid())
-            if not rest:
-                break
-            for p in rest:
-                with contextlib.suppress(OSError):
-                    os.kill(p, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                while os.waitpid(-1, os.WNOHANG)[0]:
-                    pass
-            time.sleep(0.001)
+        _procs.reap_descendants()
     result: dict[str, Any] = {
-        "timed_out": timed_out,
-        "memory_exceeded": memory_exceeded,
-        "processes_exceeded": processes_exceeded,
+        "timed_out": broken == "timed_out",
+        "memory_exceeded": broken == "memory_exceeded",
+        "processes_exceeded": broken == "processes_exceeded",
         "duration": duration,
         "enforced": enforced,
     }
     if ns_link is not None:
-        raw = b""
-        while True:
-            chunk = os.read(status_r, 65536)
-            if not chunk:
-                break
-            raw += chunk
+        raw = _read_all(status_r)
         info = json.loads(raw) if raw else {}
         if "error" in info:
             result["error"] = info["error"]
         status = info.get("status", status)
-    killed = timed_out or memory_exceeded or processes_exceeded
-    if not killed and os.WIFSIGNALED(status):
-        result["signal"] = os.WTERMSIG(status)
-    elif not killed:
-        result["exit_code"] = os.WEXITSTATUS(status)
-    else:
+    if broken is not None:
         result["signal"] = signal.SIGKILL
+    elif os.WIFSIGNALED(status):
+        result["signal"] = os.WTERMSIG(status)
+    else:
+        result["exit_code"] = os.WEXITSTATUS(status)
     with contextlib.suppress(OSError):
         os.write(result_fd, json.dumps(result).encode())
         os.close(result_fd)  # the caller has its answer; tidy up after
     if cgroup is not None:
-        leave_cgroup(cgroup)
+        _procs.leave_cgroup(cgroup)
     os._exit(0)

@@ -161,9 +161,9 @@ def _probe_seccomp() -> Mechanism:
 
 
 def _probe_cgroup() -> Mechanism:
-    from ._child import _own_cgroup_base
+    from ._procs import own_cgroup_base
 
-    base = _own_cgroup_base()
+    base = own_cgroup_base()
     if base is None:
         return Mechanism(
             "pids cgroup",

@@ -22,6 +22,7 @@ by other tools can be imported: a DEP-3 header, a ``git format-patch`` mail
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
 from dataclasses import dataclass, field, replace
 
@@ -169,3 +170,22 @@ def _parse_mail(head: str) -> PatchHeader:
     text = "\n".join(body).strip()
     description = subject + ("\n" + text if text else "")
     return PatchHeader(description=description, author=author)
+
+
+def today() -> str:
+    """Today's date (UTC), YYYY-MM-DD, for Last-Update."""
+    return _dt.datetime.now(_dt.UTC).date().isoformat()
+
+
+STAGE_FIELD = "Forkman-Stage"
+"""Patch header field naming the tree a patch was written against, when not the vendored one."""
+BEFORE_REWRITE = "before-rewrite"
+"""`STAGE_FIELD` value: written against the namespace tree before its imports were rewritten."""
+
+
+def applies_before_rewrite(header: PatchHeader) -> bool:
+    """Whether the patch was written against the tree before import rewriting."""
+    return any(
+        key.lower() == STAGE_FIELD.lower() and value.strip().lower() == BEFORE_REWRITE
+        for key, value in header.extra
+    )

@@ -23,10 +23,15 @@ import enum
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from ..core import git
+from ..core.observer import NullObserver, Observer
 from ..store.history import ForkHistory
+from .patchfile import PatchHeader
 
 
 class PickKind(enum.Enum):
@@ -126,22 +131,22 @@ class SeriesRebase:
 
     def pick(self, patch: str, *, message: str | None = None) -> PickOutcome:
         """Cherry-pick `patch` onto the current head (message: override the commit's)."""
-        import git as gitpython
-
-        from ..store.history import _clean_env
-
-        cmd = gitpython.Git(str(self.workdir))
-        status, _out, _err = cmd.execute(
-            ["git", "cherry-pick", "--no-commit", "--no-rerere-autoupdate", patch],
-            env=_clean_env(self._env),
-            with_extended_output=True,
-            with_exceptions=False,
+        proc = git.run(
+            "cherry-pick",
+            "--no-commit",
+            "--no-rerere-autoupdate",
+            patch,
+            cwd=self.workdir,
+            owned=True,
+            env=self._env,
+            check=False,
         )
-        if status != 0:
+        if proc.returncode != 0:
             unmerged = self._git("diff", "--name-only", "-z", "--diff-filter=U")
             conflicts = tuple(sorted(p for p in unmerged.split("\0") if p))
             if not conflicts:
-                raise RuntimeError(f"git cherry-pick failed: {_err}")
+                stderr = proc.stderr.decode("utf-8", "replace").strip()
+                raise RuntimeError(f"git cherry-pick failed: {stderr}")
             return PickOutcome(PickKind.CONFLICT, None, conflicts)
         tree = self._git("write-tree").strip()
         if self._head_tree is None:
@@ -181,3 +186,88 @@ class SeriesRebase:
             self._git("cherry-pick", "--quit", check=False)
         shutil.rmtree(self.workdir.parent, ignore_errors=True)
         self.history.git("worktree", "prune", check=False)
+
+
+@dataclass
+class RebaseProgress:
+    """Where carrying a series stands (kept in a paused sync's journal, as JSON)."""
+
+    onto: str
+    """The commit the next patch is picked onto."""
+    originals: list[str]
+    """The series' original patch commits, in order."""
+    done: list[tuple[int, str]] = field(default_factory=list)
+    """(index, new commit) of carried patches."""
+    dropped: list[int] = field(default_factory=list)
+    """Indexes of patches upstream absorbed."""
+    next: int = 0
+    """Index of the next patch to pick."""
+    conflicts: list[str] = field(default_factory=list)
+    """Conflicted paths (fork-relative) of patch `next` when paused."""
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> RebaseProgress:
+        """Read what :meth:`to_json` wrote."""
+        return cls(
+            onto=raw["onto"],
+            originals=list(raw["originals"]),
+            done=[(int(i), str(c)) for i, c in raw["done"]],
+            dropped=[int(i) for i in raw["dropped"]],
+            next=int(raw["next"]),
+            conflicts=list(raw["conflicts"]),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The progress as JSON data."""
+        return {
+            "onto": self.onto,
+            "originals": self.originals,
+            "done": [[i, c] for i, c in self.done],
+            "dropped": self.dropped,
+            "next": self.next,
+            "conflicts": self.conflicts,
+        }
+
+
+def rebase_series(
+    history: ForkHistory,
+    progress: RebaseProgress,
+    headers: Sequence[PatchHeader],
+    tmp_parent: Path,
+    *,
+    export_to: Path | None = None,
+    final_to: Path | None = None,
+    observer: Observer = NullObserver(),
+    name: str = "",
+) -> RebaseProgress:
+    """Pick the remaining patches onto ``progress.onto``; stops at the first conflict.
+
+    On a conflict the worktree (with conflict markers) is copied to `export_to`;
+    when every patch went through, the finished tree is moved to `final_to`.
+    """
+    with SeriesRebase(history, tmp_parent, progress.onto) as rebase:
+        while progress.next < len(progress.originals):
+            index = progress.next
+            header = headers[index]
+            outcome = rebase.pick(progress.originals[index])
+            if outcome.kind is PickKind.CONFLICT:
+                progress.conflicts = list(outcome.conflicts)
+                if export_to is not None:
+                    rebase.export(export_to)
+                return progress
+            if outcome.kind is PickKind.EMPTY:
+                observer.step(
+                    name,
+                    f"patch {index + 1} ({header.subject}) is already upstream: dropped",
+                )
+                progress.dropped.append(index)
+            else:
+                assert outcome.commit is not None
+                observer.step(name, f"patch {index + 1} ({header.subject}) carried")
+                progress.done.append((index, outcome.commit))
+                progress.onto = outcome.commit
+            progress.next += 1
+        if final_to is not None:
+            rebase.take(final_to)
+    progress.conflicts = []
+    return progress

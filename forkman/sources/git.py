@@ -20,7 +20,6 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import tomllib
 from dataclasses import dataclass
@@ -30,13 +29,16 @@ from urllib.parse import unquote, urlsplit
 
 from packaging.version import InvalidVersion, Version
 
-from ..core.errors import BadInput, IntegrityError, NetworkError, NotFound
+from ..core.errors import BadInput, GitError, IntegrityError, NetworkError, NotFound
 from ..core.fs import fsync_dir
+from ..core.git import run
 from ..core.observer import NullObserver, Observer
 from ..model.project import cache_root
 from .unpack import unpack_archive
 
 if TYPE_CHECKING:
+    from subprocess import CompletedProcess
+
     from ..model.lock import GitSource
     from ..model.project import Project
 
@@ -146,52 +148,39 @@ def _check_subdirectory(value: str, spec: str) -> str:
 # -- running git -------------------------------------------------------------------
 
 
-def _git_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        GIT_TERMINAL_PROMPT="0",  # fail instead of waiting for a password
-        GIT_ASKPASS="true",
-        SSH_ASKPASS="true",
-        GCM_INTERACTIVE="never",
-        LC_ALL="C",
-        # A remote that trickles (slower than 1 KiB/s for a minute) is given up on.
-        GIT_HTTP_LOW_SPEED_LIMIT="1024",
-        GIT_HTTP_LOW_SPEED_TIME="60",
-    )
-    env.pop("GIT_DIR", None)
-    env.pop("GIT_WORK_TREE", None)
-    # mirrors live in the per-user cache, which CI may restore from elsewhere
-    from ..core.git import no_git_commands
-
-    return no_git_commands(env)
+# What the network commands (clone, fetch) need beyond the environment of the
+# repositories forkman keeps: never a prompt, and a remote that trickles (slower
+# than 1 KiB/s for a minute) is given up on.
+_NETWORK = {
+    "GIT_ASKPASS": "true",
+    "SSH_ASKPASS": "true",
+    "GCM_INTERACTIVE": "never",
+    "GIT_HTTP_LOW_SPEED_LIMIT": "1024",
+    "GIT_HTTP_LOW_SPEED_TIME": "60",
+}
 
 
-def _git(
-    *args: str, cwd: Path | None = None, check: bool = True
-) -> subprocess.CompletedProcess[bytes]:
+def _git(*args: str, cwd: Path | None = None, check: bool = True) -> CompletedProcess[bytes]:
+    """Run git on a mirror (or to make one) (:func:`forkman.core.git.run`, ``remote=True``):
+    the user's configuration reaches the remote (credentials, proxies), and no hook or
+    fsmonitor command of the mirror's own configuration runs: mirrors live in the
+    per-user cache, which CI may restore from elsewhere."""
     try:
-        proc = subprocess.run(
-            ["git", "-c", "core.hooksPath=/dev/null", *args],
-            cwd=cwd,
-            env=_git_env(),
-            capture_output=True,
-            stdin=subprocess.DEVNULL,
-        )
-    except FileNotFoundError as exc:
+        return run(*args, cwd=cwd, remote=True, env=_NETWORK, check=check)
+    except GitError as exc:
+        if exc.returncode:
+            raise
         raise NetworkError(
             "git is not installed", hint="install git to fork from git repositories"
         ) from exc
-    if check and proc.returncode != 0:
-        raise subprocess.CalledProcessError(proc.returncode, args, proc.stdout, proc.stderr)
-    return proc
 
 
-def _stderr_text(proc: subprocess.CompletedProcess[bytes]) -> str:
+def _stderr_text(proc: CompletedProcess[bytes]) -> str:
     raw = proc.stderr or b""
     return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
 
 
-def _stderr(proc: subprocess.CompletedProcess[bytes]) -> str:
+def _stderr(proc: CompletedProcess[bytes]) -> str:
     """git's most telling error line: the first `fatal:`/`error:` line, else the last."""
     lines = [ln.strip() for ln in _stderr_text(proc).splitlines() if ln.strip()]
     for line in lines:
@@ -210,7 +199,7 @@ def _subject(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git") or url
 
 
-def _remote_error(url: str, proc: subprocess.CompletedProcess[bytes]) -> Exception:
+def _remote_error(url: str, proc: CompletedProcess[bytes]) -> Exception:
     detail = _stderr(proc)
     if any(marker in _stderr_text(proc).lower() for marker in _NOT_FOUND_MARKERS):
         return NotFound(
@@ -376,17 +365,12 @@ def export(
         raise BadInput(f"{sub!r} at commit {commit[:12]} of {url} is not a directory")
     observer.step(_subject(url), f"exporting {commit[:12]}")
     fd, tar_name = tempfile.mkstemp(prefix=".git-export-", suffix=".tar", dir=mirror.parent)
-    tar_path = Path(tar_name)
+    os.close(fd)
+    tar_path = Path(os.path.abspath(tar_name))
     try:
-        with os.fdopen(fd, "wb") as out:
-            proc = subprocess.run(
-                ["git", "-c", "core.hooksPath=/dev/null", "archive", "--format=tar", treeish],
-                cwd=mirror,
-                env=_git_env(),
-                stdout=out,
-                stderr=subprocess.PIPE,
-                stdin=subprocess.DEVNULL,
-            )
+        proc = _git(
+            "archive", "--format=tar", f"--output={tar_path}", treeish, cwd=mirror, check=False
+        )
         if proc.returncode != 0:
             raise NetworkError(
                 f"git archive of {commit[:12]} from {url} failed: "

@@ -19,31 +19,26 @@ request gets:
   Credentials in a URL's userinfo travel only to the host they were given for.
 
 A failure is a :class:`NetworkError` (exit 2) naming the URL (credentials
-removed), the limit and the ``[tool.forkman]`` setting that raises it.
+removed), the limit and the ``[tool.forkman]`` setting that raises it. The
+deadline's watchdog is :mod:`.watchdog`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import os
-import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ..core.errors import NetworkError
 from ..core.version import __version__
 from ..model.config import NetworkLimits
+from .watchdog import Watch, WatchedAdapter, deadline
 
 __all__ = [
     "Response",
@@ -63,139 +58,6 @@ _CHUNK = 1 << 16
 _MAX_REDIRECTS = 10
 _REDIRECTS = (301, 302, 303, 307, 308)
 _SCHEMES = ("http", "https")
-
-# -- the watchdog -----------------------------------------------------------------------
-
-
-class _Watch:
-    """The sockets of one request, shut down when its deadline passes."""
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-        self.expired = False
-        self._done = False
-        self._guard = threading.Lock()
-        self._sockets: list[tuple[int, Any, Any]] = []
-
-    def add(self, sock: socket.socket) -> None:
-        try:
-            entry = (sock.fileno(), sock.getsockname(), sock.getpeername())
-        except OSError:
-            return
-        with self._guard:
-            if self._done:
-                return
-            self._sockets.append(entry)
-            if self.expired:
-                _shutdown(*entry)
-
-    def expire(self) -> None:
-        with self._guard:
-            if self._done:
-                return
-            self.expired = True
-            for entry in self._sockets:
-                _shutdown(*entry)
-
-    def finish(self) -> None:
-        with self._guard:
-            self._done = True
-            self._sockets.clear()
-
-    def remaining(self) -> float:
-        return self.deadline - time.monotonic()
-
-
-def _shutdown(fd: int, local: Any, peer: Any) -> None:
-    """Shut down the connection on `fd`, if `fd` is still that connection.
-
-    Works on a duplicate of the descriptor, so the owner's socket object (plain
-    or TLS, even mid-handshake) sees end-of-stream and fails at once; the
-    address check keeps a descriptor number reused meanwhile untouched.
-    """
-    try:
-        dup = socket.socket(fileno=os.dup(fd))
-    except OSError:
-        return
-    try:
-        if dup.getsockname() == local and dup.getpeername() == peer:
-            dup.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    finally:
-        dup.close()
-
-
-_current = threading.local()
-
-
-def _watch_socket(sock: socket.socket | None) -> None:
-    watch: _Watch | None = getattr(_current, "watch", None)
-    if watch is not None and sock is not None:
-        watch.add(sock)
-
-
-class _WatchedHTTPConnection(HTTPConnection):
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        _watch_socket(sock)
-        return sock
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _watch_socket(self.sock)  # a kept-alive connection serving another request
-        super().request(*args, **kwargs)
-
-
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        _watch_socket(sock)
-        return sock
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _watch_socket(self.sock)
-        super().request(*args, **kwargs)
-
-
-class _WatchedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _WatchedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-
-_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
-
-
-class _WatchedAdapter(HTTPAdapter):
-    """An adapter whose connections report their sockets to the request's watchdog."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = dict(_POOLS)
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        manager.pool_classes_by_scheme = dict(_POOLS)
-        return manager
-
-
-@contextlib.contextmanager
-def _deadline(seconds: float) -> Iterator[_Watch]:
-    watch = _Watch(time.monotonic() + seconds)
-    previous = getattr(_current, "watch", None)
-    _current.watch = watch
-    timer = threading.Timer(seconds, watch.expire)
-    timer.daemon = True
-    timer.start()
-    try:
-        yield watch
-    finally:
-        timer.cancel()
-        watch.finish()
-        _current.watch = previous
-
 
 # -- the session ------------------------------------------------------------------------
 
@@ -220,8 +82,8 @@ def session() -> requests.Session:
         if _shared is None or _shared_pid != os.getpid():
             _shared = _SharedSession()
             _shared.headers["User-Agent"] = f"forkman/{__version__}"
-            _shared.mount("http://", _WatchedAdapter())
-            _shared.mount("https://", _WatchedAdapter())
+            _shared.mount("http://", WatchedAdapter())
+            _shared.mount("https://", WatchedAdapter())
             _shared_pid = os.getpid()
         return _shared
 
@@ -345,6 +207,46 @@ def _too_big(url: str, cap: int, setting: str) -> NetworkError:
     )
 
 
+def _content_type(header: str) -> tuple[str, str | None]:
+    """The media type (lower case) and the charset of a ``Content-Type`` header."""
+    ctype, _, params = header.partition(";")
+    charset = None
+    for param in params.split(";"):
+        key, _, value = param.strip().partition("=")
+        if key.lower() == "charset" and value:
+            charset = value.strip('"')
+    return ctype.strip().lower(), charset
+
+
+def _read_body(
+    resp: requests.Response,
+    url: str,
+    cap: int,
+    setting: str,
+    limits: NetworkLimits,
+    watch: Watch,
+    sink: _Sink,
+    progress: _Progress | None,
+) -> None:
+    """Feed the body of 200 answer `resp` to `sink`: at most `cap` bytes, before the deadline."""
+    length = resp.headers.get("Content-Length", "")
+    total = int(length) if length.isdigit() else None
+    if total is not None and total > cap:
+        raise _too_big(url, cap, setting)
+    done = 0
+    for chunk in resp.iter_content(_CHUNK):
+        done += len(chunk)
+        if done > cap:
+            raise _too_big(url, cap, setting)
+        if watch.expired or watch.remaining() <= 0:
+            raise _too_slow(url, limits)
+        sink(chunk)
+        if progress is not None:
+            progress(done, total)
+    if watch.expired:
+        raise _too_slow(url, limits)
+
+
 def _request(
     url: str,
     *,
@@ -364,7 +266,7 @@ def _request(
     sess = client if client is not None else session()
     headers = {"Accept": accept} if accept else {}
     current = url
-    with _deadline(limits.timeout) as watch:
+    with deadline(limits.timeout) as watch:
         try:
             for _hop in range(_MAX_REDIRECTS + 1):
                 left = watch.remaining()
@@ -382,31 +284,11 @@ def _request(
                     if resp.status_code in _REDIRECTS and location:
                         current = _follow(current, location, cross_host=cross_host)
                         continue
-                    ctype, _, params = resp.headers.get("Content-Type", "").partition(";")
-                    charset = None
-                    for param in params.split(";"):
-                        key, _, value = param.strip().partition("=")
-                        if key.lower() == "charset" and value:
-                            charset = value.strip('"')
+                    ctype, charset = _content_type(resp.headers.get("Content-Type", ""))
                     if resp.status_code != 200:
-                        return current, resp.status_code, ctype.strip().lower(), charset
-                    length = resp.headers.get("Content-Length", "")
-                    total = int(length) if length.isdigit() else None
-                    if total is not None and total > cap:
-                        raise _too_big(current, cap, setting)
-                    done = 0
-                    for chunk in resp.iter_content(_CHUNK):
-                        done += len(chunk)
-                        if done > cap:
-                            raise _too_big(current, cap, setting)
-                        if watch.expired or watch.remaining() <= 0:
-                            raise _too_slow(current, limits)
-                        sink(chunk)
-                        if progress is not None:
-                            progress(done, total)
-                    if watch.expired:
-                        raise _too_slow(current, limits)
-                    return current, 200, ctype.strip().lower(), charset
+                        return current, resp.status_code, ctype, charset
+                    _read_body(resp, current, cap, setting, limits, watch, sink, progress)
+                    return current, 200, ctype, charset
             raise NetworkError(
                 f"{redact(url)} redirected more than {_MAX_REDIRECTS} times",
                 hint="check the URL; the server is redirecting in a loop",

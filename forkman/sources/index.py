@@ -1,7 +1,9 @@
 """Releases from a package index: the simple API (PEP 503 HTML, PEP 691 JSON).
 
 The flow is ``parse_requirement`` -> ``IndexClient.project_files`` ->
-``select_release`` -> ``download``, composed by :func:`fetch_release`.
+``select_release`` -> ``download``, composed by :func:`fetch_release`. The
+pages are parsed in :mod:`.simpleapi`, requirements and the choice of a file
+live in :mod:`.selection`.
 Downloads land in a content-addressed cache
 (``cache_root()/downloads/<sha256>/<filename>``) and are checked against the
 sha256 the index announced before they become visible there; a file without
@@ -11,37 +13,27 @@ an announced sha256 is refused. A cached file is re-hashed before every use.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
-import json
 import os
 import re
 import tempfile
 from collections.abc import Sequence
-from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote, urldefrag, urljoin, urlsplit, urlunsplit
+from urllib.parse import urldefrag, urljoin, urlsplit, urlunsplit
 
 import requests
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import SpecifierSet
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
-from packaging.version import InvalidVersion, Version
+from packaging.utils import canonicalize_name
 
 from ..core.errors import BadInput, IntegrityError, NetworkError, NotFound
+from ..core.fs import file_sha256
 from ..core.observer import NullObserver, Observer
 from ..model.config import NetworkLimits
 from ..model.lock import IndexSource
 from ..model.project import cache_root
 from . import http as _http
 from .interface import DistKind, ReleaseFile, UpstreamRelease
+from .selection import parse_requirement, select_release
+from .simpleapi import _parse_html, _parse_json, _project_of, release_file_from_name
 
 __all__ = [
     "ACCEPT",
@@ -67,7 +59,6 @@ ACCEPT = (
 _JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 _HTML_TYPES = ("application/vnd.pypi.simple.v1+html", "text/html")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_SPEC_EXAMPLE = "e.g. 'attrs==23.1.0', 'packaging>=24,<25' or 'attrs'"
 _OFFLINE_HINT = (
     "check the index URL (--index-url or [tool.forkman] index-url) and your network; "
     "commands that need no download (forkman check, status) work offline"
@@ -138,295 +129,7 @@ class IndexClient:
         )
 
 
-def release_file_from_name(
-    filename: str,
-    url: str,
-    sha256: str | None,
-    *,
-    yanked: bool = False,
-    yanked_reason: str | None = None,
-    requires_python: str | None = None,
-    provenance_url: str | None = None,
-) -> ReleaseFile | None:
-    """A ReleaseFile for `filename`, or None when it is neither an sdist nor a wheel."""
-    try:
-        if filename.endswith(".whl"):
-            _name, version, _build, _tags = parse_wheel_filename(filename)
-            kind = DistKind.WHEEL
-        else:
-            _name, version = parse_sdist_filename(filename)
-            kind = DistKind.SDIST
-    except (InvalidSdistFilename, InvalidWheelFilename, InvalidVersion):
-        return None
-    return ReleaseFile(
-        filename=filename,
-        url=url,
-        sha256=sha256.lower() if sha256 else None,
-        version=version,
-        kind=kind,
-        yanked=yanked,
-        requires_python=requires_python or None,
-        provenance_url=provenance_url or None,
-        yanked_reason=yanked_reason or None,
-    )
-
-
-def _project_of(file: ReleaseFile) -> str:
-    if file.kind is DistKind.WHEEL:
-        return str(parse_wheel_filename(file.filename)[0])
-    return str(parse_sdist_filename(file.filename)[0])
-
-
-def _parse_json(body: bytes, page_url: str, index_url: str) -> list[ReleaseFile]:
-    try:
-        data = json.loads(body)
-        entries = data["files"]
-        if not isinstance(entries, list):
-            raise TypeError("'files' is not a list")
-        api_version = str((data.get("meta") or {}).get("api-version", "1.0"))
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise NetworkError(
-            f"the package index {index_url} sent a malformed PEP 691 page: {exc}"
-        ) from exc
-    if api_version.split(".")[0] != "1":
-        raise NetworkError(
-            f"the package index {index_url} speaks simple API version {api_version}, "
-            "which this forkman does not understand",
-            hint="upgrade forkman, or use an index that serves API version 1",
-        )
-    files = []
-    for entry in entries:
-        if not isinstance(entry, dict):
-            continue
-        filename = entry.get("filename")
-        href = entry.get("url")
-        if not isinstance(filename, str) or not isinstance(href, str):
-            continue
-        hashes: Any = entry.get("hashes") or {}
-        sha = hashes.get("sha256") if isinstance(hashes, dict) else None
-        yanked_raw = entry.get("yanked", False)
-        yanked = bool(yanked_raw)
-        reason = yanked_raw if isinstance(yanked_raw, str) else None
-        rp = entry.get("requires-python")
-        prov = entry.get("provenance")
-        url = urldefrag(urljoin(page_url, href)).url
-        f = release_file_from_name(
-            filename,
-            url,
-            sha if isinstance(sha, str) else None,
-            yanked=yanked,
-            yanked_reason=reason,
-            requires_python=rp if isinstance(rp, str) else None,
-            provenance_url=urljoin(page_url, prov) if isinstance(prov, str) else None,
-        )
-        if f is not None:
-            files.append(f)
-    return files
-
-
-class _LinkParser(HTMLParser):
-    """Collects the anchors of a PEP 503 project page."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.base: str | None = None
-        self.anchors: list[tuple[dict[str, str | None], str]] = []
-        self._current: dict[str, str | None] | None = None
-        self._text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "base" and self.base is None:
-            self.base = dict(attrs).get("href")
-        elif tag == "a":
-            self._current = dict(attrs)
-            self._text = []
-
-    def handle_data(self, data: str) -> None:
-        if self._current is not None:
-            self._text.append(data)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "a" and self._current is not None:
-            self.anchors.append((self._current, "".join(self._text).strip()))
-            self._current = None
-
-
-def _parse_html(text: str, page_url: str) -> list[ReleaseFile]:
-    parser = _LinkParser()
-    parser.feed(text)
-    parser.close()
-    base = urljoin(page_url, parser.base) if parser.base else page_url
-    files = []
-    for attrs, _label in parser.anchors:
-        href = attrs.get("href")
-        if not href:
-            continue
-        url, fragment = urldefrag(urljoin(base, href))
-        filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
-        sha = None
-        if fragment.startswith("sha256="):
-            sha = fragment.removeprefix("sha256=")
-        yanked = "data-yanked" in attrs
-        prov = attrs.get("data-provenance")
-        f = release_file_from_name(
-            filename,
-            url,
-            sha,
-            yanked=yanked,
-            yanked_reason=attrs.get("data-yanked") or None,
-            requires_python=attrs.get("data-requires-python"),
-            provenance_url=urljoin(base, prov) if prov else None,
-        )
-        if f is not None:
-            files.append(f)
-    return files
-
-
-# -- selection ----------------------------------------------------------------------
-
-
-def _pinned_versions(specifier: SpecifierSet) -> tuple[set[Version], set[str]]:
-    """Versions the specifier pins exactly (== without wildcard, or ===)."""
-    exact: set[Version] = set()
-    arbitrary: set[str] = set()
-    for spec in specifier:
-        if spec.operator == "===":
-            arbitrary.add(spec.version)
-        elif spec.operator == "==" and not spec.version.endswith(".*"):
-            with contextlib.suppress(InvalidVersion):
-                exact.add(Version(spec.version))
-    return exact, arbitrary
-
-
-@functools.cache
-def _host_tags() -> dict[Any, int]:
-    """This interpreter's wheel tags, most specific first (their rank)."""
-    from packaging.tags import sys_tags
-
-    ranks: dict[Any, int] = {}
-    for rank, tag in enumerate(sys_tags()):
-        ranks.setdefault(tag, rank)
-    return ranks
-
-
-def _file_rank(file: ReleaseFile, prefer: DistKind) -> tuple[int, int, int, str]:
-    """Sort key: the preferred kind first; a pure wheel, then the wheel this interpreter
-    would install, then other wheels; the ``.tar.gz`` sdist before others."""
-    kind_rank = 0 if file.kind is prefer else 1
-    host = 0
-    if file.kind is DistKind.WHEEL:
-        tags = file.filename[: -len(".whl")].split("-")[-3:]
-        pure = tags[1:] == ["none", "any"] and tags[0] in ("py3", "py2.py3")
-        detail = 0 if pure else 1
-        if not pure:
-            try:
-                wheel_tags = parse_wheel_filename(file.filename)[3]
-            except InvalidWheelFilename:
-                wheel_tags = frozenset()
-            ranks = _host_tags()
-            host = min((ranks[t] for t in wheel_tags if t in ranks), default=len(ranks) + 1)
-    else:
-        detail = 0 if file.filename.endswith(".tar.gz") else 1
-    return kind_rank, detail, host, file.filename
-
-
-def select_release(
-    files: Sequence[ReleaseFile],
-    specifier: SpecifierSet,
-    *,
-    prereleases: bool,
-    prefer: DistKind,
-    name: str = "",
-) -> ReleaseFile:
-    """The file to fork: newest version matching `specifier`, preferred kind first.
-
-    Yanked files count only for an exact pin of their version (PEP 592).
-    Pre-releases count only when `prereleases` is set or the specifier names
-    one. Raises :class:`NotFound` listing what is available otherwise.
-    """
-    label = name or "the package"
-    exact, arbitrary = _pinned_versions(specifier)
-    allow_pre = prereleases or bool(specifier.prereleases)
-    by_version: dict[Version, list[ReleaseFile]] = {}
-    for f in files:
-        by_version.setdefault(f.version, []).append(f)
-    only_pre: list[Version] = []
-    only_yanked: list[Version] = []
-    for version in sorted(by_version, reverse=True):
-        if not specifier.contains(version, prereleases=True):
-            continue
-        if version.is_prerelease and not allow_pre:
-            only_pre.append(version)
-            continue
-        pinned = version in exact or str(version) in arbitrary
-        usable = [f for f in by_version[version] if pinned or not f.yanked]
-        if not usable:
-            only_yanked.append(version)
-            continue
-        return min(usable, key=lambda f: _file_rank(f, prefer))
-    wanted = str(specifier) or "any version"
-    if not by_version:
-        raise NotFound(f"{label} has no sdist or wheel files on the index")
-    newest = sorted(by_version, reverse=True)[:8]
-    message = f"no release of {label} matches {wanted!r}"
-    details = [f"newest available: {', '.join(str(v) for v in newest)}"]
-    if only_pre:
-        details.append(
-            f"{', '.join(str(v) for v in only_pre[:5])} would match but "
-            f"{'is a pre-release' if len(only_pre) == 1 else 'are pre-releases'}"
-        )
-    if only_yanked:
-        details.append(
-            f"{', '.join(str(v) for v in only_yanked[:5])} would match but "
-            f"{'is' if len(only_yanked) == 1 else 'are'} yanked"
-        )
-    hint = "choose one of the available versions"
-    if only_pre:
-        hint += "; allow pre-releases with --pre (or prereleases = true in [tool.forkman])"
-    if only_yanked:
-        hint += "; a yanked release is used only when pinned exactly with '=='"
-    raise NotFound(f"{message} ({'; '.join(details)})", hint=hint)
-
-
-# -- requirement parsing ------------------------------------------------------------
-
-
-def parse_requirement(spec: str) -> tuple[str, SpecifierSet]:
-    """The canonical name and version specifier of `spec` (extras are ignored)."""
-    text = spec.strip()
-    if not text:
-        raise BadInput("empty requirement", hint=f"give a package and version, {_SPEC_EXAMPLE}")
-    try:
-        req = Requirement(text)
-    except InvalidRequirement as exc:
-        raise BadInput(
-            f"{spec!r} is not a valid requirement: {str(exc).splitlines()[0]}",
-            hint=f"give a package and version, {_SPEC_EXAMPLE}; "
-            "git upstreams look like git+https://host/org/repo@v1.2.0",
-        ) from exc
-    if req.url:
-        raise BadInput(
-            f"{spec!r} is a URL requirement, which forkman does not fetch from an index",
-            hint=f"name a release on the index, {_SPEC_EXAMPLE}; for git upstreams use "
-            "git+https://host/org/repo@ref",
-        )
-    if req.marker is not None:
-        raise BadInput(
-            f"{spec!r} has an environment marker; a fork is not tied to an environment",
-            hint=f"drop the part after ';', {_SPEC_EXAMPLE}",
-        )
-    return canonicalize_name(req.name), req.specifier
-
-
 # -- downloading --------------------------------------------------------------------
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _unsafe_filename(filename: str) -> bool:
@@ -489,7 +192,7 @@ def download(
     target = folder / filename
     subject = filename
     if target.is_file() and not target.is_symlink():
-        if _sha256_file(target) == expected:
+        if file_sha256(target) == expected:
             observer.step(subject, "verified cache")
             return target
         observer.warning(f"cached {filename} does not match its sha256; downloading it again")
@@ -736,7 +439,7 @@ def fetch_exact(
     _check_recorded(source, index_urls)
     if not recheck:
         cached = cached_file(source.sha256, source.filename)
-        if cached is not None and _sha256_file(cached) == source.sha256.lower():
+        if cached is not None and file_sha256(cached) == source.sha256.lower():
             observer.step(source.filename, "verified cache")
             return cached
     file = resolve_recorded(source, index_urls=index_urls, observer=observer, limits=limits)

@@ -5,13 +5,22 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 from click.testing import CliRunner
 
-from forkman.actors import ActorContext, ActorState, Message, actor_states, register_operation
+from forkman.actors import (
+    ActorContext,
+    ActorState,
+    Message,
+    OperationArgs,
+    OperationResult,
+    actor_states,
+    register_operation,
+)
 from forkman.actors.embedded import BACKOFF_BASE, BACKOFF_CAP, EmbeddedEngine, alarm_backoff
 from forkman.actors.interface import Actor
 from forkman.actors.progress import LiveProgress, PlainProgress, progress_for
@@ -130,20 +139,30 @@ def _entry(name: str) -> LockEntry:
 CHECKS: list[str] = []
 
 
-def _check_upstream(
-    project: Project, name: str, args: Mapping[str, Any], ctx: ActorContext
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Checked(OperationResult):
+    latest: str
+
+
+@dataclass(frozen=True)
+class _CheckArgs(OperationArgs[_Checked]):
+    KIND: ClassVar[str] = "check-upstream"
+
+
+def _check_upstream(project: Project, name: str, args: _CheckArgs, ctx: ActorContext) -> _Checked:
     CHECKS.append(name)
     if name == "broken":
         raise RuntimeError("no index")
-    return {"latest": "1.0"}
+    return _Checked("1.0")
 
 
 def test_watch_once_runs_due_checks_and_shows_what_is_next(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("forkman.actors.fork_actor._registry", {})
-    register_operation("check-upstream", _check_upstream)
+    import forkman.operations.handlers  # noqa: F401 (registers the real operations first)
+
+    monkeypatch.setattr("forkman.actors.registry._registry", {})
+    register_operation(_CheckArgs, _Checked, _check_upstream)
     CHECKS.clear()
     write_lock(project / "forkman.lock", Lock({n: _entry(n) for n in ("attrs", "broken")}))
     with (project / "pyproject.toml").open("a") as fh:
@@ -167,6 +186,34 @@ def test_watch_once_runs_due_checks_and_shows_what_is_next(
     assert states["attrs"].state is ActorState.IDLE and states["broken"].state is ActorState.FAILED
     assert states["broken"].last_result is not None
     assert states["broken"].last_result["error"] == "RuntimeError: no index"
+
+
+def test_watch_through_the_api_reports_typed_events(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import forkman.operations.handlers  # noqa: F401 (registers the real operations first)
+    from forkman.api import Project as Api
+    from forkman.core.errors import BadInput
+
+    monkeypatch.setattr("forkman.actors.registry._registry", {})
+    register_operation(_CheckArgs, _Checked, _check_upstream)
+    write_lock(project / "forkman.lock", Lock({n: _entry(n) for n in ("attrs", "broken")}))
+    with (project / "pyproject.toml").open("a") as fh:
+        fh.write('\n[tool.forkman.watch]\ncheck-upstream = "6h"\naudit = "off"\n')
+    rounds: list[Any] = []
+    done = Api.open(project).watch(once=True, on_round=rounds.append)
+    assert (done.forks, done.kinds, done.rounds, done.failures) == (
+        ("attrs", "broken"),
+        ("check-upstream",),
+        1,
+        1,
+    )
+    assert done.exit_code() == 1
+    events = {e.fork: e for e in rounds[0].events()}
+    assert events["attrs"].ok and not events["attrs"].failed
+    assert not events["broken"].ok and events["broken"].error == "RuntimeError: no index"
+    with pytest.raises(BadInput, match="--interval must be a positive"):
+        Api.open(project).watch(interval=0)
 
 
 def test_watch_rejects_bad_config(project: Path) -> None:

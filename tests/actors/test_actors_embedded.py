@@ -315,10 +315,10 @@ def test_every_actor_state_has_a_busy_flag_and_round_trips() -> None:
 
 
 def test_unknown_operation_is_not_found() -> None:
-    from forkman.actors.fork_actor import operation
+    from forkman.actors.registry import operation_for_kind
 
     with pytest.raises(NotFound, match="no operation 'nope'"):
-        operation("nope")
+        operation_for_kind("nope")
 
 
 def test_submit_task_runs_stateless_work_beside_the_actors(engine: Any) -> None:

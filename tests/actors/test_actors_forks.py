@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from click.testing import CliRunner
@@ -13,6 +15,8 @@ from click.testing import CliRunner
 from forkman.actors import (
     ActorState,
     Message,
+    OperationArgs,
+    OperationResult,
     actor_states,
     fork_key,
     open_engine,
@@ -24,27 +28,39 @@ from forkman.actors.embedded import LOCKS_DIR
 from forkman.core.errors import BadInput, Busy, ForkmanError, NotFound
 from forkman.core.observer import RecordingObserver
 from forkman.model.project import Project
-from tests.support.journaled_workload import check_consistency, read_lock
+from tests.support.journaled_workload import (
+    BumpArgs,
+    BumpResult,
+    ScriptedSyncArgs,
+    ScriptedSyncResult,
+    bump,
+    check_consistency,
+    read_lock,
+    scripted_sync,
+)
 
 RAY = importlib.util.find_spec("ray") is not None
 
 
 @pytest.fixture(autouse=True)
 def _operations(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("forkman.actors.fork_actor._registry", {})
-    import tests.support.journaled_workload as workload
-
-    register_operation("sync", workload.scripted_sync)
-    register_operation("bump", workload.bump)
+    monkeypatch.setattr("forkman.actors.registry._registry", {})
+    register_operation(
+        ScriptedSyncArgs, ScriptedSyncResult, scripted_sync, state=ActorState.SYNCING
+    )
+    register_operation(BumpArgs, BumpResult, bump)
 
 
 def test_run_for_forks_routes_an_operation_to_every_fork(tmp_path: Path) -> None:
     project = Project(tmp_path)
     replies = run_for_forks(
-        project, ["attrs", "conflicted", "broken", "attrs"], "sync", {"to": "2.0"}, jobs=2
+        project, ["attrs", "conflicted", "broken", "attrs"], ScriptedSyncArgs(to="2.0"), jobs=2
     )
     assert list(replies) == ["attrs", "conflicted", "broken"]
     assert replies["attrs"].result == {"version": "2.0"} and replies["attrs"].ok
+    assert replies["attrs"].value == ScriptedSyncResult(version="2.0")
+    assert replies["conflicted"].value == ScriptedSyncResult(files=("a.py",))
+    assert replies["broken"].value is None
     assert replies["conflicted"].state is ActorState.CONFLICT
     assert not replies["broken"].ok and "not on the index" in (replies["broken"].error or "")
     states = actor_states(project)
@@ -84,16 +100,29 @@ def test_actor_states_shows_an_operation_in_progress(tmp_path: Path) -> None:
     [(name, row)] = actor_states(project).items()
     assert row.state is ActorState.INTERRUPTED
     assert row.step == "sync interrupted at 'merging 2'; the next command on this fork recovers it"
-    reply = run_for_forks(project, ["attrs"], "sync", {"to": "3"})["attrs"]
+    reply = run_for_forks(project, ["attrs"], ScriptedSyncArgs(to="3"))["attrs"]
     assert reply.ok and actor_states(project)["attrs"].state is ActorState.IDLE
     assert actor_states(project)["attrs"].last_result["result"] == {"version": "3"}  # type: ignore[index]
+
+
+@dataclass(frozen=True)
+class MergeResult(OperationResult):
+    pass
+
+
+@dataclass(frozen=True)
+class MergeArgs(OperationArgs[MergeResult]):
+    """A message type no module registered."""
+
+    KIND: ClassVar[str] = "merge"
 
 
 def test_unknown_operation_or_engine_fails_before_anything_runs(tmp_path: Path) -> None:
     project = Project(tmp_path)
     with pytest.raises(NotFound, match="no operation 'merge'") as info:
-        run_for_forks(project, ["attrs"], "merge")
+        run_for_forks(project, ["attrs"], MergeArgs())
     assert "sync" in (info.value.hint or "")
+    assert "forkman.operations.handlers" in (info.value.hint or "")
     with pytest.raises(BadInput, match="unknown actor engine"):
         open_engine(project, engine="spark")
     assert not (tmp_path / ".forkman" / "actors.sqlite").exists()
@@ -106,14 +135,14 @@ def test_a_fork_held_by_another_process_is_busy(tmp_path: Path) -> None:
     lock_dir.mkdir()
     held = acquire(lock_dir, fork_key("attrs"), wait=0, what="fork attrs")
     try:
-        replies = run_for_forks(project, ["attrs", "other"], "sync", {"to": "2"}, wait=0.1)
+        replies = run_for_forks(project, ["attrs", "other"], ScriptedSyncArgs(to="2"), wait=0.1)
         busy = replies["attrs"]
         assert not busy.ok and busy.result["error_kind"] == Busy.__name__
         assert f"fork attrs is busy: forkman process {os.getpid()}" in (busy.error or "")
         assert replies["other"].ok
     finally:
         held.release()
-    assert run_for_forks(project, ["attrs"], "sync", {"to": "2"})["attrs"].ok
+    assert run_for_forks(project, ["attrs"], ScriptedSyncArgs(to="2"))["attrs"].ok
 
 
 def test_lock_file_names_are_safe_and_unique() -> None:

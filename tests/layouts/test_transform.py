@@ -404,14 +404,15 @@ def test_cache_gives_the_same_result_without_rewriting(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import forkman.layouts.transform as transform
+    import forkman.layouts.wheeltree as wheeltree
 
     pristine = wheel_tree(tmp_path, "req", "1.0", REQUESTS_LIKE)
     sdist = sdist_file(tmp_path, "req", "1.0", {"LICENSE": "BSD\n"})
     cache = transform.TransformCache(tmp_path / "cache")
     kw = {"other_modules": {"urllib3"}, "cache": cache, "fetch_sdist": lambda n, v: sdist}
     first = run(pristine, tmp_path / "o1", **kw)
-    monkeypatch.setattr(transform, "rewrite_source", _must_not_run)
-    monkeypatch.setattr(transform, "_licenses_from_sdist", _must_not_run)
+    monkeypatch.setattr(wheeltree, "rewrite_source", _must_not_run)
+    monkeypatch.setattr(wheeltree, "_licenses_from_sdist", _must_not_run)
     second = run(pristine, tmp_path / "o2", **kw)
     assert first == second
     assert tree_hash(tmp_path / "o1") == tree_hash(tmp_path / "o2")

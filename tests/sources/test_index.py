@@ -498,7 +498,7 @@ def test_real_pypi_attrs_sdist(tmp_path: Path) -> None:
 
 
 def test_html_details_from_other_indexes() -> None:
-    from forkman.sources.index import _parse_html
+    from forkman.sources.simpleapi import _parse_html
 
     digest = "ABCDEF0123456789abcdef0123456789" * 2
     page = f"""<!DOCTYPE html><html><head><base href="https://cdn.invalid/pkgs/"></head><body>

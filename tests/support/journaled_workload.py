@@ -18,10 +18,20 @@ import sys
 import time
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from forkman.actors import ActorContext, Message, fork_key, open_engine, register_operation
+from forkman.actors import (
+    ActorContext,
+    ActorState,
+    Message,
+    OperationArgs,
+    OperationResult,
+    fork_key,
+    open_engine,
+    register_operation,
+)
 from forkman.actors._store import StateStore
 from forkman.actors.embedded import DB_NAME
 from forkman.core.fs import atomic_write_text, remove_tree, replace_dir, staging_dir
@@ -62,17 +72,28 @@ def tree_version(tree: Path) -> int | None:
     return int(versions.pop().split()[-1])
 
 
-def bump(project: Project, name: str, args: Mapping[str, Any], ctx: ActorContext) -> dict[str, Any]:
+@dataclass(frozen=True)
+class BumpResult(OperationResult):
+    version: int
+
+
+@dataclass(frozen=True)
+class BumpArgs(OperationArgs[BumpResult]):
+    KIND: ClassVar[str] = "bump"
+    version: int
+
+
+def bump(project: Project, name: str, args: BumpArgs, ctx: ActorContext) -> BumpResult:
     from forkman.actors import shared_file_guard
 
     root = project.root
-    target = int(args["version"])
+    target = args.version
     tree = root / "vendor" / name
     current = read_lock(root).get(name, {}).get("version", 0)
     trash = project.state_dir / "trash" / name
     if current >= target and tree_version(tree) == current:
         remove_tree(trash)
-        return {"version": current}
+        return BumpResult(current)
     ctx.journal({"from": current, "to": target})
     if tree_version(tree) != target:
         ctx.step(f"staging {target}")
@@ -87,25 +108,42 @@ def bump(project: Project, name: str, args: Mapping[str, Any], ctx: ActorContext
         lock[name] = {"version": target, "tree": tree_hash(tree)}
         write_lock(root, lock)
     remove_tree(trash)  # a swap interrupted by a crash left the old tree here
-    return {"version": target}
+    return BumpResult(target)
 
 
-BUMP = register_operation("bump", bump)
+BUMP = register_operation(BumpArgs, BumpResult, bump)
+
+
+@dataclass(frozen=True)
+class ScriptedSyncResult(OperationResult):
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"version", "files"})
+    version: str | None = None
+    files: tuple[str, ...] | None = None
+
+    def actor_state(self) -> ActorState | None:
+        return ActorState.CONFLICT if self.files is not None else None
+
+
+@dataclass(frozen=True)
+class ScriptedSyncArgs(OperationArgs[ScriptedSyncResult]):
+    KIND: ClassVar[str] = "sync"
+    to: str
+    sleep: float = 0.0
 
 
 def scripted_sync(
-    project: Project, name: str, args: Mapping[str, Any], ctx: ActorContext
-) -> dict[str, Any]:
+    project: Project, name: str, args: ScriptedSyncArgs, ctx: ActorContext
+) -> ScriptedSyncResult:
     """A stand-in "sync" whose outcome depends on the fork's name (conflicted, broken)."""
     from forkman.core.errors import NotFound
 
-    ctx.step(f"merging {args['to']}")
-    time.sleep(float(args.get("sleep", 0)))
+    ctx.step(f"merging {args.to}")
+    time.sleep(args.sleep)
     if name == "conflicted":
-        return {"state": "conflict", "files": ["a.py"]}
+        return ScriptedSyncResult(files=("a.py",))
     if name == "broken":
-        raise NotFound(f"{name} {args['to']} is not on the index")
-    return {"version": args["to"]}
+        raise NotFound(f"{name} {args.to} is not on the index")
+    return ScriptedSyncResult(version=args.to)
 
 
 def fork_names(count: int) -> list[str]:
