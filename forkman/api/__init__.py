@@ -52,7 +52,7 @@ from ..operations.workflows import Confirm, Runner, init_project, sync_forks
 from ._reading import Reading
 from ._reports import Reports
 from ._sandbox import sandbox_run
-from ._watch import Watching
+from ._watch import Watching, database_info, update_database
 
 if TYPE_CHECKING:  # absolute: forkman.agent reads these names to describe the results
     from forkman.operations.doctor import DoctorReport
@@ -60,7 +60,7 @@ if TYPE_CHECKING:  # absolute: forkman.agent reads these names to describe the r
     from forkman.operations.verify import VerifyResult
     from forkman.testing.deps import ForkTestDependencies
 
-__all__ = ["Project", "sandbox_run"]
+__all__ = ["Project", "database_info", "sandbox_run", "update_database"]
 
 
 @dataclass(frozen=True)

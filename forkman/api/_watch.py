@@ -1,5 +1,5 @@
 """Scheduled checks and the advisory database: :class:`forkman.api.Project`'s ``watch``,
-``db_update`` and ``db_info``."""
+``db_update`` and ``db_info``, and the advisory database without a project."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..core.observer import Observer
+from ..core.observer import NullObserver, Observer
 from ._base import ProjectBase
 
 if TYPE_CHECKING:  # absolute: forkman.agent reads these names to describe the results
@@ -60,13 +60,7 @@ class Watching(ProjectBase):
 
             fm.db_update("https://osv-vulnerabilities.storage.googleapis.com/PyPI/all.zip")
         """
-        from ..audit._settings import load_settings
-        from ..audit.osvdb import import_database
-
-        target = load_settings(self.core, database=database).database
-        return import_database(
-            source, target, observer=self.observer, limits=self.core.config.network
-        )
+        return update_database(source, project=self, database=database, observer=self.observer)
 
     def db_info(self, *, database: Path | None = None) -> DatabaseInfo:
         """Where the project's advisory database (or `database`) came from, what it holds.
@@ -75,8 +69,49 @@ class Watching(ProjectBase):
 
             fm.db_info().advisories
         """
-        from ..audit._settings import load_settings
-        from ..audit.osvdb import OsvDatabase
+        return database_info(project=self, database=database)
 
-        with OsvDatabase(load_settings(self.core, database=database).database) as db:
-            return db.info
+
+def update_database(
+    source: str,
+    *,
+    project: ProjectBase | None = None,
+    database: Path | None = None,
+    observer: Observer | None = None,
+) -> DatabaseInfo:
+    """Import an OSV advisory database (a folder, an ``all.zip`` or its URL), replacing
+    the previous one atomically: `project`'s (:meth:`Project.db_update`), or without a
+    project the user's default one; `database` overrides either.
+
+    Example::
+
+        forkman.api.update_database("./advisory-database/vulns")
+    """
+    from ..audit._settings import load_settings
+    from ..audit.osvdb import import_database
+
+    core = project.core if project is not None else None
+    return import_database(
+        source,
+        load_settings(core, database=database).database,
+        observer=observer or NullObserver(),
+        limits=core.config.network if core is not None else None,
+    )
+
+
+def database_info(
+    *, project: ProjectBase | None = None, database: Path | None = None
+) -> DatabaseInfo:
+    """Where an advisory database came from and what it holds: `project`'s
+    (:meth:`Project.db_info`), or without a project the user's default one.
+
+    Example::
+
+        forkman.api.database_info().advisories
+    """
+    from ..audit._settings import load_settings
+    from ..audit.osvdb import OsvDatabase
+
+    core = project.core if project is not None else None
+    with OsvDatabase(load_settings(core, database=database).database) as db:
+        return db.info

@@ -14,9 +14,10 @@ from ._output import StderrObserver
 OSV_PYPI_EXPORT = "https://osv-vulnerabilities.storage.googleapis.com/PyPI/all.zip"
 
 
-def _project_or_none(ctx: click.Context) -> Any:
+def _api_or_none(ctx: click.Context) -> Any:
+    """The project's API (progress on stderr), or None outside a project."""
     try:
-        return ctx.obj.project()
+        return ctx.obj.api(observer=StderrObserver(verbose=ctx.obj.verbose))
     except ProjectError:
         return None
 
@@ -50,17 +51,10 @@ def db_update(ctx: click.Context, source: str, db_path: Path | None) -> int:
       forkman db update --from https://osv-vulnerabilities.storage.googleapis.com/PyPI/all.zip
       forkman db update --from ../advisory-database/vulns
     """
-    from ..audit._settings import load_settings
-    from ..audit.osvdb import import_database
+    from ..api import update_database
 
-    project = _project_or_none(ctx)
-    settings = load_settings(project, database=db_path)
-    info = import_database(
-        source,
-        settings.database,
-        observer=StderrObserver(verbose=ctx.obj.verbose),
-        limits=project.config.network if project is not None else None,
-    )
+    observer = StderrObserver(verbose=ctx.obj.verbose)
+    info = update_database(source, project=_api_or_none(ctx), database=db_path, observer=observer)
     click.echo(
         f"{info.advisories} advisories for {info.packages} packages imported into {info.path} "
         f"({info.withdrawn} withdrawn left out, {info.skipped} malformed skipped)"
@@ -78,12 +72,9 @@ def db_info(ctx: click.Context, db_path: Path | None) -> int:
     Example:
       forkman db info
     """
-    from ..audit._settings import load_settings
-    from ..audit.osvdb import OsvDatabase
+    from ..api import database_info
 
-    settings = load_settings(_project_or_none(ctx), database=db_path)
-    with OsvDatabase(settings.database) as db:
-        info = db.info
+    info = database_info(project=_api_or_none(ctx), database=db_path)
     click.echo(f"database:   {info.path}")
     click.echo(f"source:     {info.source}")
     click.echo(f"imported:   {info.imported_at}")
