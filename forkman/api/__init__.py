@@ -112,13 +112,12 @@ class Project(Reading, Reports, Watching):
 
     def _names(self, names: str | Sequence[str] | None) -> list[str]:
         """Canonical fork names (each must be a fork), or every fork for None/empty."""
-        from ..operations.forks import require_fork
-
+        lock = self.core.load_lock()
         if isinstance(names, str):
             names = [names]
         if names:
-            return list(dict.fromkeys(require_fork(self.core, n).name for n in names))
-        return sorted(self.core.load_lock().forks)
+            return list(dict.fromkeys(lock.require(n).name for n in names))
+        return sorted(lock.forks)
 
     # -- changing forks (through their actors) ------------------------------------------
 

@@ -74,11 +74,10 @@ class Reports(ProjectBase):
 
             print(fm.cards(["attrs"])[0])
         """
-        from ..operations.forks import require_fork
         from ..reports.templates import render_card
 
         lock = self.core.load_lock()
-        entries = [require_fork(self.core, n) for n in names] if names else list(lock)
+        entries = [lock.require(n) for n in names] if names else list(lock)
         return tuple(render_card(self.core, entry) for entry in entries)
 
     def write_cards(self, names: Sequence[str] = ()) -> tuple[RenderedFile, ...]:

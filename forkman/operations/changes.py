@@ -66,10 +66,8 @@ def fork_one(
 
 def _one(runner: Runner, name: str, args: OperationArgs[R]) -> tuple[str, Mapping[str, Any]]:
     """(canonical name, result) of the message `args` sent to fork `name`'s actor."""
-    from .forks import require_fork
-
     runner.project.require_git()
-    fork = require_fork(runner.project, name).name
+    fork = runner.project.load_lock().require(name).name
     return fork, runner.one(fork, args)
 
 

@@ -273,9 +273,8 @@ def card_path(project: Project, name: str) -> Path:
 
 def write_cards(project: Project, names: Sequence[str] = ()) -> list[RenderedFile]:
     """Render the cards of `names` (default: every fork); cards are derived, so always rewritten."""
-    from ..operations.forks import require_fork
-
-    entries = [require_fork(project, n) for n in names] if names else list(project.load_lock())
+    lock = project.load_lock()
+    entries = [lock.require(n) for n in names] if names else list(lock)
     return [
         _write(card_path(project, entry.name), render_card(project, entry), force=True)
         for entry in entries
