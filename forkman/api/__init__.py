@@ -7,6 +7,12 @@ with their hints, and reports progress to the observer the project was
 opened with. Operations that change a fork go through its durable actor
 (one operation at a time per fork, journaled and recoverable).
 
+:class:`Project` is assembled from parts, each a small module: reading
+(``_reading``), reports and CI (``_reports``), scheduled checks and the
+advisory database (``_watch``); the operations that change forks are here.
+The method bodies call :mod:`forkman.operations`, :mod:`forkman.ci` and the
+other layers below; nothing here orchestrates.
+
 Example::
 
     import forkman
