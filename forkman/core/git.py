@@ -135,11 +135,12 @@ def output(
     *args: str,
     cwd: str | os.PathLike[str] | None = None,
     owned: bool = False,
+    remote: bool = False,
     env: Mapping[str, str] | None = None,
     input: bytes | None = None,
 ) -> str:
     """The standard output of ``git ARGS`` (checked), decoded as UTF-8."""
-    proc = run(*args, cwd=cwd, owned=owned, env=env, input=input)
+    proc = run(*args, cwd=cwd, owned=owned, remote=remote, env=env, input=input)
     return proc.stdout.decode("utf-8", "surrogateescape")
 
 
