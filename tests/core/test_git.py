@@ -34,18 +34,20 @@ def _plant_commands(repo: Path, marker: Path) -> None:
     subprocess.run(["git", "-C", str(repo), "config", "core.fsmonitor", str(monitor)], check=True)
 
 
-@pytest.mark.parametrize("kind", [{"owned": True}, {"remote": True}])
-def test_repositories_forkman_keeps_run_no_command_of_their_own(
-    tmp_path: Path, kind: dict[str, bool]
-) -> None:
+@pytest.mark.parametrize("kind", ["owned", "remote"])
+def test_repositories_forkman_keeps_run_no_command_of_their_own(tmp_path: Path, kind: str) -> None:
+    owned, remote = kind == "owned", kind == "remote"
     repo = _repo(tmp_path / "kept")
     marker = tmp_path / "ran"
     _plant_commands(repo, marker)
     (repo / "a.txt").write_text("a\n")
-    git.run("add", "a.txt", cwd=repo, **kind)
-    git.run("status", "--porcelain", cwd=repo, **kind)
+    git.run("add", "a.txt", cwd=repo, owned=owned, remote=remote)
+    git.run("status", "--porcelain", cwd=repo, owned=owned, remote=remote)
     git.run(
-        "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "x", cwd=repo, **kind
+        *("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "x"),
+        cwd=repo,
+        owned=owned,
+        remote=remote,
     )
     assert not marker.exists(), marker.read_text()
 
@@ -83,15 +85,15 @@ def test_owned_repositories_ignore_the_users_configuration(
     )
 
 
-@pytest.mark.parametrize("kind", [{}, {"remote": True}])
+@pytest.mark.parametrize("remote", [False, True])
 def test_the_consumer_and_mirrors_keep_the_users_configuration(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: dict[str, bool]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remote: bool
 ) -> None:
     """Credential helpers, proxies and URL rewrites live there: a mirror needs them
     to reach a private remote."""
     _with_global_config(tmp_path, monkeypatch)
     repo = _repo(tmp_path / "repo")
-    assert git.output("config", "--get", "forkmantest.marker", cwd=repo, **kind).strip() == (
+    assert git.output("config", "--get", "forkmantest.marker", cwd=repo, remote=remote).strip() == (
         "from-the-user"
     )
 
