@@ -41,10 +41,10 @@ from ..core.errors import BadInput
 from ..core.fs import atomic_write_bytes, atomic_write_text
 from ..model.config import render_pyproject_edit, require_table
 from ..model.lock import LockEntry
+from ..model.project import REQUIREMENTS_FILE as REQUIREMENTS_FILE
 from ..model.project import Project
 from .dist import DIST_DIR, archive_path
 
-REQUIREMENTS_FILE = "forkman-requirements.txt"
 _HEADER = (
     "# Written by forkman: the project's forks, installed from archives of the vendored trees.\n"
     "# Use from the project root: pip install -r forkman-requirements.txt -e .\n"

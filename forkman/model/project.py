@@ -13,6 +13,9 @@ from .config import Config, load_config
 from .lock import LOCK_NAME, Lock, load_lock
 
 STATE_DIR = ".forkman"
+REQUIREMENTS_FILE = "forkman-requirements.txt"
+"""The requirements file that installs the project's wired forks (see
+:mod:`forkman.layouts.wiring`)."""
 
 
 def cache_root() -> Path:

@@ -39,6 +39,7 @@ from ..gate.check import (
     save_manifest,
     scan_fork,
 )
+from ..layouts.wiring import refresh_archive
 from ..model.lock import LockEntry, PatchRecord
 from ..model.project import Project
 from ..series.patchfile import PatchHeader, parse_patch, render_patch, slugify
@@ -397,7 +398,9 @@ def record_patch(
     new = with_members(replace(entry, patches=(*entry.patches, record)), members)
     manifest, _ = scan_fork(project.root, new, None)
     new = replace(new, vendored_tree=hash_manifest(manifest.values()))
-    with ForkTransaction(project, entry.name, "patch", namespace=_shared(entry)) as txn:
+    with ForkTransaction(
+        project, entry.name, "patch", namespace=_shared(entry), archive=refresh_archive
+    ) as txn:
         txn.write_file(target, data)
         fault_point("patch-file")
         txn.set_ref(project.fork_git_dir(entry.name), "refs/heads/patched", commit)
@@ -516,7 +519,9 @@ def _write_series(
     """Stage a rewritten series, commit it with the lock in one transaction; the new entry."""
     built = stage_series(project, history, entry.name, built_items, tip, staging / "out")
     new = replace(entry, patches=built.records, vendored_tree=built.vendored_tree)
-    with ForkTransaction(project, entry.name, operation, namespace=_shared(entry)) as txn:
+    with ForkTransaction(
+        project, entry.name, operation, namespace=_shared(entry), archive=refresh_archive
+    ) as txn:
         new = with_members(new, commit_series(txn, project, entry, built, consumed=consumed))
         txn.commit(lambda lock: lock.with_entry(new))
     remember_tree(project, new)
@@ -785,7 +790,9 @@ def restore(project: Project, name: str, observer: Observer = NullObserver()) ->
                 f"the history of {name} does not match the lock",
                 hint=f"`forkman verify {name}` shows what differs",
             )
-        with ForkTransaction(project, entry.name, "restore", namespace=_shared(entry)) as txn:
+        with ForkTransaction(
+            project, entry.name, "restore", namespace=_shared(entry), archive=refresh_archive
+        ) as txn:
             place_tree(txn, project, entry, fresh)
             fault_point("restore-tree")
             txn.commit(lambda lock: lock)

@@ -42,6 +42,7 @@ from packaging.version import InvalidVersion, Version
 from ..core.errors import BadInput, Blocked, ForkmanError, NotFound
 from ..core.observer import NullObserver, Observer
 from ..gate.check import other_modules_of
+from ..layouts.wiring import refresh_archive
 from ..model.lock import GitSource, IndexSource, LockEntry, Source, _parse_source, _source_table
 from ..model.project import Project
 from ..series.patchfile import PatchHeader
@@ -657,7 +658,9 @@ def _carry(
     )
     fault_point(f"{operation}-rebased")
     namespace = entry.layout == "namespace"
-    with ForkTransaction(project, entry.name, operation, namespace=namespace) as txn:
+    with ForkTransaction(
+        project, entry.name, operation, namespace=namespace, archive=refresh_archive
+    ) as txn:
         return _finish_or_pause(
             project, entry, history, txn, state, progress, headers, staging, observer
         )
@@ -1021,7 +1024,7 @@ def continue_sync(
             observer=observer,
             name=name,
         )
-        with resume(project, name) as txn:
+        with resume(project, name, archive=refresh_archive) as txn:
             fault_point("continue-resumed")
             result = _finish_or_pause(
                 project, entry, history, txn, state, progress, headers, staging, observer
