@@ -128,12 +128,12 @@ class SeriesRebase:
         """Cherry-pick `patch` onto the current head (message: override the commit's)."""
         import git as gitpython
 
-        from ..store.history import _clean_env
+        from ..core.git import environment
 
         cmd = gitpython.Git(str(self.workdir))
         status, _out, _err = cmd.execute(
             ["git", "cherry-pick", "--no-commit", "--no-rerere-autoupdate", patch],
-            env=_clean_env(self._env),
+            env=environment(owned=True, extra=self._env),
             with_extended_output=True,
             with_exceptions=False,
         )
