@@ -12,11 +12,11 @@ pyproject.toml, the fork's history refs, and forkman.lock. A
    new lock entry, then the lock is written atomically;
 4. afterwards the backups and the journal are removed.
 
-If the process dies anywhere, :func:`~forkman.store.recovery.recover` (run at the start of every
-write command) finds the journal: when the lock already holds the new entry
-the change committed and only the clean-up is finished; otherwise every step
-is undone from the backups, in reverse order. Either way the fork is entirely
-old or entirely new.
+If the process dies anywhere, :func:`recover` (run at the start of every
+write command, see :mod:`forkman.store.recovery`) finds the journal: when the
+lock already holds the new entry the change committed and only the clean-up is
+finished; otherwise every step is undone from the backups, in reverse order.
+Either way the fork is entirely old or entirely new.
 
 A transaction can also *pause* (:meth:`ForkTransaction.pause`): a sync that
 stops at a conflict records its resumable state in the journal and leaves
