@@ -11,19 +11,16 @@ holding the lock belongs to a process that is gone.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
-import os
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..core.errors import Busy
+from ..core.mutex import FileMutex
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
-_POLL = 0.05
 
 
 def lock_file_name(key: str) -> str:
@@ -34,28 +31,8 @@ def lock_file_name(key: str) -> str:
     return safe + ".lock"
 
 
-class KeyLock:
-    """A held advisory lock on one key (released by :meth:`release` or process exit)."""
-
-    def __init__(self, fd: int, path: Path) -> None:
-        self._fd: int | None = fd
-        self.path = path
-
-    def release(self) -> None:
-        """Release the lock (idempotent)."""
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-
-def _holder(path: Path) -> str:
-    try:
-        pid = path.read_text().strip()
-    except OSError:
-        return "another forkman process"
-    return f"forkman process {pid}" if pid.isdigit() else "another forkman process"
+KeyLock = FileMutex
+"""A held advisory lock on one key (released by ``release()`` or process exit)."""
 
 
 def acquire(
@@ -71,34 +48,19 @@ def acquire(
     `what` names the locked thing for messages (e.g. ``fork attrs``);
     `on_wait` is told once when the lock is held by someone else.
     """
-    path = lock_dir / lock_file_name(key)
-    from ..model.statetrust import open_lock_file
-
-    fd = open_lock_file(path)  # never through a symlink: the pid is written into it
-    deadline = time.monotonic() + wait
-    told = False
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not told and on_wait is not None:
-                    on_wait(f"{what} is in use by {_holder(path)}; waiting (up to {wait:g} s)")
-                    told = True
-                if time.monotonic() >= deadline:
-                    raise Busy(
-                        f"{what} is busy: {_holder(path)} is working on it",
-                        hint="wait for that command to finish, or pass --wait SECONDS "
-                        "to queue behind it",
-                    ) from None
-                time.sleep(_POLL)
-        # fixed width, no truncate: truncating costs more than the whole lock
-        os.pwrite(fd, f"{os.getpid():<20}\n".encode(), 0)
-    except BaseException:
-        os.close(fd)
-        raise
-    return KeyLock(fd, path)
+    # never through a symlink: the pid is written into it
+    held = FileMutex(lock_dir / lock_file_name(key), record_pid=True)
+    held.acquire(
+        wait,
+        on_wait=None
+        if on_wait is None
+        else lambda holder: on_wait(f"{what} is in use by {holder}; waiting (up to {wait:g} s)"),
+        busy=lambda holder: Busy(
+            f"{what} is busy: {holder} is working on it",
+            hint="wait for that command to finish, or pass --wait SECONDS to queue behind it",
+        ),
+    )
+    return held
 
 
 _thread_locks: dict[str, threading.Lock] = {}

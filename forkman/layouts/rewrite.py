@@ -42,7 +42,6 @@ statement as it is and reports its line (``RewriteResult.unrewritten``).
 from __future__ import annotations
 
 import ast
-import enum
 import io
 import re
 import tokenize
@@ -51,40 +50,19 @@ from dataclasses import dataclass
 from typing import assert_never
 
 from ..core.errors import ForkmanError
+from ..model.vendoring import NAMESPACE_HINT, namespace_problem
+from ..model.vendoring import RewriteMode as RewriteMode
+from ..model.vendoring import Substitution as Substitution
 
 _NEWLINE = re.compile(rb"\r\n|\r|\n")
 _WS = rb"(?:[ \t\f]|\\\r?\n|\\\r)*"
 _FROM_MODULE = re.compile(
     rb"from" + _WS + rb"(?P<mod>[^\s\\.]+(?:" + _WS + rb"\." + _WS + rb"[^\s\\.]+)*)"
 )
-_IDENT = re.compile(r"^[^\W\d]\w*(\.[^\W\d]\w*)*$")
 
 
 class RewriteError(ForkmanError):
     """A vendored file cannot be rewritten (it is not valid Python)."""
-
-
-class RewriteMode(enum.Enum):
-    """How imports of vendored modules are rewritten."""
-
-    SYNTAX = "syntax"
-    """On the syntax tree (every import form; the default)."""
-    VENDORING_COMPAT = "vendoring-compat"
-    """The vendoring tool's regular expressions, byte for byte (for migrated projects)."""
-
-
-@dataclass(frozen=True)
-class Substitution:
-    """A configured text substitution for a dynamic reference."""
-
-    match: str
-    """A Python regular expression."""
-    replace: str
-    """Its replacement (``re.sub`` syntax: ``\\1`` refers to groups)."""
-
-    def apply(self, text: str) -> str:
-        """`text` with every match replaced."""
-        return re.sub(self.match, self.replace, text)
 
 
 @dataclass(frozen=True)
@@ -109,11 +87,9 @@ class RewriteResult:
 
 def check_namespace(namespace: str) -> None:
     """Refuse a namespace that is not a dotted Python name."""
-    if not _IDENT.match(namespace) or any(p.isdigit() for p in namespace.split(".")):
-        raise RewriteError(
-            f"namespace {namespace!r} is not a dotted Python module name",
-            hint='set [tool.forkman.vendoring] namespace = "yourpkg._vendor"',
-        )
+    problem = namespace_problem(namespace)
+    if problem is not None:
+        raise RewriteError(problem, hint=NAMESPACE_HINT)
 
 
 def _decode(data: bytes) -> tuple[str, str, bytes]:

@@ -31,20 +31,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import tomlkit
 from packaging.utils import canonicalize_name
-from tomlkit.items import Null, Table, Whitespace
 
 from ..core.errors import BadInput
 from ..core.fs import atomic_write_bytes, atomic_write_text
 from ..model.config import render_pyproject_edit, require_table
 from ..model.lock import LockEntry
+from ..model.project import REQUIREMENTS_FILE as REQUIREMENTS_FILE
 from ..model.project import Project
-from .dist import DIST_DIR, archive_path
 
-REQUIREMENTS_FILE = "forkman-requirements.txt"
+if TYPE_CHECKING:  # tomlkit and the archives load when a wiring is edited or an archive made
+    import tomlkit
+
 _HEADER = (
     "# Written by forkman: the project's forks, installed from archives of the vendored trees.\n"
     "# Use from the project root: pip install -r forkman-requirements.txt -e .\n"
@@ -60,6 +60,8 @@ def requirement_line(name: str, path: str) -> str:
 
 def default_archive(name: str) -> str:
     """The archive path of a fork of an sdist or a git tree named `name`."""
+    from .dist import DIST_DIR
+
     norm = str(canonicalize_name(name))
     return f"{DIST_DIR}/{norm}/{norm.replace('-', '_')}.tar.gz"
 
@@ -84,6 +86,8 @@ def _read_lines(file: Path) -> dict[str, str]:
 
 
 def _sources(doc: tomlkit.TOMLDocument, *, create: bool) -> Any:
+    import tomlkit
+
     tool = doc.get("tool")
     if tool is None:
         if not create:
@@ -120,6 +124,8 @@ def _uv_table(doc: tomlkit.TOMLDocument, *, create: bool) -> Any:
 
 def _add_constraint(doc: tomlkit.TOMLDocument, name: str) -> None:
     """List `name` in ``[tool.uv] constraint-dependencies`` (once)."""
+    import tomlkit
+
     uv = _uv_table(doc, create=True)
     constraints = uv.get("constraint-dependencies")
     if constraints is None:
@@ -215,6 +221,8 @@ def plan_wire(project: Project, name: str, path: str, *, archive: str | None = N
     lines[str(canonicalize_name(name))] = requirement_line(name, archive)
 
     def change(doc: tomlkit.TOMLDocument) -> None:
+        import tomlkit
+
         existing = _sources(doc, create=False)
         key = _find_key(existing, name) if existing is not None else None
         if existing is not None and key is not None:
@@ -242,6 +250,8 @@ def plan_wire(project: Project, name: str, path: str, *, archive: str | None = N
 
 def _previous_archive(value: dict[str, Any], name: str) -> bool:
     """A source forkman wrote for another release of fork `name` (e.g. a wheel's file)."""
+    from .dist import DIST_DIR
+
     folder = f"{DIST_DIR}/{canonicalize_name(name)}/"
     target = value.get("path")
     return set(value) == {"path"} and isinstance(target, str) and target.startswith(folder)
@@ -249,6 +259,8 @@ def _previous_archive(value: dict[str, Any], name: str) -> bool:
 
 def archive_for(entry: LockEntry) -> str:
     """The archive installers get for fork `entry` (see :mod:`forkman.layouts.dist`)."""
+    from .dist import archive_path
+
     return archive_path(entry)
 
 
@@ -326,6 +338,9 @@ def unwire(project: Project, name: str) -> bool:
 
 def _trim_trailing_blank(doc: tomlkit.TOMLDocument) -> None:
     """Drop the blank line tomlkit put before a table that is gone again."""
+    import tomlkit
+    from tomlkit.items import Null, Table, Whitespace
+
     if not tomlkit.dumps(doc).endswith("\n\n"):
         return
     container: Any = doc

@@ -273,25 +273,28 @@ def load_config_at(root: Path, revision: str) -> Config:
     A revision that has no pyproject.toml there has no forkman settings: the
     defaults. A revision git does not know is a :class:`ConfigError`.
     """
-    import subprocess
+    from ..core.git import run
 
-    def git(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
-
-    commit = git("rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
+    commit = run(
+        "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}", cwd=root, check=False
+    )
     if commit.returncode != 0:
         raise ConfigError(
             f"cannot read the configuration of {revision!r}: not a commit of this repository",
             hint="fetch it first (e.g. `git fetch origin main`) or name a commit",
         )
     where = f"pyproject.toml at {revision}"
-    exists = git("cat-file", "-e", f"{commit.stdout.strip()}:./pyproject.toml")
-    if exists.returncode != 0:
+    blob = f"{commit.stdout.decode().strip()}:./pyproject.toml"
+    if run("cat-file", "-e", blob, cwd=root, check=False).returncode != 0:
         return parse_config({})
-    shown = git("cat-file", "blob", f"{commit.stdout.strip()}:./pyproject.toml")  # no filters
+    shown = run("cat-file", "blob", blob, cwd=root, check=False)  # no filters
     if shown.returncode != 0:
-        raise ConfigError(f"cannot read {where}: {shown.stderr.strip()}")
-    return config_from_text(shown.stdout, where)
+        raise ConfigError(f"cannot read {where}: {shown.stderr.decode(errors='replace').strip()}")
+    try:
+        text = shown.stdout.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read {where}: it is not UTF-8") from None
+    return config_from_text(text, where)
 
 
 def has_config(pyproject: Path) -> bool:

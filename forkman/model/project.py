@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -13,6 +12,9 @@ from .config import Config, load_config
 from .lock import LOCK_NAME, Lock, load_lock
 
 STATE_DIR = ".forkman"
+REQUIREMENTS_FILE = "forkman-requirements.txt"
+"""The requirements file that installs the project's wired forks (see
+:mod:`forkman.layouts.wiring`)."""
 
 
 def cache_root() -> Path:
@@ -113,17 +115,14 @@ class Project:
 
     def require_git(self) -> None:
         """Refuse to work outside a git work tree (forks are reviewed through git)."""
+        from ..core.errors import GitError
+        from ..core.git import run
+
         try:
-            out = subprocess.run(
-                ["git", "rev-parse", "--is-inside-work-tree"],
-                cwd=self.root,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-        except FileNotFoundError:
+            out = run("rev-parse", "--is-inside-work-tree", cwd=self.root, check=False)
+        except GitError:  # git is not installed
             raise ProjectError("git is not installed", hint="install git and try again") from None
-        if out.returncode != 0 or out.stdout.strip() != "true":
+        if out.returncode != 0 or out.stdout.decode(errors="replace").strip() != "true":
             raise ProjectError(
                 f"{self.root} is not inside a git repository",
                 hint="run `git init` first: vendored forks are reviewed and committed with git",

@@ -288,18 +288,3 @@ def write_cache(path: str | os.PathLike[str], purpose: str, value: object) -> bo
         return False  # data JSON cannot hold (e.g. datetimes): computed again next time
     where = os.path.abspath(os.fspath(path))
     return write_sealed(where, purpose, where, payload)
-
-
-def open_lock_file(path: str | os.PathLike[str]) -> int:
-    """Open (creating) a lock file of the state folder, never through a symlink; its fd."""
-    try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        import errno
-
-        if exc.errno == errno.ELOOP:
-            raise _security_error(
-                f"{os.fspath(path)} is a symlink: forkman's lock files are never followed",
-                f"remove it (`rm {os.fspath(path)}`); forkman makes it again",
-            ) from None
-        raise

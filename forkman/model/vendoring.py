@@ -10,12 +10,44 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from ..core.errors import ConfigError, ForkmanError
+from ..core.errors import ConfigError
 from ..core.paths import confined_relpath, protected_names
-from ..layouts.rewrite import RewriteMode, Substitution, check_namespace
 from .config import Config
 
 WHERE = "[tool.forkman.vendoring]"
+_IDENT = re.compile(r"^[^\W\d]\w*(\.[^\W\d]\w*)*$")
+NAMESPACE_HINT = 'set [tool.forkman.vendoring] namespace = "yourpkg._vendor"'
+"""What to do about a namespace that is not a dotted Python module name."""
+
+
+def namespace_problem(namespace: str) -> str | None:
+    """Why `namespace` is not a dotted Python module name, or None when it is one."""
+    if not _IDENT.match(namespace) or any(p.isdigit() for p in namespace.split(".")):
+        return f"namespace {namespace!r} is not a dotted Python module name"
+    return None
+
+
+class RewriteMode(enum.Enum):
+    """How imports of vendored modules are rewritten."""
+
+    SYNTAX = "syntax"
+    """On the syntax tree (every import form; the default)."""
+    VENDORING_COMPAT = "vendoring-compat"
+    """The vendoring tool's regular expressions, byte for byte (for migrated projects)."""
+
+
+@dataclass(frozen=True)
+class Substitution:
+    """A configured text substitution for a dynamic reference."""
+
+    match: str
+    """A Python regular expression."""
+    replace: str
+    """Its replacement (``re.sub`` syntax: ``\\1`` refers to groups)."""
+
+    def apply(self, text: str) -> str:
+        """`text` with every match replaced."""
+        return re.sub(self.match, self.replace, text)
 
 
 @dataclass(frozen=True)
@@ -119,6 +151,36 @@ def _protected(table: Mapping[str, Any]) -> tuple[str, ...]:
 
 def parse_vendoring_config(table: Mapping[str, Any]) -> VendoringConfig:
     """Validate a ``[tool.forkman.vendoring]`` table."""
+    namespace, destination = _place(table)
+    drop = _drop_rules(table)
+    substitute = _substitutions(table)
+    overrides = _license_overrides(table)
+    stubs_raw = table.get("typing-stubs", {})
+    if not isinstance(stubs_raw, Mapping) or not all(
+        isinstance(v, list) and all(isinstance(s, str) for s in v) for v in stubs_raw.values()
+    ):
+        raise ConfigError(f"{WHERE}.typing-stubs maps module names to lists of dotted names")
+    license_source = table.get("license-source", "wheel")
+    if license_source not in ("wheel", "sdist", "archive"):
+        raise ConfigError(f'{WHERE}.license-source must be "wheel", "sdist" or "archive"')
+    mode, stubs = _modes(table)
+    return VendoringConfig(
+        namespace=namespace,
+        destination=destination,
+        protected_files=_protected(table),
+        drop=drop,
+        substitute=substitute,
+        license_overrides=overrides,
+        license_source=license_source,
+        typing_stubs={k: tuple(v) for k, v in stubs_raw.items()},
+        stubs=stubs,
+        rewrite_consumer=bool(table.get("rewrite-consumer", False)),
+        rewrite_mode=mode,
+    )
+
+
+def _place(table: Mapping[str, Any]) -> tuple[str, str]:
+    """The table's namespace and destination, checked against each other."""
     if not table:
         raise ConfigError(
             f"{WHERE} is missing: the namespace layout needs a namespace and a destination",
@@ -129,10 +191,9 @@ def parse_vendoring_config(table: Mapping[str, Any]) -> VendoringConfig:
     destination = table.get("destination")
     if not isinstance(namespace, str) or not isinstance(destination, str) or not destination:
         raise ConfigError(f"{WHERE} needs namespace and destination strings")
-    try:
-        check_namespace(namespace)
-    except ForkmanError as exc:
-        raise ConfigError(exc.message, hint=exc.hint) from None
+    problem = namespace_problem(namespace)
+    if problem is not None:
+        raise ConfigError(problem, hint=NAMESPACE_HINT)
     destination = confined_relpath(destination, f"{WHERE}.destination")
     dest = PurePosixPath(destination)
     if tuple(dest.parts[-len(namespace.split(".")) :]) != tuple(namespace.split(".")):
@@ -141,6 +202,10 @@ def parse_vendoring_config(table: Mapping[str, Any]) -> VendoringConfig:
             hint="the destination must end with the namespace's path, e.g. "
             f"src/{namespace.replace('.', '/')}",
         )
+    return namespace, destination
+
+
+def _drop_rules(table: Mapping[str, Any]) -> tuple[DropRule, ...]:
     drop: list[DropRule] = []
     for item in table.get("drop", []):
         if isinstance(item, str):
@@ -153,6 +218,10 @@ def parse_vendoring_config(table: Mapping[str, Any]) -> VendoringConfig:
             drop.append(DropRule(item["regex"], regex=True))
         else:
             raise ConfigError(f'{WHERE}.drop entries are globs or {{ regex = "..." }} tables')
+    return tuple(drop)
+
+
+def _substitutions(table: Mapping[str, Any]) -> tuple[Substitution, ...]:
     subs: list[Substitution] = []
     for item in table.get("substitute", []):
         if not (
@@ -166,6 +235,10 @@ def parse_vendoring_config(table: Mapping[str, Any]) -> VendoringConfig:
         except re.error as exc:
             raise ConfigError(f"{WHERE}.substitute: bad regex {item['match']!r}: {exc}") from None
         subs.append(Substitution(item["match"], item["replace"]))
+    return tuple(subs)
+
+
+def _license_overrides(table: Mapping[str, Any]) -> dict[str, LicenseOverride]:
     overrides: dict[str, LicenseOverride] = {}
     raw_over = table.get("license-overrides", {})
     if not isinstance(raw_over, Mapping):
@@ -179,14 +252,11 @@ def parse_vendoring_config(table: Mapping[str, Any]) -> VendoringConfig:
                 f"{WHERE}.license-overrides.{name} takes directory, url, file, expression strings"
             )
         overrides[_canon(name)] = LicenseOverride(**dict(over))
-    stubs_raw = table.get("typing-stubs", {})
-    if not isinstance(stubs_raw, Mapping) or not all(
-        isinstance(v, list) and all(isinstance(s, str) for s in v) for v in stubs_raw.values()
-    ):
-        raise ConfigError(f"{WHERE}.typing-stubs maps module names to lists of dotted names")
-    license_source = table.get("license-source", "wheel")
-    if license_source not in ("wheel", "sdist", "archive"):
-        raise ConfigError(f'{WHERE}.license-source must be "wheel", "sdist" or "archive"')
+    return overrides
+
+
+def _modes(table: Mapping[str, Any]) -> tuple[RewriteMode, StubPolicy]:
+    """The rewrite mode and the stub policy (and a check of rewrite-consumer)."""
     try:
         mode = RewriteMode(table.get("rewrite-mode", "syntax"))
     except ValueError:
@@ -201,19 +271,7 @@ def parse_vendoring_config(table: Mapping[str, Any]) -> VendoringConfig:
         raise ConfigError(
             f"{WHERE}.stubs must be one of: " + ", ".join(p.value for p in StubPolicy)
         ) from None
-    return VendoringConfig(
-        namespace=namespace,
-        destination=destination,
-        protected_files=_protected(table),
-        drop=tuple(drop),
-        substitute=tuple(subs),
-        license_overrides=overrides,
-        license_source=license_source,
-        typing_stubs={k: tuple(v) for k, v in stubs_raw.items()},
-        stubs=stubs,
-        rewrite_consumer=bool(table.get("rewrite-consumer", False)),
-        rewrite_mode=mode,
-    )
+    return mode, stubs
 
 
 def vendoring_config(config: Config) -> VendoringConfig:

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..core.errors import BadInput
 from ..core.observer import NullObserver, Observer
+from ..layouts.wiring import refresh_archive
 from ..model.lock import LockEntry, PatchRecord, Source, _parse_source, _source_table
 from ..model.project import Project
 from ..series.conflicts import has_markers, label_markers
@@ -298,7 +299,9 @@ def carry(
     )
     fault_point(f"{operation}-rebased")
     namespace = entry.layout == "namespace"
-    with ForkTransaction(project, entry.name, operation, namespace=namespace) as txn:
+    with ForkTransaction(
+        project, entry.name, operation, namespace=namespace, archive=refresh_archive
+    ) as txn:
         return finish_or_pause(
             project, entry, history, txn, state, progress, headers, staging, observer
         )
@@ -374,7 +377,7 @@ def continue_sync(
             observer=observer,
             name=name,
         )
-        with resume(project, name) as txn:
+        with resume(project, name, archive=refresh_archive) as txn:
             fault_point("continue-resumed")
             result = finish_or_pause(
                 project, entry, history, txn, state, progress, headers, staging, observer

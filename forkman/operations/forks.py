@@ -21,6 +21,7 @@ from packaging.specifiers import SpecifierSet
 from ..core.errors import BadInput, ProjectError
 from ..core.observer import NullObserver, Observer
 from ..gate.check import manifest_path, save_manifest
+from ..layouts.wiring import refresh_archive
 from ..model.config import (
     DistPreference,
     fork_table,
@@ -154,7 +155,9 @@ def fork(
             sections={**fetched.sections, **vendored.sections},
         )
         pyproject_text = _constraint_edit(project, fork_name, spec)
-        with ForkTransaction(project, fork_name, "fork", namespace=layout == "namespace") as txn:
+        with ForkTransaction(
+            project, fork_name, "fork", namespace=layout == "namespace", archive=refresh_archive
+        ) as txn:
             txn.replace_path(project.fork_git_dir(fork_name), history_dir)
             fault_point("fork-history")
             if vendored.members is None:
@@ -241,7 +244,9 @@ def unfork(project: Project, name: str, *, observer: Observer = NullObserver()) 
     for line in recover(project):
         observer.warning(line)
     entry = require_fork(project, name)
-    with ForkTransaction(project, name, "unfork", namespace=entry.layout == "namespace") as txn:
+    with ForkTransaction(
+        project, name, "unfork", namespace=entry.layout == "namespace", archive=refresh_archive
+    ) as txn:
         ns = entry.sections.get("namespace")
         if isinstance(ns, Mapping):
             for member in ns.get("members", []):

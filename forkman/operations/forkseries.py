@@ -26,6 +26,7 @@ from ..gate.check import (
     save_manifest,
     scan_fork,
 )
+from ..layouts.wiring import refresh_archive
 from ..model.lock import LockEntry
 from ..model.project import Project
 from ..series.patchfile import PatchHeader
@@ -204,7 +205,9 @@ def write_series(
     """Stage a rewritten series, commit it with the lock in one transaction; the new entry."""
     built = stage_series(project, history, entry.name, built_items, tip, staging / "out")
     new = replace(entry, patches=built.records, vendored_tree=built.vendored_tree)
-    with ForkTransaction(project, entry.name, operation, namespace=shared(entry)) as txn:
+    with ForkTransaction(
+        project, entry.name, operation, namespace=shared(entry), archive=refresh_archive
+    ) as txn:
         new = with_members(new, commit_series(txn, project, entry, built, consumed=consumed))
         txn.commit(lambda lock: lock.with_entry(new))
     remember_tree(project, new)

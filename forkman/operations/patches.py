@@ -31,6 +31,7 @@ from pathlib import Path
 from ..core.errors import BadInput, ForkmanError
 from ..core.observer import NullObserver, Observer
 from ..gate.check import members_of, save_manifest, scan_fork
+from ..layouts.wiring import refresh_archive
 from ..model.lock import LockEntry, PatchRecord
 from ..model.project import Project
 from ..series.patchfile import PatchHeader, parse_patch, render_patch, today
@@ -140,7 +141,9 @@ def record_patch(
     new = with_members(replace(entry, patches=(*entry.patches, record)), members)
     manifest, _ = scan_fork(project.root, new, None)
     new = replace(new, vendored_tree=hash_manifest(manifest.values()))
-    with ForkTransaction(project, entry.name, "patch", namespace=shared(entry)) as txn:
+    with ForkTransaction(
+        project, entry.name, "patch", namespace=shared(entry), archive=refresh_archive
+    ) as txn:
         txn.write_file(target, data)
         fault_point("patch-file")
         txn.set_ref(project.fork_git_dir(entry.name), "refs/heads/patched", commit)
@@ -316,7 +319,9 @@ def restore(project: Project, name: str, observer: Observer = NullObserver()) ->
                 f"the history of {name} does not match the lock",
                 hint=f"`forkman verify {name}` shows what differs",
             )
-        with ForkTransaction(project, entry.name, "restore", namespace=shared(entry)) as txn:
+        with ForkTransaction(
+            project, entry.name, "restore", namespace=shared(entry), archive=refresh_archive
+        ) as txn:
             place_tree(txn, project, entry, fresh)
             fault_point("restore-tree")
             txn.commit(lambda lock: lock)

@@ -13,12 +13,13 @@ anyone's HEAD or work tree, so a crash can at worst leave unreferenced
 objects. The repository is derived state: it can be deleted and rebuilt from
 the lock, the download cache and the patch files (see :func:`rebuild`).
 
-Every git invocation goes through GitPython's command wrapper with an
-environment that ignores the user's and the system's git configuration, runs
-no hook and no fsmonitor command whatever the repository's own config says
-(it lives in the state folder, see :mod:`forkman.model.statetrust`), and
-with attributes that disable end-of-line conversion and filters, so what is
-committed is byte for byte what was unpacked.
+Every git invocation goes through :func:`forkman.core.git.run` as a
+repository forkman keeps (``owned=True``): an environment that ignores the
+user's and the system's git configuration, a fixed identity, no hook and no
+fsmonitor command whatever the repository's own config says (it lives in the
+state folder, see :mod:`forkman.model.statetrust`), and attributes that
+disable end-of-line conversion and filters, so what is committed is byte for
+byte what was unpacked.
 """
 
 from __future__ import annotations
@@ -28,17 +29,9 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import git as gitpython
-
+from ..core import git as _git
 from ..core.errors import ForkmanError
-from ..core.git import no_git_commands
 
-_IDENTITY = {
-    "GIT_AUTHOR_NAME": "forkman",
-    "GIT_AUTHOR_EMAIL": "forkman@localhost",
-    "GIT_COMMITTER_NAME": "forkman",
-    "GIT_COMMITTER_EMAIL": "forkman@localhost",
-}
 # Highest-precedence attributes: store and check out bytes exactly as they are.
 _ATTRIBUTES = "* -text -filter -ident -working-tree-encoding\n"
 # Bytecode caches are never part of a tree (as in forkman's tree hashes): running
@@ -59,22 +52,6 @@ class HistoryError(ForkmanError):
     """The fork's git history is missing or damaged."""
 
 
-def _clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(
-        {
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": os.devnull,
-            "GIT_TERMINAL_PROMPT": "0",
-            "LC_ALL": "C",
-        }
-    )
-    env.update(_IDENTITY)
-    if extra:
-        env.update(extra)
-    return no_git_commands(env)
-
-
 class ForkHistory:
     """A fork's bare repository."""
 
@@ -93,34 +70,41 @@ class ForkHistory:
         cwd: Path | None = None,
         check: bool = True,
     ) -> str:
-        """Run a git command against this repository and return its stdout."""
-        full_env = _clean_env({"GIT_DIR": str(self.git_dir), **(env or {})})
-        cmd = gitpython.Git(str(cwd) if cwd else None)
-        try:
-            out = cmd.execute(
-                ["git", *args],
-                env=full_env,
-                with_extended_output=False,
-                strip_newline_in_stdout=False,
-            )
-        except gitpython.GitCommandError as exc:
-            if not check:
-                return ""
-            stderr = exc.stderr.strip() if isinstance(exc.stderr, str) else str(exc.stderr)
-            raise HistoryError(
-                f"git {' '.join(args[:2])} failed in {self.git_dir.name}: {stderr}"
-            ) from None
-        assert isinstance(out, str)
-        return out
+        """Run a git command against this repository and return its stdout.
+
+        A failure is a :class:`HistoryError` (with `check`), else an empty output.
+        """
+        return self._run(*args, env=env, cwd=cwd, check=check).decode("utf-8", "surrogateescape")
+
+    def _run(
+        self,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        check: bool = True,
+        input: bytes | None = None,
+    ) -> bytes:
+        proc = _git.run(
+            *args,
+            cwd=cwd,
+            owned=True,
+            env={"GIT_DIR": str(self.git_dir), **(env or {})},
+            input=input,
+            check=False,
+        )
+        if proc.returncode == 0:
+            return proc.stdout
+        if not check:
+            return b""
+        stderr = proc.stderr.decode("utf-8", "replace").strip()
+        raise HistoryError(f"git {' '.join(args[:2])} failed in {self.git_dir.name}: {stderr}")
 
     @classmethod
     def create(cls, git_dir: Path) -> ForkHistory:
         """Initialise an empty bare repository at `git_dir`."""
         git_dir.parent.mkdir(parents=True, exist_ok=True)
         history = cls(git_dir)
-        gitpython.Git().execute(
-            ["git", "init", "-q", "--bare", "-b", "patched", str(git_dir)], env=_clean_env()
-        )
+        _git.run("init", "-q", "--bare", "-b", "patched", str(git_dir), owned=True)
         (git_dir / "info").mkdir(exist_ok=True)
         (git_dir / "info" / "attributes").write_text(_ATTRIBUTES)
         with open(git_dir / "config", "a", encoding="utf-8") as config:
@@ -168,24 +152,7 @@ class ForkHistory:
         lines = "".join(
             f"update {ref} {new}\n" if new else f"delete {ref}\n" for ref, new in refs.items()
         )
-        fd, path = tempfile.mkstemp(prefix="refs-", dir=self.git_dir)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(lines)
-            with open(path, "rb") as stdin:
-                cmd = gitpython.Git()
-                try:
-                    cmd.execute(
-                        ["git", "update-ref", "--stdin"],
-                        env=_clean_env({"GIT_DIR": str(self.git_dir)}),
-                        istream=stdin,
-                    )
-                except gitpython.GitCommandError as exc:
-                    raise HistoryError(
-                        f"git update-ref failed in {self.git_dir.name}: {exc.stderr}"
-                    ) from None
-        finally:
-            os.unlink(path)
+        self._run("update-ref", "--stdin", input=lines.encode())
 
     # -- trees and commits --------------------------------------------------------
     def snapshot(self, tree_dir: Path, members: Sequence[str] | None = None) -> str:

@@ -13,10 +13,10 @@ pyproject.toml, the fork's history refs, and forkman.lock. A
 4. afterwards the backups and the journal are removed.
 
 If the process dies anywhere, :func:`recover` (run at the start of every
-write command) finds the journal: when the lock already holds the new entry
-the change committed and only the clean-up is finished; otherwise every step
-is undone from the backups, in reverse order. Either way the fork is entirely
-old or entirely new.
+write command, see :mod:`forkman.store.recovery`) finds the journal: when the
+lock already holds the new entry the change committed and only the clean-up is
+finished; otherwise every step is undone from the backups, in reverse order.
+Either way the fork is entirely old or entirely new.
 
 A transaction can also *pause* (:meth:`ForkTransaction.pause`): a sync that
 stops at a conflict records its resumable state in the journal and leaves
@@ -26,16 +26,9 @@ undoes steps taken after the pause point by an interrupted ``--continue``);
 every step back, byte for byte. So a fork is entirely old, entirely new, or
 in a resumable paused state.
 
-A journal is never trusted because it exists (a pull request could have
-committed one, see :mod:`forkman.model.statetrust`): :func:`load_journal` validates
-every journal before recovery, resume or abort touches anything. Every path
-must be relative, normalised and inside the project; every target must be
-something a transaction of that fork may touch (its vendored folder or
-namespace members, its patch series, ``pyproject.toml``, the wiring's
-requirements file, its history under ``.forkman/forks/``), backups must lie in
-the journal's own folder under ``.forkman/txn/``, refs must be the fork's
-history refs, and no path may cross a symlink. An invalid journal is refused
-(:class:`JournalError`, exit 2, the journal named), never repaired.
+A journal is never trusted because it exists: :mod:`forkman.store.journal`
+validates every journal before recovery, resume or abort touches anything
+(:mod:`forkman.store.recovery` finishes or undoes them).
 
 Lock writes from concurrent transactions (different forks in parallel) are
 serialized by a process-wide mutex plus an ``fcntl`` lock on
@@ -46,97 +39,56 @@ entry.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import json
 import os
-import posixpath
-import re
 import shutil
-import stat
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import Busy, SecurityError
+from ..core.errors import Busy
 from ..core.fs import atomic_write_bytes, fsync_dir
-from ..model.lock import Lock, LockEntry, dump_lock, load_lock, write_lock
+from ..core.mutex import FileMutex
+from ..model.lock import Lock, LockEntry, load_lock, write_lock
 from ..model.project import Project
-from ..model.statetrust import open_lock_file
+from .journal import JournalError, load_journal, read_journal
+from .recovery import (
+    InjectedFault,
+    abort_paused,
+    entry_digest,
+    fault_point,
+    lock_file_mutex,
+    paused_state,
+    recover,
+    rollback,
+)
+from .recovery import Owner as _Owner
 
-_LOCK_MUTEX = threading.Lock()
+__all__ = [
+    "ArchiveRefresh",
+    "ForkTransaction",
+    "InjectedFault",
+    "JournalError",
+    "abort_paused",
+    "entry_digest",
+    "fault_point",
+    "load_journal",
+    "lock_file_mutex",
+    "paused_state",
+    "record_section",
+    "recover",
+    "resume",
+    "update_lock",
+]
+
 _NAMESPACE_MUTEX = threading.Lock()
-_ABSENT = "absent"
 
-# Fault injection for tests: FORKMAN_FAULT=<step name> raises at that step.
-_FAULT_ENV = "FORKMAN_FAULT"
-
-
-class InjectedFault(RuntimeError):
-    """Raised by :func:`fault_point` when a test asks for it."""
-
-
-def fault_point(step: str) -> None:
-    """Die here if the test environment asks for it (``FORKMAN_FAULT=step`` or ``step:kill``)."""
-    want = os.environ.get(_FAULT_ENV)
-    if not want:
-        return
-    name, _, how = want.partition(":")
-    if name != step:
-        return
-    if how == "kill":
-        os.kill(os.getpid(), 9)
-    raise InjectedFault(f"injected fault at {step}")
-
-
-def entry_digest(entry: LockEntry | None) -> str:
-    """A digest of one lock entry's serialization ('absent' for no entry)."""
-    if entry is None:
-        return _ABSENT
-    return hashlib.sha256(dump_lock(Lock({entry.name: entry})).encode()).hexdigest()
-
-
-class _FileMutex:
-    """A mutex across threads (a process-wide lock) and processes (``flock`` on a file)."""
-
-    def __init__(self, path: Path, local: threading.Lock) -> None:
-        self.path = path
-        self.local = local
-        self._fh: Any = None
-
-    def acquire(self) -> None:
-        self.local.acquire()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = os.fdopen(open_lock_file(self.path), "r+b")
-            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX)
-        except BaseException:
-            if self._fh is not None:
-                self._fh.close()
-                self._fh = None
-            self.local.release()
-            raise
-
-    def release(self) -> None:
-        if self._fh is not None:
-            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
-            self._fh.close()
-            self._fh = None
-            self.local.release()
-
-
-@contextlib.contextmanager
-def lock_file_mutex(project: Project) -> Iterator[None]:
-    """Serialize read-modify-write of forkman.lock across threads and processes."""
-    project.ensure_state_dir()
-    mutex = _FileMutex(project.state_dir / "lock.mutex", _LOCK_MUTEX)
-    mutex.acquire()
-    try:
-        yield
-    finally:
-        mutex.release()
+ArchiveRefresh = Callable[[Project, str, LockEntry | None], str | None]
+"""Makes a fork's installable archive again after a commit (given its new lock entry,
+None when the fork is gone); a message when it could not be made
+(:func:`forkman.layouts.wiring.refresh_archive`)."""
 
 
 def update_lock(project: Project, change: Callable[[Lock], Lock]) -> Lock:
@@ -163,40 +115,6 @@ def record_section(
     return update_lock(project, change)
 
 
-class _Owner:
-    """The lock a live transaction of one fork holds (``.forkman/txn/<fork>.owner``).
-
-    A journal whose owner lock is free belongs to a process that died: recovery
-    may finish or undo it. A journal whose owner lock is held belongs to a live
-    transaction (another thread or process) and is left alone. ``flock`` locks of
-    separate opens conflict across threads too, and the kernel drops them when
-    the process dies.
-    """
-
-    def __init__(self, project: Project, fork: str) -> None:
-        self.path = project.state_dir / "txn" / f"{fork}.owner"
-        self._fh: Any = None
-
-    def try_acquire(self) -> bool:
-        """Take the lock if it is free; False when a live transaction holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = os.fdopen(open_lock_file(self.path), "r+b")
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.close()
-            return False
-        self._fh = fh
-        return True
-
-    def release(self) -> None:
-        """Let go of the lock."""
-        if self._fh is not None:
-            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
-            self._fh.close()
-            self._fh = None
-
-
 class ForkTransaction:
     """One atomic change to one fork (see the module docstring).
 
@@ -205,14 +123,26 @@ class ForkTransaction:
     (``.forkman/namespace.mutex``) from start to commit, so which fork owns a
     name there is read and changed by one of them at a time. `namespace`:
     whether the fork is one (None: as the lock says).
+
+    `archive` makes the fork's installable archive again once the change
+    committed (not for a namespace fork, which has none): the wiring's
+    :func:`~forkman.layouts.wiring.refresh_archive`; None when the change needs
+    no archive. Its message, if any, is :attr:`archive_problem`.
     """
 
     def __init__(
-        self, project: Project, fork: str, operation: str, *, namespace: bool | None = None
+        self,
+        project: Project,
+        fork: str,
+        operation: str,
+        *,
+        namespace: bool | None = None,
+        archive: ArchiveRefresh | None = None,
     ) -> None:
         self.project = project
         self.namespace = namespace
-        self._namespace_mutex: _FileMutex | None = None
+        self.archive = archive
+        self._namespace_mutex: FileMutex | None = None
         self.fork = fork
         self.operation = operation
         self.id = uuid.uuid4().hex[:12]
@@ -267,8 +197,8 @@ class ForkTransaction:
             entry = load_lock(self.project.lock_path).get(self.fork)
             namespace = entry is not None and entry.layout == "namespace"
         if namespace:
-            self._namespace_mutex = _FileMutex(
-                self.project.state_dir / "namespace.mutex", _NAMESPACE_MUTEX
+            self._namespace_mutex = FileMutex(
+                self.project.state_dir / "namespace.mutex", local=_NAMESPACE_MUTEX
             )
             self._namespace_mutex.acquire()
         if self._resumed:
@@ -313,13 +243,13 @@ class ForkTransaction:
         if not self._done:
             if self.paused is not None and not self._committed:
                 # Back to the pause point: the paused state stays resumable.
-                _rollback(self.project, self.steps[self.pause_point :])
+                rollback(self.project, self.steps[self.pause_point :])
                 del self.steps[self.pause_point :]
                 self._write_journal()
                 self._done = True
                 return
             if not self._committed:  # past the commit point, only clean-up is left
-                _rollback(self.project, self.steps)
+                rollback(self.project, self.steps)
             self._cleanup()
 
     # -- pausing -------------------------------------------------------------------
@@ -405,372 +335,22 @@ class ForkTransaction:
             self._committed = True
         fault_point("after-lock-write")
         self._cleanup()
-        if self.namespace is not True:
-            from ..layouts.wiring import refresh_archive
-
-            self.archive_problem = refresh_archive(self.project, self.fork, lock.get(self.fork))
+        if self.namespace is not True and self.archive is not None:
+            self.archive_problem = self.archive(self.project, self.fork, lock.get(self.fork))
         return lock
 
 
-# -- journals are validated before anything acts on them --------------------------------
-
-
-class JournalError(SecurityError):
-    """A journal under ``.forkman/txn/`` that is not one forkman wrote for its fork."""
-
-
-_JOURNAL_KEYS = frozenset(
-    {"fork", "operation", "id", "dir", "steps", "after", "paused", "pause_point"}
-)
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}\Z")
-_OPERATION = re.compile(r"[a-z][a-z0-9-]{0,63}\Z")
-_TXN_ID = re.compile(r"[0-9a-f]{1,64}\Z")
-_REF = re.compile(r"refs/(heads|tags)/[A-Za-z0-9._+!-]+(/[A-Za-z0-9._+!-]+)*\Z")
-_OID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?\Z")
-_DIGEST = re.compile(r"[0-9a-f]{64}\Z")
-_BACKUP = re.compile(r"b[0-9]{1,9}\Z")
-
-
-def _normal(value: object) -> str | None:
-    """`value` if it is a relative, normalised path inside the project, else None."""
-    if not isinstance(value, str) or not value or "\0" in value or "\\" in value:
-        return None
-    if value.startswith("/") or posixpath.normpath(value) != value:
-        return None
-    if value == "." or value == ".." or value.startswith("../"):
-        return None
-    return value
-
-
-def _config_dir(value: str) -> str | None:
-    norm = posixpath.normpath(value.replace("\\", "/"))
-    return _normal(norm)
-
-
-def _allowed_targets(project: Project, fork: str) -> tuple[set[str], set[str]]:
-    """What a transaction of `fork` may replace: exact paths, and folders whose direct
-    children it may replace (a patch series' files, a namespace folder's members)."""
-    from ..layouts.wiring import REQUIREMENTS_FILE
-
-    exact = {"pyproject.toml", REQUIREMENTS_FILE, f".forkman/forks/{fork}.git"}
-    children: set[str] = set()
-    config = project.config
-    patches = _config_dir(config.patches_dir)
-    if patches is not None:
-        exact.add(f"{patches}/{fork}")
-        children.add(f"{patches}/{fork}")
-    vendor = _config_dir(config.vendor_dir)
-    if vendor is not None:
-        exact.add(f"{vendor}/{fork}")
-    try:
-        entry = load_lock(project.lock_path).get(fork)
-    except Exception:  # a damaged lock names no path
-        entry = None
-    if entry is not None and _normal(entry.path) is not None:
-        if entry.layout == "namespace":
-            children.add(entry.path)
-        else:
-            exact.add(entry.path)
-    if "vendoring" in config.raw:
-        from ..model.vendoring import vendoring_config
-
-        destination = _config_dir(vendoring_config(config).destination)
-        if destination is not None:
-            children.add(destination)
-    return exact, children
-
-
-def _namespace_member_ok(project: Project, folder: str, member: str) -> bool:
-    if member == "__init__.py" or member.startswith("."):
-        return False
-    if "vendoring" not in project.config.raw:
-        return True
-    from ..model.vendoring import vendoring_config
-
-    return member not in vendoring_config(project.config).protected_files
-
-
-def _symlink_on_the_way(project: Project, rel: str, *, last_may_link: bool) -> str | None:
-    """The first component of `rel` (from the project root) that is a symlink, or None."""
-    here = project.root
-    parts = rel.split("/")
-    for i, part in enumerate(parts):
-        here = here / part
-        try:
-            st = os.lstat(here)
-        except FileNotFoundError:
-            return None
-        if stat.S_ISLNK(st.st_mode) and not (last_may_link and i == len(parts) - 1):
-            return "/".join(parts[: i + 1])
-    return None
-
-
-def load_journal(project: Project, journal: Path) -> dict[str, Any]:
-    """The journal at `journal`, validated (see the module docstring); JournalError if not."""
-    rel = project.relpath(journal)
-
-    def refuse(why: str) -> JournalError:
-        return JournalError(
-            f"refusing the journal {rel}: {why}; forkman changed nothing",
-            hint="forkman writes journals only for its own transactions. If no forkman "
-            f"command is running, look at the file and remove it (`rm {rel}`), then "
-            "`forkman check` shows the state of the fork",
-        )
-
-    fork = journal.name.removesuffix(".json")
-    try:
-        st = os.lstat(journal)
-    except FileNotFoundError:
-        raise
-    if not stat.S_ISREG(st.st_mode):
-        raise refuse("it is a symlink or not a regular file")
-    try:
-        data = json.loads(journal.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise refuse(f"it is not readable JSON ({exc})") from None
-    if not isinstance(data, dict) or not set(data) <= _JOURNAL_KEYS:
-        raise refuse("it is not a journal object")
-    if data.get("fork") != fork or not _NAME.match(fork):
-        raise refuse(f"its fork {data.get('fork')!r} is not the one its name says")
-    if not isinstance(data.get("operation"), str) or not _OPERATION.match(data["operation"]):
-        raise refuse("its operation is not a name")
-    txn_id = data.get("id")
-    if not isinstance(txn_id, str) or not _TXN_ID.match(txn_id):
-        raise refuse("its id is not a transaction id")
-    folder = f".forkman/txn/{fork}.{txn_id}"
-    if data.get("dir") != folder:
-        raise refuse(f"its folder {data.get('dir')!r} is not {folder}")
-    after = data.get("after")
-    if after is not None and not (
-        after == _ABSENT or (isinstance(after, str) and _DIGEST.match(after))
-    ):
-        raise refuse("its commit digest is not a digest")
-    steps = data.get("steps")
-    if not isinstance(steps, list):
-        raise refuse("its steps are not a list")
-    paused = data.get("paused")
-    if paused is not None:
-        point = data.get("pause_point")
-        if (
-            not isinstance(paused, dict)
-            or not isinstance(point, int)
-            or not 0 <= point <= len(steps)
-        ):
-            raise refuse("its pause point is not one of its steps")
-        members = paused.get("members")
-        if members is not None and not (
-            isinstance(members, list) and all(_is_member(m) for m in members)
-        ):
-            raise refuse("its paused members are not plain names")
-    elif "pause_point" in data:
-        raise refuse("it has a pause point but no paused state")
-    exact, children = _allowed_targets(project, fork)
-    git_dir = f".forkman/forks/{fork}.git"
-    for n, step in enumerate(steps, 1):
-        if not isinstance(step, dict):
-            raise refuse(f"step {n} is not an object")
-        if set(step) == {"ref", "git_dir", "old"}:
-            ref, old = step["ref"], step["old"]
-            if step["git_dir"] != git_dir:
-                raise refuse(f"step {n} moves a ref outside {git_dir}")
-            if (
-                not isinstance(ref, str)
-                or not _REF.match(ref)
-                or ".." in ref
-                or ref.endswith(".lock")
-            ):
-                raise refuse(f"step {n} names {ref!r}, not a history ref of the fork")
-            if old is not None and not (isinstance(old, str) and _OID.match(old)):
-                raise refuse(f"step {n} restores {old!r}, not a commit id")
-            where = _symlink_on_the_way(project, git_dir, last_may_link=False)
-            if where is not None:
-                raise refuse(f"step {n} goes through the symlink {where}")
-            continue
-        if set(step) != {"target", "backup"}:
-            raise refuse(f"step {n} is neither a path step nor a ref step")
-        target = _normal(step["target"])
-        if target is None:
-            raise refuse(f"step {n} names {step['target']!r}, not a normalised relative path")
-        parent, _, name = target.rpartition("/")
-        if (
-            not (
-                target in exact
-                or (parent in children and _namespace_member_ok(project, parent, name))
-            )
-            or target == ".git"
-            or target.startswith((".git/", ".forkman/txn"))
-        ):
-            raise refuse(f"step {n} names {target}, which a transaction of {fork} never touches")
-        backup = step["backup"]
-        if backup is not None:
-            if (
-                not isinstance(backup, str)
-                or backup.rpartition("/")[0] != folder
-                or not _BACKUP.match(backup.rpartition("/")[2])
-            ):
-                raise refuse(f"step {n} keeps its backup outside {folder}")
-            where = _symlink_on_the_way(project, backup, last_may_link=True)
-            if where is not None:
-                raise refuse(f"step {n}'s backup goes through the symlink {where}")
-        where = _symlink_on_the_way(project, target, last_may_link=True)
-        if where is not None:
-            raise refuse(f"step {n} reaches {target} through the symlink {where}")
-    where = _symlink_on_the_way(project, folder, last_may_link=False)
-    if where is not None:
-        raise refuse(f"its folder goes through the symlink {where}")
-    return data
-
-
-def _is_member(value: object) -> bool:
-    return (
-        isinstance(value, str)
-        and _normal(value) == value
-        and "/" not in value
-        and not value.startswith(".")
-    )
-
-
-def _read_journal(project: Project, fork: str) -> dict[str, Any] | None:
-    """The validated journal of `fork`, or None when it has none."""
-    try:
-        return load_journal(project, project.state_dir / "txn" / f"{fork}.json")
-    except FileNotFoundError:
-        return None
-
-
-def _rollback(project: Project, steps: list[dict[str, Any]]) -> None:
-    from .history import ForkHistory
-
-    cleared: set[str] = set()
-    for step in reversed(steps):
-        if "ref" in step:
-            history = ForkHistory(project.root / step["git_dir"])
-            if history.exists():
-                if step["git_dir"] not in cleared:
-                    # a git killed while moving a ref leaves its lock file behind
-                    history.remove_stale_ref_locks()
-                    cleared.add(step["git_dir"])
-                history.update_ref(step["ref"], step["old"])
-            continue
-        target = project.root / step["target"]
-        backup = step.get("backup")
-        if (
-            backup is not None
-            and not (project.root / backup).exists()
-            and (target.exists() or target.is_symlink())
-        ):
-            # The backup was never taken (crash before the rename): nothing to undo.
-            continue
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        elif target.exists() or target.is_symlink():
-            target.unlink()
-        if backup is not None and (project.root / backup).exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(project.root / backup, target)
-        fsync_dir(target.parent)
-
-
-def recover(project: Project, *, _owned: str | None = None) -> list[str]:
-    """Finish or undo interrupted transactions; a line per fork recovered.
-
-    Only journals whose owner died are touched: a live transaction (another
-    thread or process holding the fork's owner lock) is left alone. A paused
-    transaction is kept: only steps taken after its pause point (by an
-    interrupted resume) are undone, which brings it back to the pause.
-    `_owned` names the fork whose owner lock the caller already holds.
-    """
-    txn_dir = project.state_dir / "txn"
-    if not txn_dir.is_dir():
-        return []
-    done: list[str] = []
-    keep: set[str] = set()
-    dead: list[tuple[Path, _Owner]] = []
-    try:
-        for journal in sorted(txn_dir.glob("*.json")):
-            fork_name = journal.name.removesuffix(".json")
-            owner = _Owner(project, fork_name)
-            if fork_name != _owned and not owner.try_acquire():
-                # a live transaction: its files and its temporary folder are its own
-                with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-                    keep.add(str(json.loads(journal.read_text())["dir"]))
-                continue
-            dead.append((journal, owner))
-        # every journal is validated before any of them is acted on
-        checked = []
-        for journal, _owner in dead:
-            try:
-                checked.append((load_journal(project, journal), journal))
-            except FileNotFoundError:
-                continue
-        for data, journal in checked:
-            line = _recover_one(project, journal, data, keep)
-            if line:
-                done.append(line)
-    finally:
-        for _journal, owner in dead:
-            owner.release()
-    for leftover in txn_dir.iterdir():
-        if leftover.is_symlink() or not leftover.is_dir() or project.relpath(leftover) in keep:
-            continue
-        # `<fork>.<id>`: a live transaction may have made it since the journals were read
-        # (its folder comes before its journal): only a dead owner's folder goes
-        fork_name = leftover.name.rsplit(".", 1)[0]
-        owner = _Owner(project, fork_name)
-        if fork_name != _owned and not owner.try_acquire():
-            continue
-        try:
-            shutil.rmtree(leftover, ignore_errors=True)
-        finally:
-            owner.release()
-    return done
-
-
-def _recover_one(
-    project: Project, journal: Path, data: dict[str, Any], keep: set[str]
-) -> str | None:
-    """Finish or undo one dead transaction (its owner lock is held by the caller;
-    `data`: its journal, validated)."""
-    fork = data["fork"]
-    with lock_file_mutex(project):
-        current = entry_digest(load_lock(project.lock_path).get(fork))
-    line: str | None
-    if data.get("after") is not None and current == data["after"]:
-        line = f"{fork}: completed the interrupted {data['operation']}"
-    elif data.get("paused") is not None:
-        point = int(data.get("pause_point", len(data["steps"])))
-        line = None
-        if len(data["steps"]) > point or data.get("after") is not None:
-            _rollback(project, data["steps"][point:])
-            data["steps"] = data["steps"][:point]
-            data["after"] = None
-            atomic_write_bytes(journal, json.dumps(data, indent=1).encode())
-            line = f"{fork}: back to the paused {data['operation']} (resume interrupted)"
-        keep.add(data["dir"])
-        return line
-    else:
-        _rollback(project, data["steps"])
-        line = f"{fork}: rolled back the interrupted {data['operation']}"
-    shutil.rmtree(project.root / data["dir"], ignore_errors=True)
-    journal.unlink()
-    return line
-
-
-def paused_state(project: Project, fork: str) -> dict[str, Any] | None:
-    """The state a paused transaction of `fork` recorded, or None."""
-    data = _read_journal(project, fork)
-    paused = None if data is None else data.get("paused")
-    return paused if isinstance(paused, dict) else None
-
-
-def resume(project: Project, fork: str) -> ForkTransaction:
-    """Reopen the paused transaction of `fork` (use it as a context manager)."""
+def resume(
+    project: Project, fork: str, *, archive: ArchiveRefresh | None = None
+) -> ForkTransaction:
+    """Reopen the paused transaction of `fork` (use it as a context manager);
+    `archive` as for :class:`ForkTransaction`."""
     for _line in recover(project):
         pass
-    data = _read_journal(project, fork)
+    data = read_journal(project, fork)
     if data is None or data.get("paused") is None:
         raise Busy(f"{fork} has no paused operation")
-    txn = ForkTransaction(project, fork, data["operation"])
+    txn = ForkTransaction(project, fork, data["operation"], archive=archive)
     txn.id = data["id"]
     txn.dir = project.root / data["dir"]
     txn.steps = list(data["steps"])
@@ -778,24 +358,3 @@ def resume(project: Project, fork: str) -> ForkTransaction:
     txn.pause_point = int(data.get("pause_point", len(txn.steps)))
     txn._resumed = True
     return txn
-
-
-def abort_paused(project: Project, fork: str) -> bool:
-    """Undo the paused transaction of `fork` entirely; False when there is none."""
-    recover(project)
-    journal = project.state_dir / "txn" / f"{fork}.json"
-    data = _read_journal(project, fork)
-    if data is None or data.get("paused") is None:
-        return False
-    owner = _Owner(project, fork)
-    if not owner.try_acquire():
-        raise Busy(f"another forkman command is changing {fork} right now")
-    try:
-        fault_point("abort-rollback")
-        _rollback(project, data["steps"])
-        shutil.rmtree(project.root / data["dir"], ignore_errors=True)
-        journal.unlink()
-        fsync_dir(journal.parent)
-    finally:
-        owner.release()
-    return True

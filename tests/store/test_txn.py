@@ -208,7 +208,7 @@ def test_recovery_clears_what_a_killed_git_left_behind(
 def test_recovery_leaves_a_live_transactions_folder_alone(ready: Project) -> None:
     """Another thread's transaction makes its backup folder before its journal: a parallel
     recovery must not take it for a leftover."""
-    from forkman.store.txn import _Owner
+    from forkman.store.recovery import Owner as _Owner
 
     txn_dir = ready.ensure_state_dir() / "txn"
     live = txn_dir / "alpha.0123456789ab"
