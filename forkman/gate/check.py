@@ -29,6 +29,7 @@ from pathlib import Path
 from ..core.errors import LockError, NotFound
 from ..model.lock import (
     LOCK_NAME,
+    Layout,
     Lock,
     LockEntry,
     dump_lock,
@@ -127,7 +128,7 @@ def lock_fits_config(
 
     for entry in lock:
         where = f"{LOCK_NAME}: [forks.{entry.name}]"
-        if entry.layout == "namespace":
+        if entry.layout is Layout.NAMESPACE:
             if destination is None or entry.path != destination:
                 raise LockError(
                     f"{where} path {entry.path!r} is not the namespace folder "

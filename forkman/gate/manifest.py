@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from ..model.lock import LockEntry
+from ..model.lock import Layout, LockEntry
 from ..store.treehash import (
     StatCache,
     TreeEntry,
@@ -31,7 +31,7 @@ def members_of(entry: LockEntry) -> list[str] | None:
     None for every other layout: a fork of the project layout owns its whole
     path, whatever tables its lock entry carries.
     """
-    if entry.layout != "namespace":
+    if entry.layout is not Layout.NAMESPACE:
         return None
     ns = entry.sections.get("namespace")
     if isinstance(ns, dict) and isinstance(ns.get("members"), list):
@@ -42,7 +42,7 @@ def members_of(entry: LockEntry) -> list[str] | None:
 def other_modules_of(entry: LockEntry) -> list[str] | None:
     """For a namespace-layout fork, the other forks' modules its imports were rewritten for."""
     ns = entry.sections.get("namespace")
-    if entry.layout != "namespace" or not isinstance(ns, dict):
+    if entry.layout is not Layout.NAMESPACE or not isinstance(ns, dict):
         return None
     transform = ns.get("transform")
     others = transform.get("other-modules", []) if isinstance(transform, dict) else []

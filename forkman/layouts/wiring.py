@@ -38,7 +38,7 @@ from packaging.utils import canonicalize_name
 from ..core.errors import BadInput
 from ..core.fs import atomic_write_bytes, atomic_write_text
 from ..model.config import render_pyproject_edit, require_table
-from ..model.lock import LockEntry
+from ..model.lock import Layout, LockEntry
 from ..model.project import REQUIREMENTS_FILE as REQUIREMENTS_FILE
 from ..model.project import Project
 
@@ -382,7 +382,11 @@ def refresh_archive(project: Project, name: str, entry: LockEntry | None) -> str
         lines = _read_lines(project.root / REQUIREMENTS_FILE)
     except BadInput:
         lines = {}
-    if entry is None or entry.layout != "project" or str(canonicalize_name(name)) not in lines:
+    if (
+        entry is None
+        or entry.layout is not Layout.PROJECT
+        or str(canonicalize_name(name)) not in lines
+    ):
         if entry is None:
             remove_archive(project.root, name)
         return None
@@ -400,7 +404,7 @@ def wire_all(project: Project) -> list[str]:
 
     out = []
     for entry in project.load_lock():
-        if entry.layout != "project":
+        if entry.layout is not Layout.PROJECT:
             continue
         apply_wiring(
             project, plan_wire(project, entry.name, entry.path, archive=archive_for(entry))

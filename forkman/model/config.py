@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 from ..core.errors import BadInput, ConfigError
 from ..core.fs import atomic_write_text
 from ..core.paths import config_dirs, confine_config
+from .lock import Layout as Layout
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple/"
 
@@ -50,15 +51,6 @@ class DistPreference(enum.Enum):
 
     SDIST = "sdist"
     WHEEL = "wheel"
-
-
-class Layout(enum.Enum):
-    """How a fork is wired into the consumer (see docs/wiring.md)."""
-
-    PROJECT = "project"
-    """The fork's whole project tree under the vendor directory, installed by path."""
-    NAMESPACE = "namespace"
-    """Importable packages vendored privately, imports rewritten."""
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ tables it does not know.
 from __future__ import annotations
 
 import datetime as _dt
+import enum
 import json
 import re
 import tomllib
@@ -25,6 +26,15 @@ from ..core.paths import confined_relpath, overlaps
 LOCK_VERSION = 1
 LOCK_NAME = "forkman.lock"
 _HEADER = "This file is written by forkman. Do not edit it by hand: see `forkman --help`."
+
+
+class Layout(enum.StrEnum):
+    """How a fork is wired into the consumer (see docs/wiring.md)."""
+
+    PROJECT = "project"
+    """The fork's whole project tree under the vendor directory, installed by path."""
+    NAMESPACE = "namespace"
+    """Importable packages vendored privately, imports rewritten."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +106,7 @@ class LockEntry:
     """When the upstream release was fetched (UTC, RFC 3339)."""
     patches: tuple[PatchRecord, ...] = ()
     """The patch series, in order."""
-    layout: str = "project"
+    layout: Layout = Layout.PROJECT
     """How the fork is wired into the project (`project` or `namespace`)."""
     sections: Mapping[str, Any] = field(default_factory=dict)
     """Results added by subsystems: ``provenance``, ``audit``, ``test``, ``review``, ..."""
@@ -260,9 +270,10 @@ def lock_from_data(data: Mapping[str, Any], *, origin: str = LOCK_NAME) -> Lock:
                     fixes=tuple(fixes),
                 )
             )
-        layout = table.get("layout", "project")
-        if layout not in ("project", "namespace"):
-            raise LockError(f"{where}: unknown layout {layout!r}")
+        raw_layout = table.get("layout", "project")
+        if raw_layout not in ("project", "namespace"):
+            raise LockError(f"{where}: unknown layout {raw_layout!r}")
+        layout = Layout(raw_layout)
         _check_name(name, where)
         path = _need(table, "path", where)
         if path != confined_relpath(path, f"{where} path", error=LockError):
@@ -302,7 +313,7 @@ def _check_name(name: str, where: str) -> None:
         )
 
 
-def _check_sections(sections: Mapping[str, Any], layout: str, where: str) -> None:
+def _check_sections(sections: Mapping[str, Any], layout: Layout, where: str) -> None:
     """Every subsystem table is one forkman knows, and fits the fork's layout."""
     for key, value in sections.items():
         if key not in SECTIONS:
@@ -314,11 +325,11 @@ def _check_sections(sections: Mapping[str, Any], layout: str, where: str) -> Non
         if not isinstance(value, Mapping):
             raise LockError(f"{where}: {key} must be a table")
     ns = sections.get("namespace")
-    if layout != "namespace":
+    if layout is not Layout.NAMESPACE:
         if ns is not None:
             raise LockError(
                 f"{where}: a [namespace] table belongs to the namespace layout, "
-                f"not to a {layout!r} fork",
+                f"not to a {layout.value!r} fork",
                 hint="forkman.lock is written by forkman only: restore it with "
                 "`git checkout -- forkman.lock`",
             )
@@ -342,14 +353,14 @@ def _check_overlaps(forks: Mapping[str, LockEntry], origin: str) -> None:
         for b in entries[i + 1 :]:
             if not overlaps(a.path, b.path):
                 continue
-            shared = a.path == b.path and a.layout == b.layout == "namespace"
+            shared = a.path == b.path and a.layout is b.layout is Layout.NAMESPACE
             if not shared:
                 raise LockError(
                     f"{origin}: forks {a.name} ({a.path}) and {b.name} ({b.path}) "
                     "overlap: each fork has a tree of its own",
                     hint="restore the lock with `git checkout -- forkman.lock`",
                 )
-        if a.layout == "namespace":
+        if a.layout is Layout.NAMESPACE:
             for member in a.sections["namespace"]["members"]:
                 key = f"{a.path}/{member}"
                 if key in owners:
@@ -452,7 +463,7 @@ def dump_lock(lock: Lock) -> str:
             {
                 "version": entry.version,
                 "path": entry.path,
-                "layout": entry.layout,
+                "layout": entry.layout.value,
                 "fetched": entry.fetched,
                 "upstream-tree": entry.upstream_tree,
                 "vendored-tree": entry.vendored_tree,

@@ -20,7 +20,7 @@ from typing import Any
 from ..core.errors import BadInput
 from ..core.observer import NullObserver, Observer
 from ..layouts.wiring import refresh_archive
-from ..model.lock import LockEntry, PatchRecord, Source, _parse_source, _source_table
+from ..model.lock import Layout, LockEntry, PatchRecord, Source, _parse_source, _source_table
 from ..model.project import Project
 from ..series.conflicts import has_markers, label_markers
 from ..series.patchfile import PatchHeader, today
@@ -298,7 +298,7 @@ def carry(
         name=entry.name,
     )
     fault_point(f"{operation}-rebased")
-    namespace = entry.layout == "namespace"
+    namespace = entry.layout is Layout.NAMESPACE
     with ForkTransaction(
         project, entry.name, operation, namespace=namespace, archive=refresh_archive
     ) as txn:

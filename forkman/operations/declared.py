@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from packaging.utils import canonicalize_name
 
 from ..core.observer import NullObserver, Observer
+from ..model.lock import Layout
 from ..model.project import Project
 from .upstream import is_git_spec
 from .vendor import layout_for
@@ -70,7 +71,7 @@ def expected_modules(
     wanted = [
         d
         for d in declared
-        if not is_git_spec(d.spec) and layout_for(project, d.name, d.layout) == "namespace"
+        if not is_git_spec(d.spec) and layout_for(project, d.name, d.layout) is Layout.NAMESPACE
     ]
     if not wanted:
         return []

@@ -36,7 +36,7 @@ from ..core.errors import BadInput
 from ..core.fs import file_sha256
 from ..layouts.dist import pack, read_record
 from ..layouts.wiring import REQUIREMENTS_FILE, _read_lines, archive_for
-from ..model.lock import LockEntry
+from ..model.lock import Layout, LockEntry
 from ..model.project import Project
 from .consumer import wiring_enabled
 
@@ -313,7 +313,7 @@ def _direct_url(raw: object) -> tuple[str, str | None] | None:
 
 def doctor(project: Project, *, python: str | None = None) -> DoctorReport:
     """Check that the wiring, uv.lock and (with `python`) an environment use every fork."""
-    entries = [e for e in project.load_lock() if e.layout == "project"]
+    entries = [e for e in project.load_lock() if e.layout is Layout.PROJECT]
     problems: list[Problem] = []
     notes: list[str] = []
     data = tomllib.loads(project.pyproject.read_text(encoding="utf-8"))

@@ -29,7 +29,7 @@ from ..model.config import (
     remove_fork_table,
     render_pyproject_edit,
 )
-from ..model.lock import LockEntry
+from ..model.lock import Layout, LockEntry
 from ..model.project import Project
 from ..store.history import ForkHistory
 from ..store.treehash import hash_manifest, scan_tree
@@ -91,8 +91,8 @@ def fork(
             f"{project.relpath(dest)} already exists and is not a fork in forkman.lock",
             hint="move it away, or pass --name to fork under another name",
         )
-    layout = layout_for(project, fork_name, layout)
-    if layout == "namespace":
+    chosen = layout_for(project, fork_name, layout)
+    if chosen is Layout.NAMESPACE:
         from ..layouts.transform import check_destination
         from ..model.vendoring import vendoring_config
 
@@ -130,7 +130,7 @@ def fork(
             project,
             fetched,
             staging,
-            layout=layout,
+            layout=chosen,
             other_modules=other_modules,
             observer=observer,
         )
@@ -151,12 +151,16 @@ def fork(
             upstream_tree=upstream_tree,
             vendored_tree=vendored_tree,
             fetched=now_utc(),
-            layout=layout,
+            layout=chosen,
             sections={**fetched.sections, **vendored.sections},
         )
         pyproject_text = _constraint_edit(project, fork_name, spec)
         with ForkTransaction(
-            project, fork_name, "fork", namespace=layout == "namespace", archive=refresh_archive
+            project,
+            fork_name,
+            "fork",
+            namespace=chosen is Layout.NAMESPACE,
+            archive=refresh_archive,
         ) as txn:
             txn.replace_path(project.fork_git_dir(fork_name), history_dir)
             fault_point("fork-history")
@@ -189,7 +193,7 @@ def fork(
             fault_point("fork-tree")
             if pyproject_text is not None:
                 txn.write_file(project.pyproject, pyproject_text.encode())
-            if layout == "project" and wiring_enabled(project):
+            if chosen is Layout.PROJECT and wiring_enabled(project):
                 from ..layouts.wiring import archive_for, plan_wire
 
                 write_wiring(
@@ -202,7 +206,7 @@ def fork(
             observer.warning(txn.archive_problem)
         save_manifest(project.state_dir, fork_name, vendored_manifest)
         keep_ignored(project, entry, vendored_manifest, observer)
-        if layout == "namespace":
+        if chosen is Layout.NAMESPACE:
             from ..layouts.transform import unrewritten_warning
 
             warning = unrewritten_warning(fork_name, entry.sections)
@@ -245,7 +249,7 @@ def unfork(project: Project, name: str, *, observer: Observer = NullObserver()) 
         observer.warning(line)
     entry = require_fork(project, name)
     with ForkTransaction(
-        project, name, "unfork", namespace=entry.layout == "namespace", archive=refresh_archive
+        project, name, "unfork", namespace=entry.layout is Layout.NAMESPACE, archive=refresh_archive
     ) as txn:
         ns = entry.sections.get("namespace")
         if isinstance(ns, Mapping):

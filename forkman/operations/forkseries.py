@@ -27,7 +27,7 @@ from ..gate.check import (
     scan_fork,
 )
 from ..layouts.wiring import refresh_archive
-from ..model.lock import LockEntry
+from ..model.lock import Layout, LockEntry
 from ..model.project import Project
 from ..series.patchfile import PatchHeader
 from ..series.store import BuiltSeries, SeriesItem, load_headers, series_commits, stage_series
@@ -189,7 +189,7 @@ def prepare(project: Project, name: str, doing: str) -> tuple[LockEntry, ForkHis
 
 def shared(entry: LockEntry) -> bool:
     """Whether the fork's transactions take the namespace mutex (its folder is shared)."""
-    return entry.layout == "namespace"
+    return entry.layout is Layout.NAMESPACE
 
 
 def write_series(

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..core.errors import BadInput, IntegrityError
 from ..core.observer import NullObserver, Observer
 from ..gate.check import other_modules_of
-from ..model.lock import LockEntry
+from ..model.lock import Layout, LockEntry
 from ..model.project import Project
 from ..series.apply import apply_patch_file
 from ..series.patchfile import applies_before_rewrite, parse_patch, today
@@ -46,7 +46,7 @@ class _BeforeRewrite:
         work: Path,
         observer: Observer,
     ) -> None:
-        if entry.layout != "namespace":
+        if entry.layout is not Layout.NAMESPACE:
             raise BadInput(
                 f"{entry.name} uses the {entry.layout} layout: forkman rewrites no imports in it",
                 hint="import the patch as it is (without --before-rewrite)",
@@ -78,7 +78,7 @@ class _BeforeRewrite:
             self.project,
             self.fetched,
             out,
-            layout="namespace",
+            layout=Layout.NAMESPACE,
             other_modules=self.others,
             observer=self.observer,
             before_rewrite=apply,

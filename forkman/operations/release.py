@@ -22,7 +22,7 @@ from packaging.version import InvalidVersion, Version
 from ..core.errors import BadInput, NotFound
 from ..core.observer import NullObserver, Observer
 from ..model.config import DistPreference
-from ..model.lock import GitSource, IndexSource, LockEntry
+from ..model.lock import GitSource, IndexSource, Layout, LockEntry
 from ..model.project import Project
 from ..store.history import ForkHistory
 from ..store.treehash import hash_manifest, scan_tree
@@ -221,11 +221,11 @@ def vendor_release(
     modules as they are now), committed on top of the upstream commit, and its
     ``namespace`` lock section.
     """
-    if entry.layout != "namespace":
+    if entry.layout is not Layout.NAMESPACE:
         return upstream_commit, {}
     _owners, others = namespace_owners(project, entry.name)
     vendored = build_vendored(
-        project, fetched, staging, layout="namespace", other_modules=others, observer=observer
+        project, fetched, staging, layout=Layout.NAMESPACE, other_modules=others, observer=observer
     )
     tree = history.snapshot(vendored.tree)
     base = history.commit(tree, [upstream_commit], f"Vendor {fetched.version}\n")

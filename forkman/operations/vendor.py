@@ -12,7 +12,7 @@ from typing import Any
 
 from ..core.errors import BadInput
 from ..core.observer import NullObserver, Observer
-from ..model.lock import IndexSource, Lock
+from ..model.lock import IndexSource, Layout, Lock
 from ..model.project import Project, cache_root
 from .upstream import FetchedUpstream
 
@@ -29,7 +29,7 @@ class VendoredTree:
     """Lock sections describing the transformation (``namespace``)."""
 
 
-def layout_for(project: Project, name: str, requested: str | None = None) -> str:
+def layout_for(project: Project, name: str, requested: str | None = None) -> Layout:
     """The layout of fork `name`: asked for, configured per fork, or the project's default.
 
     A project with ``[tool.forkman.vendoring] namespace`` vendors privately
@@ -38,7 +38,9 @@ def layout_for(project: Project, name: str, requested: str | None = None) -> str
     return layout_and_reason(project, name, requested)[0]
 
 
-def layout_and_reason(project: Project, name: str, requested: str | None = None) -> tuple[str, str]:
+def layout_and_reason(
+    project: Project, name: str, requested: str | None = None
+) -> tuple[Layout, str]:
     """The layout of fork `name` (see :func:`layout_for`) and why it is that one."""
     layout = requested
     why = "asked for with --layout"
@@ -58,7 +60,7 @@ def layout_and_reason(project: Project, name: str, requested: str | None = None)
             why = "the default"
     if layout not in ("project", "namespace"):
         raise BadInput(f"unknown layout {layout!r} for {name}", hint="use project or namespace")
-    return str(layout), why
+    return Layout(layout), why
 
 
 def build_vendored(
@@ -66,7 +68,7 @@ def build_vendored(
     fetched: FetchedUpstream,
     staging: Path,
     *,
-    layout: str = "project",
+    layout: Layout = Layout.PROJECT,
     other_modules: Sequence[str] = (),
     observer: Observer = NullObserver(),
     before_rewrite: Callable[[Path], None] | None = None,
@@ -80,7 +82,7 @@ def build_vendored(
     `before_rewrite` (namespace layout) changes the tree after the drops and
     before the imports are rewritten (see :func:`forkman.layouts.transform.transform_tree`).
     """
-    if layout == "project":
+    if layout is Layout.PROJECT:
         return VendoredTree(fetched.tree)
     from ..layouts.transform import TransformCache, transform_tree
     from ..sources.index import fetch_release

@@ -22,6 +22,7 @@ from ..actors import ForkReply, OperationArgs, OperationResult
 from ..actors.interface import Reply
 from ..core.errors import BadInput, ForkmanError
 from ..core.observer import BatchObserver, NullObserver, Observer
+from ..model.lock import Layout
 from ..model.project import Project
 from .declared import declared_forks, expected_modules
 from .forks import is_exact_pin, require_fork
@@ -189,7 +190,7 @@ def adopt_declared(runner: Runner, only: Sequence[str] | None = None) -> Adoptio
             spec=d.spec,
             layout=d.layout,
             # a migrated namespace's tree was written by the tool forkman takes over from
-            adopt=layout_for(project, d.name, d.layout) == "namespace",
+            adopt=layout_for(project, d.name, d.layout) is Layout.NAMESPACE,
             expect_modules=tuple(expect),
         )
         for d in declared

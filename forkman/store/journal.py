@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import SecurityError
-from ..model.lock import load_lock
+from ..model.lock import Layout, load_lock
 from ..model.project import REQUIREMENTS_FILE, Project
 
 ABSENT = "absent"
@@ -84,7 +84,7 @@ def _allowed_targets(project: Project, fork: str) -> tuple[set[str], set[str]]:
     except Exception:  # a damaged lock names no path
         entry = None
     if entry is not None and _normal(entry.path) is not None:
-        if entry.layout == "namespace":
+        if entry.layout is Layout.NAMESPACE:
             children.add(entry.path)
         else:
             exact.add(entry.path)

@@ -51,7 +51,7 @@ from typing import Any
 from ..core.errors import Busy
 from ..core.fs import atomic_write_bytes, fsync_dir
 from ..core.mutex import FileMutex
-from ..model.lock import Lock, LockEntry, load_lock, write_lock
+from ..model.lock import Layout, Lock, LockEntry, load_lock, write_lock
 from ..model.project import Project
 from .journal import JournalError, load_journal, read_journal
 from .recovery import (
@@ -195,7 +195,7 @@ class ForkTransaction:
         namespace = self.namespace
         if namespace is None:
             entry = load_lock(self.project.lock_path).get(self.fork)
-            namespace = entry is not None and entry.layout == "namespace"
+            namespace = entry is not None and entry.layout is Layout.NAMESPACE
         if namespace:
             self._namespace_mutex = FileMutex(
                 self.project.state_dir / "namespace.mutex", local=_NAMESPACE_MUTEX

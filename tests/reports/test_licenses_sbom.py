@@ -10,7 +10,15 @@ from click.testing import CliRunner
 
 from forkman.cli import cli
 from forkman.layouts.transform import transform_tree
-from forkman.model.lock import GitSource, IndexSource, Lock, LockEntry, PatchRecord, write_lock
+from forkman.model.lock import (
+    GitSource,
+    IndexSource,
+    Layout,
+    Lock,
+    LockEntry,
+    PatchRecord,
+    write_lock,
+)
 from forkman.model.project import Project
 from forkman.reports.licenses import (
     LicenseOrigin,
@@ -174,7 +182,7 @@ def make_project(root: Path, *, deny: list[str] | None = None) -> Project:
             "sha256:" + "0" * 64,
             "sha256:" + "1" * 64,
             "2026-01-01T00:00:00Z",
-            layout="namespace",
+            layout=Layout.NAMESPACE,
             sections={"namespace": record},
         )
     )
