@@ -20,7 +20,7 @@ commit           vendored tree, refreshed patch files, history refs and lock,
                  in one transaction -- or, on a conflict, a pause until
                  continue_sync or abort_sync (:mod:`forkman.operations.carry`).
 
-:func:`sync_fork` and :func:`sync_all` run the chain.
+:func:`sync_fork` runs the chain.
 :func:`~forkman.operations.revendor.revendor_fork` runs its second half for a
 namespace fork whose release stays but whose namespace changed (another
 namespace fork was added or removed, so the imports to rewrite are not the
@@ -35,7 +35,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import BadInput, Blocked, ForkmanError
+from ..core.errors import BadInput, Blocked
 from ..core.observer import NullObserver, Observer
 from ..model.lock import GitSource, LockEntry
 from ..model.project import Project
@@ -279,42 +279,3 @@ def sync_fork(
         return replace(result, delta=delta)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def sync_all(
-    project: Project,
-    *,
-    to: str | None = None,
-    yes: bool = False,
-    dry_run: bool = False,
-    confirm: Confirm | None = None,
-    accept_publisher_change: bool = False,
-    accept_risk: bool = False,
-    observer: Observer = NullObserver(),
-) -> list[SyncResult]:
-    """Sync every fork in the lock, one result each.
-
-    A conflict pauses only its own fork; an error (a dirty tree, an index that
-    cannot be reached, a release that needs confirmation) is that fork's
-    ``FAILED`` result, and the other forks go on.
-    """
-    if to is not None:
-        raise BadInput("--to names one release of one fork", hint="forkman sync NAME --to VERSION")
-    results = []
-    for entry in project.load_lock():
-        try:
-            result = sync_fork(
-                project,
-                entry.name,
-                yes=yes,
-                dry_run=dry_run,
-                confirm=confirm,
-                accept_publisher_change=accept_publisher_change,
-                accept_risk=accept_risk,
-                observer=observer,
-            )
-        except ForkmanError as exc:
-            text = exc.message + (f" ({exc.hint})" if exc.hint else "")
-            result = SyncResult(entry.name, SyncOutcome.FAILED, entry.version, message=text)
-        results.append(result)
-    return results

@@ -29,7 +29,7 @@ class SyncOutcome(enum.Enum):
     ABORTED = "aborted"
     """A paused sync was undone."""
     FAILED = "failed"
-    """An error stopped this fork's sync (``sync_all`` goes on with the others)."""
+    """An error stopped this fork's sync (a sync of several forks goes on with the others)."""
 
 
 @dataclass(frozen=True)
