@@ -36,6 +36,8 @@ from ._store import AgentStore
 GUEST_MODULE = "forkman.agent._guest"
 """Imported once by the warm fork server."""
 RUN_MODULE = "forkman.agent._run"
+_PACKAGE = Path(__file__).resolve().parent.parent
+"""The ``forkman`` package the guest imports (``RUN_MODULE``), shown read-only."""
 """Run as ``__main__`` in each sandboxed child: calls the guest's ``main``."""
 MAX_CALLS = 500
 """API calls one execution may make."""
@@ -200,7 +202,9 @@ class Executor:
             self.project.core.config,
             timeout=self.timeout,
             writable=(scratch,),
-            readonly=(*SandboxPolicy().readonly, self.root),
+            # forkman's own package: an editable install may live where the sandbox
+            # shows nothing of the host (under /tmp or a home directory)
+            readonly=(*SandboxPolicy().readonly, self.root, _PACKAGE),
             loopback=False,
             output_limit=max(self.log_chars * 4, 65536),
         )
