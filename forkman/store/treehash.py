@@ -36,6 +36,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.fs import file_sha256
+
 _CHUNK = 1 << 20
 _RACY_SECONDS = 2.0
 _CACHE_FORMAT = 2
@@ -67,12 +69,8 @@ Manifest = dict[str, TreeEntry]
 
 
 def file_digest(path: Path | str) -> str:
-    """The sha256 hex digest of a file's content."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+    """The sha256 hex digest of a file's content (:func:`forkman.core.fs.file_sha256`)."""
+    return file_sha256(Path(path))
 
 
 def bytes_digest(data: bytes) -> str:
