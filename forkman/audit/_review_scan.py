@@ -12,6 +12,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from ..core.pysource import parse_source
 from ._review_rules import Hit
 from ._settings import Severity
 
@@ -300,8 +301,8 @@ def _looks_encoded(value: str) -> bool:
 
 def _scan_python(text: str) -> list[Hit]:
     try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
+        tree = parse_source(text)
+    except SyntaxError:
         return _scan_text(text, python=True)
     scanner = _PyScanner()
     scanner.visit(tree)

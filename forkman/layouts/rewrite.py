@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from typing import assert_never
 
 from ..core.errors import ForkmanError
+from ..core.pysource import parse_source
 from ..model.vendoring import NAMESPACE_HINT, namespace_problem
 from ..model.vendoring import RewriteMode as RewriteMode
 from ..model.vendoring import Substitution as Substitution
@@ -159,7 +160,7 @@ def _syntax_rewrite(
     work: bytes, text: str, modules: frozenset[str], namespace: str, filename: str
 ) -> tuple[bytes, int]:
     try:
-        tree = ast.parse(text, filename=filename)
+        tree = parse_source(text, filename=filename)
     except SyntaxError as exc:
         raise RewriteError(
             f"{filename}:{exc.lineno or 0}: cannot rewrite imports: {exc.msg}",

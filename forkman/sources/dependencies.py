@@ -39,6 +39,8 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from ..core.pysource import parse_source
+
 __all__ = [
     "DEPENDENCY_FILES",
     "Dependency",
@@ -212,8 +214,8 @@ _SETUP_PY_KINDS = {"install_requires": DependencyKind.RUN, "setup_requires": Dep
 
 def _setup_py(text: str) -> tuple[list[Dependency], set[str]]:
     try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
+        tree = parse_source(text)
+    except SyntaxError:
         return [], set()
     out: list[Dependency] = []
     own: set[str] = set()

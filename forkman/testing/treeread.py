@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..core.pysource import parse_source
+
 MAX_FILE_BYTES = 1 << 20
 """Files larger than this are not read."""
 _MAX_NAME_DEPTH = 20
@@ -163,7 +165,7 @@ class TreeReader:
         if text is None:
             return None
         try:
-            return ast.parse(text, filename=filename)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return parse_source(text, filename=filename)
+        except SyntaxError:
             self.note(f"{filename}: cannot be parsed; not read")
             return None
